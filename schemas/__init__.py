@@ -1,0 +1,1 @@
+"""The Avro contract (``avro/*.avsc``), shipped inside the distribution as package data."""

@@ -1,0 +1,80 @@
+"""``signalbox``: one entry point for the four services and the operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from signalbox.common.settings import Settings, SettingsError
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from signalbox.common.topics import apply, catalogue, wait_for_broker
+
+    specs = catalogue(settings)
+    if args.action == "list":
+        for spec in specs.values():
+            config = ",".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
+            print(f"{spec.name}\tpartitions={spec.partitions}\trf={spec.replication_factor}"
+                  f"\t{config}\t# {spec.doc}")
+        return 0
+    wait_for_broker(settings.kafka.bootstrap_servers)
+    created = apply(settings.kafka.bootstrap_servers, specs.values())
+    print(f"{len(specs)} topics in the catalogue; created {len(created)}: "
+          f"{', '.join(created) or '-'}")
+    return 0
+
+
+def _service(name: str) -> int:
+    import importlib
+
+    settings = Settings.from_env()
+    module = importlib.import_module(f"signalbox.{name}.main")
+    module.main(settings)
+    return 0
+
+
+def _smtp_capture(args: argparse.Namespace) -> int:
+    from signalbox.dispatcher.capture import run_capture_server
+
+    run_capture_server(args.host, args.port, args.maildir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="signalbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in (
+        ("ingest", "HTTP API: JSON events in, Avro on Kafka out"),
+        ("evaluator", "Faust worker: per-customer state and automations"),
+        ("dispatcher", "carries out action commands (email, ...)"),
+        ("scheduler", "emits tick events that drive time-based triggers"),
+    ):
+        sub.add_parser(name, help=help_)
+    topics = sub.add_parser("topics", help="the topic catalogue")
+    topics.add_argument("action", choices=("apply", "list"))
+    capture = sub.add_parser(
+        "smtp-capture", help="development SMTP server that stores every message it receives"
+    )
+    capture.add_argument("--host", default="127.0.0.1")
+    capture.add_argument("--port", type=int, default=2525)
+    capture.add_argument("--maildir", default=".run/mail")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "topics":
+            return _topics(Settings.from_env(), args)
+        if args.command == "smtp-capture":
+            return _smtp_capture(args)
+        return _service(args.command)
+    except SettingsError as exc:
+        print(f"signalbox: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""One frozen settings object, read once from the environment.
+
+Every default works on a fresh machine with ``make run`` (broker on
+127.0.0.1:9092, SMTP capture on 127.0.0.1:2525). A malformed value fails at
+start-up with the variable's name and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A variable in the environment has a value signalbox cannot use."""
+
+
+class _Env:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def str(self, name: str, default: str) -> str:
+        return self._env.get(name, default).strip() or default
+
+    def int(self, name: str, default: int, minimum: int | None = None) -> int:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
+        return value
+
+    def float(self, name: str, default: float, minimum: float = 0.0) -> float:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+        if value < minimum:
+            raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in choices:
+            raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def pairs(self, name: str, default: str) -> dict[str, str]:
+        """``a=x,b=y`` → ``{"a": "x", "b": "y"}``."""
+        out: dict[str, str] = {}
+        for item in filter(None, (p.strip() for p in self.str(name, default).split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise SettingsError(f"{name}: expected name=value pairs, got {item!r}")
+            out[key.strip()] = value.strip()
+        return out
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    partitions: int = 4
+    replication_factor: int = 1
+
+    def topic(self, logical: str) -> str:
+        """The physical name of a catalogue topic (``SIGNALBOX_TOPIC_PREFIX`` + name)."""
+        return f"{self.topic_prefix}{logical}"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 2525
+    username: str = ""
+    password: str = field(default="", repr=False)
+    tls: str = "none"  # none | starttls | implicit
+    sender: str = "signalbox <noreply@signalbox.local>"
+    timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = KafkaSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    log_level: str = "info"
+    log_format: str = "json"
+    instance_id: str = "local"
+    bind_host: str = "127.0.0.1"
+    ingest_port: int = 8080
+    ingest_max_body_bytes: int = 1_048_576
+    ingest_max_batch: int = 500
+    evaluator_port: int = 8081
+    evaluator_store: str = "memory://"
+    evaluator_data_dir: str = ".run/evaluator"
+    automations_file: str = ""
+    teams: Mapping[str, str] = field(default_factory=dict)
+    dispatcher_port: int = 8082
+    templates_dir: str = ""
+    scheduler_port: int = 8083
+    tick_interval_s: float = 60.0
+
+    @property
+    def evaluator_app_id(self) -> str:
+        return self.kafka.topic("signalbox-evaluator")
+
+    @property
+    def dispatcher_group_id(self) -> str:
+        return self.kafka.topic("signalbox-dispatcher")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        e = _Env(os.environ if environ is None else environ)
+        kafka = KafkaSettings(
+            bootstrap_servers=e.str("KAFKA_BOOTSTRAP_SERVERS", KafkaSettings.bootstrap_servers),
+            topic_prefix=e.str("SIGNALBOX_TOPIC_PREFIX", ""),
+            partitions=e.int("SIGNALBOX_PARTITIONS", KafkaSettings.partitions, minimum=1),
+            replication_factor=e.int("SIGNALBOX_REPLICATION_FACTOR", 1, minimum=1),
+        )
+        smtp = SmtpSettings(
+            host=e.str("SMTP_HOST", SmtpSettings.host),
+            port=e.int("SMTP_PORT", SmtpSettings.port, minimum=1),
+            username=e.str("SMTP_USERNAME", ""),
+            password=e.str("SMTP_PASSWORD", ""),
+            tls=e.choice("SMTP_TLS", "none", ("none", "starttls", "implicit")),
+            sender=e.str("SMTP_FROM", SmtpSettings.sender),
+            timeout_s=e.float("SMTP_TIMEOUT_SECONDS", SmtpSettings.timeout_s, minimum=0.1),
+        )
+        return cls(
+            kafka=kafka,
+            smtp=smtp,
+            log_level=e.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            log_format=e.choice("LOG_FORMAT", "json", ("json", "console")),
+            instance_id=e.str("SIGNALBOX_INSTANCE_ID", socket.gethostname()),
+            bind_host=e.str("SIGNALBOX_BIND_HOST", cls.bind_host),
+            ingest_port=e.int("INGEST_PORT", cls.ingest_port, minimum=0),
+            ingest_max_body_bytes=e.int("INGEST_MAX_BODY_BYTES", cls.ingest_max_body_bytes, 1),
+            ingest_max_batch=e.int("INGEST_MAX_BATCH", cls.ingest_max_batch, minimum=1),
+            evaluator_port=e.int("EVALUATOR_PORT", cls.evaluator_port, minimum=0),
+            evaluator_store=e.str("EVALUATOR_STORE", cls.evaluator_store),
+            evaluator_data_dir=str(Path(e.str("EVALUATOR_DATA_DIR", cls.evaluator_data_dir))),
+            automations_file=e.str("SIGNALBOX_AUTOMATIONS_FILE", ""),
+            teams=e.pairs("SIGNALBOX_TEAMS", "finance=finance@example.com"),
+            dispatcher_port=e.int("DISPATCHER_PORT", cls.dispatcher_port, minimum=0),
+            templates_dir=e.str("SIGNALBOX_TEMPLATES_DIR", ""),
+            scheduler_port=e.int("SCHEDULER_PORT", cls.scheduler_port, minimum=0),
+            tick_interval_s=e.float("TICK_INTERVAL_SECONDS", cls.tick_interval_s, minimum=0.01),
+        )

@@ -1,0 +1,141 @@
+"""The topic catalogue, and applying it to a cluster idempotently.
+
+Nothing relies on broker auto-creation: every topic signalbox reads or writes
+is declared here with its partition count and cleanup policy. Topics keyed by
+customer id share one partition count so a customer's events, ticks, state and
+commands stay on the same partition number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from signalbox.common.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+DAY_MS = 86_400_000
+
+EVENTS_BILLING = "events.billing"
+EVENTS_USAGE = "events.usage"
+EVENTS_DLQ = "events.dlq"
+TICKS = "ticks"
+AUTOMATIONS = "automations"
+ACTIONS_COMMANDS = "actions.commands"
+ACTIONS_RESULTS = "actions.results"
+ACTIONS_LEDGER = "actions.ledger"
+ACTIONS_DLQ = "actions.dlq"
+CUSTOMER_STATE_TABLE = "customer-state"
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic differs from the catalogue in a way that breaks keying."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str] = field(default_factory=dict)
+    doc: str = ""
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """Faust's changelog name for a table of the evaluator app."""
+    return f"{settings.evaluator_app_id}-{table}-changelog"
+
+
+def catalogue(settings: Settings) -> dict[str, TopicSpec]:
+    """Every topic, by physical name."""
+    k = settings.kafka
+    p, rf = k.partitions, k.replication_factor
+    delete = {"cleanup.policy": "delete"}
+    compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+
+    def spec(logical: str, parts: int, config: Mapping[str, str], doc: str) -> TopicSpec:
+        return TopicSpec(k.topic(logical), parts, rf, dict(config), doc)
+
+    specs = [
+        spec(EVENTS_BILLING, p, {**delete, "retention.ms": str(7 * DAY_MS)},
+             "billing events (Event), keyed by customer"),
+        spec(EVENTS_USAGE, p, {**delete, "retention.ms": str(7 * DAY_MS)},
+             "product usage events (Event), keyed by customer"),
+        spec(TICKS, p, {**delete, "retention.ms": str(DAY_MS)},
+             "scheduler ticks (Tick), one per partition per interval"),
+        spec(EVENTS_DLQ, p, {**delete, "retention.ms": str(30 * DAY_MS)},
+             "input records the evaluator could not read (DeadLetter)"),
+        spec(AUTOMATIONS, 1, compact, "automation definitions, keyed by automation id"),
+        spec(ACTIONS_COMMANDS, p, {**delete, "retention.ms": str(7 * DAY_MS)},
+             "commands for the dispatcher (ActionCommand), keyed by customer"),
+        spec(ACTIONS_RESULTS, p, {**delete, "retention.ms": str(30 * DAY_MS)},
+             "one terminal outcome per command (ActionResult), keyed by customer"),
+        spec(ACTIONS_LEDGER, p, compact,
+             "dispatcher outcome ledger (LedgerEntry), keyed by command id, "
+             "on the command's partition"),
+        spec(ACTIONS_DLQ, p, {**delete, "retention.ms": str(30 * DAY_MS)},
+             "commands that could not be carried out (DeadLetter)"),
+        TopicSpec(changelog_topic(settings, CUSTOMER_STATE_TABLE), p, rf, compact,
+                  "evaluator per-customer state (CustomerState), Faust changelog"),
+        TopicSpec(f"{settings.evaluator_app_id}-__assignor-__leader", 1, rf, delete,
+                  "Faust leader election"),
+    ]
+    return {s.name: s for s in specs}
+
+
+def apply(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+    """Create missing topics; verify partition counts of existing ones. Returns created names.
+
+    A partition count different from the catalogue is an error, never "fixed":
+    adding partitions to a keyed topic moves customers between partitions.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    wanted = {s.name: s for s in specs}
+    existing = admin.list_topics(timeout=timeout_s).topics
+    mismatched = [
+        f"{name}: has {len(existing[name].partitions)} partitions, catalogue says {s.partitions}"
+        for name, s in wanted.items()
+        if name in existing and len(existing[name].partitions) != s.partitions
+    ]
+    if mismatched:
+        raise TopicMismatch("; ".join(mismatched))
+    missing = [s for name, s in wanted.items() if name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(s.name, s.partitions, s.replication_factor, config=dict(s.config))
+         for s in missing],
+        request_timeout=timeout_s,
+    )
+    created = []
+    for name, fut in futures.items():
+        try:
+            fut.result()
+            created.append(name)
+            log.info("topic_created", topic=name, partitions=wanted[name].partitions)
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent apply won
+                raise
+    return created
+
+
+def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
+    """Block until the cluster answers a metadata request, or raise TimeoutError."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=5)
+            return
+        except KafkaException as exc:
+            last = exc
+            time.sleep(0.5)
+    raise TimeoutError(f"Kafka at {bootstrap_servers} did not answer in {timeout_s}s: {last}")

@@ -1,0 +1,1 @@
+"""The evaluator: a Faust shell around the pure engine in :mod:`signalbox.evaluator.engine`."""

@@ -1,0 +1,15 @@
+"""Prometheus metrics of the evaluator."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+INPUTS = Counter("signalbox_evaluator_inputs_total", "Inputs processed", ["kind", "type"])
+DUPLICATES = Counter("signalbox_evaluator_duplicate_events_total",
+                     "Redelivered events that changed nothing")
+COMMANDS = Counter("signalbox_evaluator_commands_total", "Commands emitted", ["automation"])
+DEAD_LETTERS = Counter("signalbox_evaluator_dead_letters_total",
+                       "Inputs sent to the dead-letter topic", ["topic", "error"])
+LATENCY = Histogram("signalbox_evaluator_process_seconds", "Time to process one input",
+                    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+AUTOMATIONS = Gauge("signalbox_evaluator_automations", "Enabled automations loaded")
+TICK_AT = Gauge("signalbox_evaluator_last_tick_seconds",
+                "Time carried by the last tick seen, per partition", ["partition"])

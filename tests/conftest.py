@@ -1,0 +1,74 @@
+"""Shared fixtures. Integration tests run against a real Kafka broker:
+
+* ``KAFKA_BOOTSTRAP_SERVERS`` set: that cluster is used as it is;
+* otherwise the project's broker (tools/kafka/kafka.sh) is started on port
+  19092 with its own data dir, and stopped at the end if this session started it;
+* ``SIGNALBOX_TEST_KAFKA=testcontainers``: a testcontainers Kafka, where a Docker
+  engine runs.
+
+Each test gets its own topic prefix, so tests never see each other's records.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from signalbox.common.settings import KafkaSettings, Settings
+from signalbox.common.topics import apply, catalogue, wait_for_broker
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_KAFKA_PORT = os.environ.get("SIGNALBOX_TEST_KAFKA_PORT", "19092")
+
+
+def _kafka_script(command: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KAFKA_PORT": TEST_KAFKA_PORT,
+           "KAFKA_HOME_DIR": str(REPO / ".run" / "kafka-test")}
+    return subprocess.run([str(REPO / "tools/kafka/kafka.sh"), command], env=env,
+                          text=True, capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        wait_for_broker(given)
+        yield given
+        return
+    if os.environ.get("SIGNALBOX_TEST_KAFKA") == "testcontainers":
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    already = _kafka_script("status").returncode == 0
+    started = _kafka_script("start")
+    if started.returncode != 0:
+        pytest.fail(f"could not start the test broker:\n{started.stderr}")
+    bootstrap = f"127.0.0.1:{TEST_KAFKA_PORT}"
+    wait_for_broker(bootstrap)
+    yield bootstrap
+    if not already and not os.environ.get("SIGNALBOX_KEEP_KAFKA"):
+        _kafka_script("stop")
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str) -> Settings:
+    """Settings for one test: its own topic prefix, topics created, free ports."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    base = Settings.from_env({})
+    s = replace(
+        base,
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix,
+                            partitions=2, replication_factor=1),
+        log_format="console",
+        tick_interval_s=1.0,
+    )
+    apply(kafka_bootstrap, catalogue(s).values())
+    return s

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka (KRaft, broker+controller) on loopback, from Maven
+# Central jars on the machine's JDK. No Docker needed.
+#
+#   tools/kafka/kafka.sh install   resolve the jars into the cache (idempotent)
+#   tools/kafka/kafka.sh start     install, format storage once, start, wait until ready
+#   tools/kafka/kafka.sh stop      SIGTERM, then SIGKILL after a grace period
+#   tools/kafka/kafka.sh status    exit 0 when running and accepting connections
+#   tools/kafka/kafka.sh logs      print the path of the broker log
+#
+# Environment (all optional):
+#   KAFKA_VERSION        pinned in pom.xml (kafka.version); must match it
+#   SIGNALBOX_CACHE      jar cache, default ~/.cache/signalbox (outside the repo)
+#   KAFKA_HOME_DIR       data, config, log and pid, default <repo>/.run/kafka
+#   KAFKA_PORT           client port, default 9092 (controller: KAFKA_PORT+1)
+#   KAFKA_HEAP           JVM heap, default 768m
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
+cache="${SIGNALBOX_CACHE:-$HOME/.cache/signalbox}"
+libs="$cache/kafka-$version/libs"
+home="${KAFKA_HOME_DIR:-$repo/.run/kafka}"
+port="${KAFKA_PORT:-9092}"
+cport="$((port + 1))"
+heap="${KAFKA_HEAP:-768m}"
+pidfile="$home/kafka.pid"
+logfile="$home/logs/server.log"
+
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+running() {
+  [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+install() {
+  if [[ -f "$libs/.complete" ]]; then return 0; fi
+  log "resolving Apache Kafka $version from Maven Central into $libs"
+  mkdir -p "$libs"
+  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$libs" >&2
+  touch "$libs/.complete"
+}
+
+java_cmd() {
+  java -Xms128m -Xmx"$heap" -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$home/config/log4j2.properties" \
+    -Dkafka.logs.dir="$home/logs" -cp "$libs/*" "$@"
+}
+
+write_config() {
+  mkdir -p "$home/config" "$home/data" "$home/logs"
+  cat > "$home/config/server.properties" <<CONF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$home/data
+# Topics are provisioned by signalbox itself (signalbox topics apply).
+auto.create.topics.enable=false
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# A single local node: do not hold the first rebalance back.
+group.initial.rebalance.delay.ms=0
+log.retention.hours=168
+log.segment.bytes=67108864
+CONF
+  cat > "$home/config/log4j2.properties" <<CONF
+status = warn
+appender.file.type = RollingFile
+appender.file.name = FILE
+appender.file.fileName = $logfile
+appender.file.filePattern = $home/logs/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 50MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+CONF
+}
+
+format_storage() {
+  if [[ -f "$home/data/meta.properties" ]]; then return 0; fi
+  local cluster_id
+  cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+  log "formatting KRaft storage (cluster $cluster_id)"
+  java_cmd kafka.tools.StorageTool format -t "$cluster_id" \
+    -c "$home/config/server.properties" >"$home/logs/format.log" 2>&1 \
+    || { cat "$home/logs/format.log" >&2; exit 1; }
+}
+
+start() {
+  if running && port_open "$port"; then
+    log "already running (pid $(cat "$pidfile")) on 127.0.0.1:$port"
+    return 0
+  fi
+  if port_open "$port"; then
+    log "port $port is taken by another process; set KAFKA_PORT"; exit 1
+  fi
+  install
+  write_config
+  format_storage
+  log "starting Apache Kafka $version on 127.0.0.1:$port (log: $logfile)"
+  nohup bash -c "$(declare -f java_cmd); home='$home' heap='$heap' libs='$libs' \
+    java_cmd kafka.Kafka '$home/config/server.properties'" \
+    >"$home/logs/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$pidfile"
+  local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-90}))
+  until port_open "$port"; do
+    if ! running; then
+      log "broker exited during start-up; last lines of $logfile:"
+      tail -n 30 "$logfile" >&2 2>/dev/null || tail -n 30 "$home/logs/stdout.log" >&2
+      exit 1
+    fi
+    if (( SECONDS > deadline )); then log "broker did not open $port in time"; exit 1; fi
+    sleep 0.5
+  done
+  log "ready on 127.0.0.1:$port"
+}
+
+stop() {
+  if ! running; then log "not running"; rm -f "$pidfile"; return 0; fi
+  local pid; pid="$(cat "$pidfile")"
+  # Signal the JVM (child of the nohup shell) and the shell itself.
+  pkill -TERM -P "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    running || break
+    sleep 0.5
+  done
+  if running; then
+    log "did not stop in 30 s; killing"
+    pkill -KILL -P "$pid" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+  log "stopped"
+}
+
+status() {
+  if running && port_open "$port"; then
+    echo "running pid=$(cat "$pidfile") bootstrap=127.0.0.1:$port version=$version"
+  else
+    echo "not running"; return 1
+  fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  logs) echo "$logfile" ;;
+  *) echo "usage: $0 {install|start|stop|status|logs}" >&2; exit 2 ;;
+esac
