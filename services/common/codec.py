@@ -100,3 +100,14 @@ class AvroCodec:
         if not isinstance(record, dict):
             raise DecodeError(f"{reader.name} did not decode to a record")
         return record
+
+
+def union_branch(value: Any, only: str) -> tuple[str, dict[str, Any]]:
+    """``(record name, record)`` of a decoded union-of-records field.
+
+    fastavro names the branch only where the union has more than one record;
+    ``only`` names it where the union (still) has a single record.
+    """
+    if isinstance(value, tuple):
+        return str(value[0]), dict(value[1])
+    return only, dict(value)

@@ -15,11 +15,11 @@ def dead_letter(
     offset: int,
     key: bytes | None,
     value: bytes | None,
-    error: BaseException | str,
+    error_type: str,
+    reason: str,
     failed_at: int | None = None,
 ) -> dict[str, Any]:
     """A ``signalbox.DeadLetter`` record for a message that could not be processed."""
-    reason = getattr(error, "reason", None) or str(error)
     return {
         "service": service,
         "source_topic": topic,
@@ -27,7 +27,7 @@ def dead_letter(
         "offset": offset,
         "key": key,
         "value": value,
-        "error_type": "Rejected" if isinstance(error, str) else type(error).__name__,
+        "error_type": error_type,
         "reason": reason,
         "failed_at": now_ms() if failed_at is None else failed_at,
     }

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
-from typing import Any
+from typing import Any, cast
 
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
@@ -62,7 +62,7 @@ def _fingerprint(parsed: Schema) -> bytes:
 
 
 def _version(raw: Schema, source: str) -> SchemaVersion:
-    parsed = parse_schema(raw, _write_hint=False)
+    parsed = cast(Schema, parse_schema(raw, _write_hint=False))
     name = f"{raw.get('namespace', '')}.{raw['name']}".lstrip(".")
     return SchemaVersion(name, source, raw, parsed, _fingerprint(parsed))
 

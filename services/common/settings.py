@@ -22,10 +22,10 @@ class _Env:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
 
-    def str(self, name: str, default: str) -> str:
-        return self._env.get(name, default).strip() or default
+    def text(self, name: str, default: str) -> str:
+        return str(self._env.get(name, default)).strip() or default
 
-    def int(self, name: str, default: int, minimum: int | None = None) -> int:
+    def integer(self, name: str, default: int, minimum: int | None = None) -> int:
         raw = self._env.get(name, "").strip()
         if not raw:
             return default
@@ -37,7 +37,7 @@ class _Env:
             raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
         return value
 
-    def float(self, name: str, default: float, minimum: float = 0.0) -> float:
+    def number(self, name: str, default: float, minimum: float = 0.0) -> float:
         raw = self._env.get(name, "").strip()
         if not raw:
             return default
@@ -50,7 +50,7 @@ class _Env:
         return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default).lower()
+        value = self.text(name, default).lower()
         if value not in choices:
             raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
         return value
@@ -58,7 +58,7 @@ class _Env:
     def pairs(self, name: str, default: str) -> dict[str, str]:
         """``a=x,b=y`` → ``{"a": "x", "b": "y"}``."""
         out: dict[str, str] = {}
-        for item in filter(None, (p.strip() for p in self.str(name, default).split(","))):
+        for item in filter(None, (p.strip() for p in self.text(name, default).split(","))):
             key, sep, value = item.partition("=")
             if not sep or not key.strip() or not value.strip():
                 raise SettingsError(f"{name}: expected name=value pairs, got {item!r}")
@@ -106,6 +106,9 @@ class Settings:
     automations_file: str = ""
     teams: Mapping[str, str] = field(default_factory=dict)
     dispatcher_port: int = 8082
+    dispatcher_max_attempts: int = 5
+    dispatcher_backoff_s: float = 0.5
+    dispatcher_backoff_cap_s: float = 30.0
     templates_dir: str = ""
     scheduler_port: int = 8083
     tick_interval_s: float = 60.0
@@ -122,37 +125,42 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         e = _Env(os.environ if environ is None else environ)
         kafka = KafkaSettings(
-            bootstrap_servers=e.str("KAFKA_BOOTSTRAP_SERVERS", KafkaSettings.bootstrap_servers),
-            topic_prefix=e.str("SIGNALBOX_TOPIC_PREFIX", ""),
-            partitions=e.int("SIGNALBOX_PARTITIONS", KafkaSettings.partitions, minimum=1),
-            replication_factor=e.int("SIGNALBOX_REPLICATION_FACTOR", 1, minimum=1),
+            bootstrap_servers=e.text("KAFKA_BOOTSTRAP_SERVERS", KafkaSettings.bootstrap_servers),
+            topic_prefix=e.text("SIGNALBOX_TOPIC_PREFIX", ""),
+            partitions=e.integer("SIGNALBOX_PARTITIONS", KafkaSettings.partitions, minimum=1),
+            replication_factor=e.integer("SIGNALBOX_REPLICATION_FACTOR", 1, minimum=1),
         )
         smtp = SmtpSettings(
-            host=e.str("SMTP_HOST", SmtpSettings.host),
-            port=e.int("SMTP_PORT", SmtpSettings.port, minimum=1),
-            username=e.str("SMTP_USERNAME", ""),
-            password=e.str("SMTP_PASSWORD", ""),
+            host=e.text("SMTP_HOST", SmtpSettings.host),
+            port=e.integer("SMTP_PORT", SmtpSettings.port, minimum=1),
+            username=e.text("SMTP_USERNAME", ""),
+            password=e.text("SMTP_PASSWORD", ""),
             tls=e.choice("SMTP_TLS", "none", ("none", "starttls", "implicit")),
-            sender=e.str("SMTP_FROM", SmtpSettings.sender),
-            timeout_s=e.float("SMTP_TIMEOUT_SECONDS", SmtpSettings.timeout_s, minimum=0.1),
+            sender=e.text("SMTP_FROM", SmtpSettings.sender),
+            timeout_s=e.number("SMTP_TIMEOUT_SECONDS", SmtpSettings.timeout_s, minimum=0.1),
         )
         return cls(
             kafka=kafka,
             smtp=smtp,
             log_level=e.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=e.choice("LOG_FORMAT", "json", ("json", "console")),
-            instance_id=e.str("SIGNALBOX_INSTANCE_ID", socket.gethostname()),
-            bind_host=e.str("SIGNALBOX_BIND_HOST", cls.bind_host),
-            ingest_port=e.int("INGEST_PORT", cls.ingest_port, minimum=0),
-            ingest_max_body_bytes=e.int("INGEST_MAX_BODY_BYTES", cls.ingest_max_body_bytes, 1),
-            ingest_max_batch=e.int("INGEST_MAX_BATCH", cls.ingest_max_batch, minimum=1),
-            evaluator_port=e.int("EVALUATOR_PORT", cls.evaluator_port, minimum=0),
-            evaluator_store=e.str("EVALUATOR_STORE", cls.evaluator_store),
-            evaluator_data_dir=str(Path(e.str("EVALUATOR_DATA_DIR", cls.evaluator_data_dir))),
-            automations_file=e.str("SIGNALBOX_AUTOMATIONS_FILE", ""),
+            instance_id=e.text("SIGNALBOX_INSTANCE_ID", socket.gethostname()),
+            bind_host=e.text("SIGNALBOX_BIND_HOST", cls.bind_host),
+            ingest_port=e.integer("INGEST_PORT", cls.ingest_port, minimum=0),
+            ingest_max_body_bytes=e.integer("INGEST_MAX_BODY_BYTES", cls.ingest_max_body_bytes, 1),
+            ingest_max_batch=e.integer("INGEST_MAX_BATCH", cls.ingest_max_batch, minimum=1),
+            evaluator_port=e.integer("EVALUATOR_PORT", cls.evaluator_port, minimum=0),
+            evaluator_store=e.text("EVALUATOR_STORE", cls.evaluator_store),
+            evaluator_data_dir=str(Path(e.text("EVALUATOR_DATA_DIR", cls.evaluator_data_dir))),
+            automations_file=e.text("SIGNALBOX_AUTOMATIONS_FILE", ""),
             teams=e.pairs("SIGNALBOX_TEAMS", "finance=finance@example.com"),
-            dispatcher_port=e.int("DISPATCHER_PORT", cls.dispatcher_port, minimum=0),
-            templates_dir=e.str("SIGNALBOX_TEMPLATES_DIR", ""),
-            scheduler_port=e.int("SCHEDULER_PORT", cls.scheduler_port, minimum=0),
-            tick_interval_s=e.float("TICK_INTERVAL_SECONDS", cls.tick_interval_s, minimum=0.01),
+            dispatcher_port=e.integer("DISPATCHER_PORT", cls.dispatcher_port, minimum=0),
+            dispatcher_max_attempts=e.integer(
+                "DISPATCHER_MAX_ATTEMPTS", cls.dispatcher_max_attempts, minimum=1),
+            dispatcher_backoff_s=e.number("DISPATCHER_BACKOFF_SECONDS", cls.dispatcher_backoff_s),
+            dispatcher_backoff_cap_s=e.number("DISPATCHER_BACKOFF_CAP_SECONDS",
+                                             cls.dispatcher_backoff_cap_s),
+            templates_dir=e.text("SIGNALBOX_TEMPLATES_DIR", ""),
+            scheduler_port=e.integer("SCHEDULER_PORT", cls.scheduler_port, minimum=0),
+            tick_interval_s=e.number("TICK_INTERVAL_SECONDS", cls.tick_interval_s, minimum=0.01),
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from signalbox.common.settings import Settings
 

@@ -110,7 +110,8 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
                     reason=getattr(error, "reason", str(error)))
         record = dead_letter(service=SERVICE, topic=message.topic, partition=message.partition,
                              offset=message.offset, key=message.key, value=message.value,
-                             error=error)
+                             error_type=type(error).__name__,
+                             reason=getattr(error, "reason", None) or str(error))
         fut = await dlq.send(key=message.key, value=codec.encode(schemas.DEAD_LETTER, record),
                              partition=message.partition)
         await fut

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from signalbox.common import schemas
+from signalbox.common.clock import epoch_ms
 from signalbox.evaluator.engine import (
     Command,
     CustomerState,
@@ -16,8 +16,6 @@ from signalbox.evaluator.engine import (
 )
 
 EMAIL_ACTION = "signalbox.actions.EmailAction"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 
 def _profile(raw: Mapping[str, Any] | None) -> Profile | None:
@@ -96,6 +94,4 @@ def command_to_record(command: Command) -> dict[str, Any]:
 
 def _ms(value: Any) -> int:
     """timestamp-millis fields decode to datetimes; the engine works in epoch ms."""
-    if isinstance(value, int):
-        return value
-    return (value - _EPOCH) // _MS
+    return value if isinstance(value, int) else epoch_ms(value)

@@ -1,0 +1,73 @@
+"""The dispatcher's view of a command and of what became of it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from signalbox.common.clock import epoch_ms
+from signalbox.common.codec import union_branch
+
+
+class Outcome(StrEnum):
+    """Terminal states. Exactly one is recorded per command id."""
+
+    DELIVERED = "delivered"
+    SUPPRESSED = "suppressed"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+
+
+ATTEMPTING = "attempting"
+EMAIL_ACTION = "signalbox.actions.EmailAction"
+_CHANNELS = {EMAIL_ACTION: "email"}
+
+
+@dataclass(frozen=True)
+class Command:
+    command_id: str
+    customer_id: str
+    automation_id: str
+    channel: str
+    action: Mapping[str, Any]
+    issued_at: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A side effect the outside world accepted."""
+
+    provider_ref: str | None = None
+    detail: str = ""
+
+
+class DeliveryError(Exception):
+    """Base of the failures a channel reports."""
+
+
+class TransientError(DeliveryError):
+    """Not accepted, and safe to try again (connection refused, 4xx, timeout before data)."""
+
+
+class PermanentError(DeliveryError):
+    """Not accepted, and trying again will not help (5xx, bad address, template error)."""
+
+
+class InDoubtError(DeliveryError):
+    """The effect may or may not have happened (connection lost during data): never resend."""
+
+
+def command_from_record(record: Mapping[str, Any]) -> Command:
+    branch, action = union_branch(record["action"], EMAIL_ACTION)
+    channel = _CHANNELS.get(branch, branch)
+    issued = record["issued_at"]
+    return Command(
+        command_id=record["command_id"],
+        customer_id=record["customer_id"],
+        automation_id=record["automation_id"],
+        channel=channel,
+        action=action,
+        issued_at=issued if isinstance(issued, int) else epoch_ms(issued),
+    )

@@ -1,0 +1,88 @@
+"""``signalbox scheduler``: emit the due tick on every partition of the ticks topic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter, Gauge
+
+from signalbox.common import runtime, schemas
+from signalbox.common.clock import now_ms
+from signalbox.common.codec import AvroCodec
+from signalbox.common.ops import OpsServer
+from signalbox.common.settings import Settings
+from signalbox.common.telemetry import configure_logging
+from signalbox.common.topics import TICKS, apply, catalogue, wait_for_broker
+from signalbox.scheduler.ticks import aligned, next_due, tick_records
+
+log = structlog.get_logger(__name__)
+TICKS_SENT = Counter("signalbox_scheduler_ticks_total", "Tick records written")
+LAST_TICK = Gauge("signalbox_scheduler_last_tick_seconds", "Time carried by the last tick sent")
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, codec: AvroCodec | None = None) -> None:
+        self.settings = settings
+        self.codec = codec or AvroCodec()
+        self.topic = settings.kafka.topic(TICKS)
+        self.interval_ms = max(1, int(settings.tick_interval_s * 1000))
+        self.last_sent: int | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def ready(self) -> str | None:
+        return None if self.last_sent is not None else "no tick sent yet"
+
+    async def emit(self, producer: AIOKafkaProducer, at: int) -> int:
+        partitions = await producer.partitions_for(self.topic)
+        if not partitions:
+            raise RuntimeError(f"topic {self.topic} has no partitions (run signalbox topics apply)")
+        futures = []
+        for record in tick_records(at, len(partitions), self.interval_ms,
+                                   self.settings.instance_id):
+            futures.append(await producer.send(
+                self.topic, key=str(record["partition"]).encode(),
+                value=self.codec.encode(schemas.TICK, record), partition=record["partition"]))
+        await asyncio.gather(*futures)
+        TICKS_SENT.inc(len(futures))
+        LAST_TICK.set(at / 1000)
+        self.last_sent = at
+        return len(futures)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap_servers,
+                                    acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            while not stop.is_set():
+                at = aligned(now_ms(), self.interval_ms)
+                if self.last_sent is None or at > self.last_sent:
+                    sent = await self.emit(producer, at)
+                    log.debug("ticks_sent", at=at, partitions=sent)
+                wait_s = max(0.0, (next_due(at, self.interval_ms) - now_ms()) / 1000)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=wait_s)
+        finally:
+            await producer.stop()
+            log.info("scheduler_stopped", last_tick=self.last_sent)
+
+
+def main(settings: Settings) -> None:
+    configure_logging("scheduler", settings.log_level, settings.log_format)
+    wait_for_broker(settings.kafka.bootstrap_servers)
+    apply(settings.kafka.bootstrap_servers, catalogue(settings).values())
+    scheduler = Scheduler(settings)
+
+    async def serve(stop: asyncio.Event) -> None:
+        ops = OpsServer(settings.bind_host, settings.scheduler_port, {"ticks": scheduler.ready})
+        await ops.start()
+        log.info("scheduler_started", interval_s=settings.tick_interval_s,
+                 topic=scheduler.topic)
+        try:
+            await scheduler.run(stop)
+        finally:
+            await ops.stop()
+
+    runtime.run(serve)

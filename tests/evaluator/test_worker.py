@@ -1,0 +1,84 @@
+"""The evaluator as a real Faust worker process against a real broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from signalbox.common import schemas
+from signalbox.common.codec import AvroCodec
+from signalbox.common.settings import Settings
+from signalbox.common.topics import ACTIONS_COMMANDS, EVENTS_BILLING, EVENTS_DLQ
+from signalbox.dispatcher.model import command_from_record
+from tests.support.kafka import consume, drain, produce
+from tests.support.processes import ServiceProcess, free_port, service_env
+
+pytestmark = pytest.mark.kafka
+codec = AvroCodec()
+
+
+def payment_failed(event_id: str, customer: str, product: str = "pro",
+                   email: str | None = "ada@example.com") -> bytes:
+    return codec.encode(schemas.EVENT, {
+        "event_id": event_id, "customer_id": customer, "occurred_at": 1_790_000_000_000,
+        "received_at": 1_790_000_000_100, "source": "test",
+        "customer": {"email": email, "name": "Ada"} if email else None,
+        "payload": ("signalbox.events.PaymentFailed", {
+            "payment_id": f"pay-{event_id}", "product": product, "amount_minor": 4900,
+            "currency": "EUR"}),
+    })
+
+
+@pytest.fixture
+def evaluator(settings: Settings, tmp_path: Path) -> ServiceProcess:
+    port = free_port()
+    env = service_env(settings, EVALUATOR_PORT=str(port),
+                      EVALUATOR_DATA_DIR=str(tmp_path / "evaluator"))
+    proc = ServiceProcess("evaluator", env, tmp_path, port).start()
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        code = proc.stop()
+        assert code == 0, f"evaluator did not shut down cleanly ({code}):\n{proc.tail()}"
+
+
+def test_poison_record_is_dead_lettered_and_processing_continues(
+    settings: Settings, evaluator: ServiceProcess
+) -> None:
+    k = settings.kafka
+    bootstrap, events = k.bootstrap_servers, k.topic(EVENTS_BILLING)
+    produce(bootstrap, events, [
+        (b"cus-1", b"\x00garbage that is not avro"),
+        (b"cus-1", payment_failed("e-1", "cus-1")),
+        (b"someone-else", payment_failed("e-2", "cus-2")),  # key is not the customer id
+    ], partition=0)
+    letters = consume(bootstrap, k.topic(EVENTS_DLQ), 2)
+    decoded = [codec.decode(schemas.DEAD_LETTER, r.value) for r in letters]
+    assert {d["error_type"] for d in decoded} == {"DecodeError", "InputRejected"}
+    garbage = next(d for d in decoded if d["error_type"] == "DecodeError")
+    assert garbage["value"] == b"\x00garbage that is not avro"  # the original bytes
+    assert garbage["source_topic"] == events and garbage["offset"] == 0
+    assert "single-object" in garbage["reason"]
+    # The good record between the two bad ones was processed: customer email + finance alert.
+    commands = consume(bootstrap, k.topic(ACTIONS_COMMANDS), 2)
+    decoded_cmds = [command_from_record(codec.decode(schemas.ACTION_COMMAND, r.value))
+                    for r in commands]
+    assert {c.action["template"] for c in decoded_cmds} == {
+        "payment_failed", "payment_failed_alert"}
+    assert all(r.key == b"cus-1" for r in commands)
+    assert evaluator.proc is not None and evaluator.proc.poll() is None
+
+
+def test_redelivered_event_issues_no_new_command(
+    settings: Settings, evaluator: ServiceProcess
+) -> None:
+    k = settings.kafka
+    record = payment_failed("e-9", "cus-9")
+    produce(k.bootstrap_servers, k.topic(EVENTS_BILLING), [(b"cus-9", record)] * 3)
+    produce(k.bootstrap_servers, k.topic(EVENTS_BILLING),
+            [(b"cus-9", payment_failed("e-10", "cus-9", product="basic"))])
+    consume(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS), 2)
+    commands = drain(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS))
+    assert len(commands) == 2  # one event, two actions; the copies and 'basic' add nothing

@@ -1,0 +1,82 @@
+"""Small synchronous Kafka helpers for tests (confluent-kafka)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]],
+            partition: int | None = None) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for key, value in records:
+        if partition is None:
+            p.produce(topic, key=key, value=value)
+        else:
+            p.produce(topic, key=key, value=value, partition=partition)
+    assert p.flush(30) == 0, "records not delivered"
+
+
+def consume(bootstrap: str, topic: str, count: int, timeout: float = 60.0,
+            committed_only: bool = True) -> list[Record]:
+    """Read ``topic`` from the beginning until ``count`` records arrived (or fail)."""
+    c = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+    })
+    c.subscribe([topic])
+    out: list[Record] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            msg = c.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+    finally:
+        c.close()
+    if len(out) < count:
+        raise AssertionError(f"expected {count} records on {topic} in {timeout}s, got {len(out)}")
+    return out
+
+
+def drain(bootstrap: str, topic: str, settle: float = 3.0) -> list[Record]:
+    """Everything on ``topic`` now: reads until no record arrived for ``settle`` seconds."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "isolation.level": "read_committed"})
+    c.subscribe([topic])
+    out: list[Record] = []
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < settle:
+            msg = c.poll(0.25)
+            if msg is None or msg.error():
+                continue
+            quiet_since = time.monotonic()
+            out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+    finally:
+        c.close()
+    return out
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(partitions)}
+    finally:
+        c.close()
