@@ -68,11 +68,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._d.lock:  # the batch in hand finishes first
+            self._d.loaded.difference_update(tp.partition for tp in revoked)
             self._d.ledger.forget(tp.partition for tp in revoked)
         metrics.ASSIGNED.set(0)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        # aiokafka may already fetch for these partitions while this runs: the loop
+        # holds their records back until the ledger is restored (see Dispatcher.loaded).
         await self._d.ledger.load(tp.partition for tp in assigned)
+        self._d.loaded.update(tp.partition for tp in assigned)
         metrics.ASSIGNED.set(len(assigned))
         self._d.assigned.set()
         log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
@@ -96,6 +100,8 @@ class Dispatcher:
             k.bootstrap_servers, self.topics[ACTIONS_LEDGER], self.codec)
         self.lock = asyncio.Lock()
         self.assigned = asyncio.Event()
+        #: Partitions whose ledger is restored; only their commands may be handled.
+        self.loaded: set[int] = set()
         self._stop = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -149,6 +155,11 @@ class Dispatcher:
                 batch = fetch.result()
                 async with self.lock:
                     for tp, records in batch.items():
+                        if tp.partition not in self.loaded:
+                            # Fetched before its ledger was restored: read it again later.
+                            if tp in self._consumer.assignment():
+                                self._consumer.seek(tp, records[0].offset)
+                            continue
                         for record in records:
                             if tp not in self._consumer.assignment():
                                 break

@@ -12,6 +12,8 @@ from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 
+from tests.support.processes import free_port
+
 
 @dataclass(frozen=True)
 class Received:
@@ -39,14 +41,25 @@ class _Handler:
 class SmtpSink:
     """Start with ``with SmtpSink() as smtp:``; ``smtp.port`` is where it listens."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self._lock = threading.Lock()
         self.messages: list[Received] = []
         self.reply = "250 OK"
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=port)
-        self.port = 0
+        self._rejections: list[str] = []
+        self.rejected = 0
+        self.port = port or free_port()
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+
+    def reject_next(self, count: int, reply: str) -> None:
+        """Answer the next ``count`` messages with ``reply``, then accept again."""
+        with self._lock:
+            self._rejections.extend([reply] * count)
 
     def _accept(self, envelope: Any) -> str:
+        with self._lock:
+            if self._rejections:
+                self.rejected += 1
+                return self._rejections.pop(0)
         if not self.reply.startswith("250"):
             return self.reply
         msg = cast(EmailMessage, message_from_bytes(envelope.original_content or envelope.content,
@@ -57,7 +70,6 @@ class SmtpSink:
 
     def __enter__(self) -> SmtpSink:
         self._controller.start()
-        self.port = int(self._controller.server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
         return self
 
     def __exit__(self, *exc: object) -> None:
