@@ -82,3 +82,15 @@ def test_redelivered_event_issues_no_new_command(
     consume(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS), 2)
     commands = drain(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS))
     assert len(commands) == 2  # one event, two actions; the copies and 'basic' add nothing
+
+
+def test_ops_endpoints(evaluator: ServiceProcess) -> None:
+    import httpx
+
+    assert httpx.get(evaluator.url("/healthz")).json() == {"status": "ok"}
+    ready = httpx.get(evaluator.url("/readyz"))
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    metrics = httpx.get(evaluator.url("/metrics"))
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain; version=")
+    assert "signalbox_evaluator_automations 1.0" in metrics.text

@@ -1,0 +1,61 @@
+"""Tick arithmetic (pure) and the scheduler against a real broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from signalbox.common import schemas
+from signalbox.common.codec import AvroCodec
+from signalbox.common.settings import Settings
+from signalbox.common.topics import TICKS
+from signalbox.scheduler.ticks import aligned, next_due, tick_records
+from tests.support.kafka import consume, drain
+from tests.support.processes import ServiceProcess, free_port, service_env
+
+codec = AvroCodec()
+
+
+def test_alignment() -> None:
+    assert aligned(125_999, 60_000) == 120_000
+    assert aligned(120_000, 60_000) == 120_000
+    assert next_due(120_000, 60_000) == 180_000
+    assert next_due(179_999, 60_000) == 180_000
+
+
+def test_one_record_per_partition_with_deterministic_ids() -> None:
+    records = tick_records(120_000, 3, 60_000, "a")
+    assert [r["partition"] for r in records] == [0, 1, 2]
+    assert [r["tick_id"] for r in records] == ["0:120000", "1:120000", "2:120000"]
+    # Another replica emits the same ticks (only the debugging field differs).
+    other = tick_records(120_000, 3, 60_000, "b")
+    assert [{**r, "emitted_by": ""} for r in records] == [{**r, "emitted_by": ""} for r in other]
+    for r in records:
+        decoded = codec.decode(schemas.TICK, codec.encode(schemas.TICK, r))
+        assert decoded["tick_id"] == r["tick_id"]
+
+
+@pytest.mark.kafka
+def test_scheduler_process_ticks_every_partition_and_stops_cleanly(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = service_env(settings, SCHEDULER_PORT=str(port), TICK_INTERVAL_SECONDS="0.5")
+    proc = ServiceProcess("scheduler", env, tmp_path, port).start()
+    try:
+        proc.wait_ready()
+        k = settings.kafka
+        first = consume(k.bootstrap_servers, k.topic(TICKS), 2 * k.partitions, timeout=30)
+    finally:
+        assert proc.stop() == 0, proc.tail()
+    ticks = [codec.decode(schemas.TICK, r.value) for r in first]
+    for record, tick in zip(first, ticks, strict=True):
+        assert record.partition == tick["partition"]  # each worker wakes only its customers
+        assert record.key == str(tick["partition"]).encode()
+        assert tick["interval_ms"] == 500
+        at_ms = int(tick["at"].timestamp() * 1000)
+        assert at_ms % 500 == 0
+    everything = drain(settings.kafka.bootstrap_servers, settings.kafka.topic(TICKS), settle=1)
+    ids = [codec.decode(schemas.TICK, r.value)["tick_id"] for r in everything]
+    assert len(ids) == len(set(ids))  # no tick emitted twice by one scheduler

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `make run`: the whole pipeline on this machine with working local defaults.
+#
+# Starts Apache Kafka (tools/kafka/kafka.sh, 127.0.0.1:9092), applies the topic
+# catalogue, starts an SMTP capture server (127.0.0.1:2525, mail kept in
+# .run/mail/) and the four services, then posts examples/payment_failed.json to
+# ingest and prints the emails it caused. Runs until Ctrl-C, then stops the
+# services (the broker keeps running: `make stop` stops it too).
+#
+#   SIGNALBOX_RUN_ONCE=1   stop everything right after the demo (used in checks)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+py="$repo/.venv/bin/python"
+run="$repo/.run"
+mkdir -p "$run/logs" "$run/pids" "$run/mail"
+
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"
+export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-2525}"
+export TICK_INTERVAL_SECONDS="${TICK_INTERVAL_SECONDS:-10}"
+export EVALUATOR_DATA_DIR="${EVALUATOR_DATA_DIR:-$run/evaluator}"
+export LOG_FORMAT="${LOG_FORMAT:-json}"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+stop_services() {
+  for f in "$run"/pids/*.pid; do
+    [[ -f "$f" ]] || continue
+    kill -TERM "$(cat "$f")" 2>/dev/null || true
+  done
+  for f in "$run"/pids/*.pid; do
+    [[ -f "$f" ]] || continue
+    local pid; pid="$(cat "$f")"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$f"
+  done
+}
+
+start() {  # name, then the command
+  local name="$1"; shift
+  if [[ -f "$run/pids/$name.pid" ]] && kill -0 "$(cat "$run/pids/$name.pid")" 2>/dev/null; then
+    echo "$name already running (pid $(cat "$run/pids/$name.pid"))"; return
+  fi
+  nohup "$@" >"$run/logs/$name.log" 2>&1 </dev/null &
+  echo $! > "$run/pids/$name.pid"
+  echo "$name started (pid $!, log .run/logs/$name.log)"
+}
+
+wait_ready() {  # name, url
+  for _ in $(seq 1 180); do
+    if curl -fsS "$2" >/dev/null 2>&1; then echo "$1 ready"; return 0; fi
+    if ! kill -0 "$(cat "$run/pids/$1.pid")" 2>/dev/null; then
+      echo "$1 exited; last lines of .run/logs/$1.log:"; tail -n 30 "$run/logs/$1.log"; return 1
+    fi
+    sleep 0.5
+  done
+  echo "$1 not ready after 90 s; see .run/logs/$1.log"; return 1
+}
+
+trap 'say "stopping services"; stop_services' EXIT
+trap 'exit 130' INT TERM
+
+if [[ "$KAFKA_BOOTSTRAP_SERVERS" == "127.0.0.1:9092" ]]; then
+  say "Kafka"; tools/kafka/kafka.sh start
+fi
+say "topics"; "$py" -m signalbox topics apply
+say "services"
+start smtp-capture "$py" -m signalbox smtp-capture --host 127.0.0.1 --port "$SMTP_PORT" --maildir "$run/mail"
+start evaluator "$py" -m signalbox evaluator
+start dispatcher "$py" -m signalbox dispatcher
+start scheduler "$py" -m signalbox scheduler
+start ingest "$py" -m signalbox ingest
+wait_ready ingest http://127.0.0.1:8080/readyz
+wait_ready evaluator http://127.0.0.1:8081/readyz
+wait_ready dispatcher http://127.0.0.1:8082/readyz
+wait_ready scheduler http://127.0.0.1:8083/readyz
+
+say "sample event: examples/payment_failed.json → POST http://127.0.0.1:8080/v1/events"
+before=$(ls "$run/mail" | wc -l)
+curl -sS -X POST -H 'Content-Type: application/json' \
+  --data @examples/payment_failed.json http://127.0.0.1:8080/v1/events; echo
+say "waiting for the emails it causes (customer + finance alert) at the SMTP capture"
+for _ in $(seq 1 120); do
+  (( $(ls "$run/mail" | wc -l) >= before + 2 )) && break
+  sleep 0.5
+done
+found=$(( $(ls "$run/mail" | wc -l) - before ))
+for f in $(ls -t "$run/mail" | head -n "$found" | sort); do
+  echo "--- .run/mail/$f"; sed -n '/^From:/p;/^To:/p;/^Subject:/p' "$run/mail/$f"
+done
+if (( found < 2 )); then
+  echo "expected 2 emails, got $found: look at .run/logs/*.log"
+  [[ "${SIGNALBOX_RUN_ONCE:-}" == 1 ]] && exit 1
+fi
+cat <<MSG
+
+Where to look:
+  mail (each message as .eml)   .run/mail/
+  service logs (JSON lines)     .run/logs/{ingest,evaluator,dispatcher,scheduler,smtp-capture}.log
+  metrics                       curl 127.0.0.1:8080/metrics (ingest), :8081 evaluator, :8082 dispatcher, :8083 scheduler
+  post your own events          curl -X POST -H 'Content-Type: application/json' --data @FILE 127.0.0.1:8080/v1/events
+  event types and fields        curl 127.0.0.1:8080/v1/event-types
+  posting the same event again  changes nothing: event ids are deduplicated
+MSG
+if [[ "${SIGNALBOX_RUN_ONCE:-}" == 1 ]]; then exit 0; fi
+say "running; Ctrl-C stops the services (make stop also stops Kafka)"
+while true; do sleep 3600; done
