@@ -11,6 +11,7 @@ Each test gets its own topic prefix, so tests never see each other's records.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -19,6 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue, wait_for_broker
@@ -59,8 +62,8 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str) -> Settings:
-    """Settings for one test: its own topic prefix, topics created, free ports."""
+def settings(kafka_bootstrap: str) -> Iterator[Settings]:
+    """Settings for one test: its own topic prefix and topics, deleted afterwards."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     base = Settings.from_env({})
     s = replace(
@@ -71,4 +74,15 @@ def settings(kafka_bootstrap: str) -> Settings:
         tick_interval_s=1.0,
     )
     apply(kafka_bootstrap, catalogue(s).values())
-    return s
+    yield s
+    _delete_prefixed(kafka_bootstrap, prefix)
+
+
+def _delete_prefixed(bootstrap: str, prefix: str) -> None:
+    """Remove every topic of one test, including those Faust or a test created itself."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    if names:
+        for fut in admin.delete_topics(names, operation_timeout=30).values():
+            with contextlib.suppress(KafkaException):
+                fut.result()

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
+from fastavro.validation import ValidationError, validate
 
 from signalbox.common import schemas
 from signalbox.common.schemas import SchemaVersion
@@ -60,8 +62,12 @@ class AvroCodec:
         buf.write(MAGIC)
         buf.write(version.fingerprint)
         try:
+            # The writer neither range-checks ints nor rejects floats or bools for them.
+            validate(record, version.parsed, raise_errors=True)
             schemaless_writer(buf, version.parsed, record, strict_allow_default=True)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except ValidationError as exc:
+            raise EncodeError(f"{name}: {'; '.join(map(str, exc.errors))}") from exc
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise EncodeError(f"{name}: {exc}") from exc
         return buf.getvalue()
 
@@ -72,12 +78,15 @@ class AvroCodec:
         the payload's type is never guessed from its shape.
         """
         reader = self.schema(name)
-        if data is None:
-            raise DecodeError("empty value (tombstone) where a record was expected")
-        if len(data) < HEADER_LEN or data[:2] != MAGIC:
+        if not data:
+            empty = "tombstone" if data is None else "0 bytes"
+            raise DecodeError(f"empty value ({empty}) where a record was expected")
+        if data[:2] != MAGIC:
             raise DecodeError(
                 f"not Avro single-object encoding (expected header c301, got {data[:2].hex()!r})"
             )
+        if len(data) < HEADER_LEN:
+            raise DecodeError(f"truncated header: {len(data)} bytes of the {HEADER_LEN} needed")
         writer = self._writers.get(data[2:HEADER_LEN])
         if writer is None:
             raise DecodeError(f"unknown writer schema fingerprint {data[2:HEADER_LEN].hex()}")
@@ -93,6 +102,10 @@ class AvroCodec:
                 return_record_name=True,
                 return_record_name_override=True,
             )
+        except SchemaResolutionError as exc:
+            raise DecodeError(
+                f"{writer.source} cannot be read as the current {reader.name}: {exc}"
+            ) from exc
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise DecodeError(f"corrupt {reader.name} datum: {type(exc).__name__}: {exc}") from exc
         if buf.tell() != len(data):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from signalbox.common.settings import Settings
@@ -97,13 +97,7 @@ def apply(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout_s: float =
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     wanted = {s.name: s for s in specs}
     existing = admin.list_topics(timeout=timeout_s).topics
-    mismatched = [
-        f"{name}: has {len(existing[name].partitions)} partitions, catalogue says {s.partitions}"
-        for name, s in wanted.items()
-        if name in existing and len(existing[name].partitions) != s.partitions
-    ]
-    if mismatched:
-        raise TopicMismatch("; ".join(mismatched))
+    _check_partitions(wanted, {n: len(t.partitions) for n, t in existing.items()})
     missing = [s for name, s in wanted.items() if name not in existing]
     if not missing:
         return []
@@ -112,16 +106,30 @@ def apply(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout_s: float =
          for s in missing],
         request_timeout=timeout_s,
     )
-    created = []
+    created, raced = [], []
     for name, fut in futures.items():
         try:
             fut.result()
             created.append(name)
             log.info("topic_created", topic=name, partitions=wanted[name].partitions)
         except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent apply won
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
+            raced.append(name)  # created meanwhile by someone else: check it like the rest
+    if raced:
+        found = admin.describe_topics(TopicCollection(raced), request_timeout=timeout_s)
+        _check_partitions(wanted, {n: len(f.result().partitions) for n, f in found.items()})
     return created
+
+
+def _check_partitions(wanted: Mapping[str, TopicSpec], actual: Mapping[str, int]) -> None:
+    mismatched = [
+        f"{name}: has {actual[name]} partitions, catalogue says {spec.partitions}"
+        for name, spec in wanted.items()
+        if name in actual and actual[name] != spec.partitions
+    ]
+    if mismatched:
+        raise TopicMismatch("; ".join(mismatched))
 
 
 def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:

@@ -1,0 +1,167 @@
+"""The HTTP shell of ingest: read, validate, encode, produce, answer.
+
+All decisions about an event's content are in :mod:`signalbox.ingest.validation`
+(pure); Kafka is behind :class:`signalbox.ingest.producer.EventProducer`. The request
+format and the status codes are documented in :mod:`signalbox.ingest`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from signalbox.common import schemas
+from signalbox.common.clock import now_ms
+from signalbox.common.codec import AvroCodec
+from signalbox.common.ops import add_ops_routes
+from signalbox.common.settings import Settings
+from signalbox.ingest.avro_json import Problem, describe_fields
+from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES, REJECTED
+from signalbox.ingest.producer import EventProducer, Message, ProduceError
+from signalbox.ingest.validation import (
+    InvalidEvents,
+    InvalidJson,
+    ValidEvent,
+    decode_json,
+    envelope_fields,
+    validate_batch,
+)
+
+log = structlog.get_logger(__name__)
+
+#: Seconds a client should wait before retrying a batch Kafka did not take.
+RETRY_AFTER_S = 5
+_JSON = "application/json"
+_READ_CHUNK = 64 * 1024
+
+
+def _error(status: int, code: str, detail: str, problems: Sequence[Problem] = (),
+           headers: dict[str, str] | None = None) -> web.Response:
+    REJECTED.labels(status=str(status), reason=code).inc()
+    log.info("request_rejected", status=status, reason=code, detail=detail,
+             problems=[p.as_json() for p in problems[:20]])
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    if problems:
+        body["errors"] = [p.as_json() for p in problems]
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The body, or ``None`` as soon as it is known to exceed ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(_READ_CHUNK):
+        body.extend(chunk)
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def event_type_catalogue(settings: Settings) -> dict[str, Any]:
+    """What ``GET /v1/event-types`` answers: the envelope and every event type's fields."""
+    envelope = describe_fields(envelope_fields())
+    envelope += [
+        {"name": "type", "type": "string", "required": True, "doc": "One of event_types[].type."},
+        {"name": "data", "type": "object", "required": False, "default": {},
+         "doc": "The payload: the fields of the event type."},
+    ]
+    return {
+        "envelope": envelope,
+        "event_types": [
+            {"type": t.name, "topic": settings.kafka.topic(t.topic), "doc": t.doc,
+             "fields": describe_fields(t.fields)}
+            for t in schemas.event_types().values()
+        ],
+    }
+
+
+class _EventsApi:
+    def __init__(self, settings: Settings, producer: EventProducer) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._codec = AvroCodec()
+        self._topics = {name: settings.kafka.topic(t.topic)
+                        for name, t in schemas.event_types().items()}
+        self._catalogue = event_type_catalogue(settings)
+
+    @property
+    def topics(self) -> set[str]:
+        return set(self._topics.values())
+
+    async def event_types(self, _: web.Request) -> web.Response:
+        return web.json_response(self._catalogue)
+
+    async def post_events(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            return await self._post_events(request)
+        finally:
+            LATENCY.observe(time.perf_counter() - started)
+
+    async def _post_events(self, request: web.Request) -> web.Response:
+        s = self._settings
+        if request.content_type != _JSON:
+            return _error(415, "unsupported_media_type",
+                          f"send Content-Type: {_JSON} (got {request.content_type})")
+        body = await _read_at_most(request, s.ingest_max_body_bytes)
+        if body is None:
+            return _error(413, "body_too_large",
+                          f"the body exceeds {s.ingest_max_body_bytes} bytes; send smaller batches")
+        try:
+            value = decode_json(body)
+        except InvalidJson as exc:
+            return _error(400, "invalid_json", exc.problem.reason, [exc.problem])
+        if isinstance(value, list) and len(value) > s.ingest_max_batch:
+            return _error(413, "batch_too_large", f"the batch has {len(value)} events; "
+                          f"at most {s.ingest_max_batch} are accepted per request")
+        try:
+            events = validate_batch(value, received_at=now_ms())
+        except InvalidEvents as exc:
+            return _error(400, "invalid_event",
+                          f"{len(exc.problems)} problem(s); no event of this request was accepted",
+                          exc.problems)
+        return await self._produce(events)
+
+    async def _produce(self, events: list[ValidEvent]) -> web.Response:
+        messages = [
+            Message(self._topics[e.event_type.name], e.key,
+                    self._codec.encode(schemas.EVENT, e.record))
+            for e in events
+        ]
+        event_ids = [e.event_id for e in events]
+        try:
+            await self._producer.send_all(messages)
+        except ProduceError as exc:
+            PRODUCE_FAILURES.labels(error=exc.kind).inc()
+            log.warning("produce_failed", error=exc.reason, event_ids=event_ids)
+            return _error(503, "kafka_unavailable",
+                          f"{exc.reason}. Retry the whole batch later: events already "
+                          "written are deduplicated downstream by event_id.",
+                          headers={"Retry-After": str(RETRY_AFTER_S)})
+        for e in events:
+            ACCEPTED.labels(type=e.event_type.name).inc()
+            log.debug("event_accepted", event_id=e.event_id, customer_id=e.customer_id,
+                      type=e.event_type.name, topic=self._topics[e.event_type.name])
+        log.info("events_accepted", count=len(events), event_ids=event_ids,
+                 customer_ids=sorted({e.customer_id for e in events}))
+        return web.json_response({"accepted": event_ids}, status=202)
+
+
+def create_app(settings: Settings, producer: EventProducer) -> web.Application:
+    """The ingest aiohttp application; ``producer`` must be started by the caller."""
+    api = _EventsApi(settings, producer)
+    app = web.Application(client_max_size=settings.ingest_max_body_bytes)
+    app.router.add_post("/v1/events", api.post_events)
+    app.router.add_get("/v1/event-types", api.event_types)
+    topics = api.topics
+
+    async def kafka_ready() -> str | None:
+        return await producer.check(topics)
+
+    add_ops_routes(app, {"kafka": kafka_ready})
+    return app

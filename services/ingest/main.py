@@ -1,0 +1,55 @@
+"""``signalbox ingest``: the process around the HTTP app.
+
+Start-up waits for the broker and applies the topic catalogue (ingest never
+relies on topic auto-creation). On SIGTERM it stops accepting connections,
+lets in-flight requests finish (each waits for its Kafka acks), flushes the
+producer and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiohttp import web
+
+from signalbox.common.runtime import run
+from signalbox.common.settings import Settings
+from signalbox.common.telemetry import configure_logging
+from signalbox.common.topics import apply, catalogue, wait_for_broker
+from signalbox.ingest.app import create_app
+from signalbox.ingest.producer import KafkaEventProducer
+
+log = structlog.get_logger(__name__)
+
+#: Seconds in-flight requests get to finish after SIGTERM (under Kubernetes' default 30 s).
+SHUTDOWN_GRACE_S = 20.0
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve the ingest API until ``stop`` is set, then shut down cleanly."""
+    producer = KafkaEventProducer(settings.kafka.bootstrap_servers,
+                                  client_id=f"signalbox-ingest-{settings.instance_id}")
+    await producer.start()
+    try:
+        runner = web.AppRunner(create_app(settings, producer), access_log=None,
+                               shutdown_timeout=SHUTDOWN_GRACE_S)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, settings.bind_host, settings.ingest_port).start()
+            host, port = runner.addresses[0][:2]
+            log.info("ingest_listening", host=host, port=port)
+            await stop.wait()
+            log.info("ingest_stopping")
+        finally:
+            await runner.cleanup()  # stop accepting, finish in-flight requests
+    finally:
+        await producer.stop()  # flush and close
+    log.info("ingest_stopped")
+
+
+def main(settings: Settings) -> None:
+    configure_logging("ingest", settings.log_level, settings.log_format)
+    wait_for_broker(settings.kafka.bootstrap_servers)
+    apply(settings.kafka.bootstrap_servers, catalogue(settings).values())
+    run(lambda stop: serve(settings, stop))

@@ -1,0 +1,162 @@
+"""Settings from the environment: working defaults, every variable, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+import pytest
+
+from signalbox.common.settings import KafkaSettings, Settings, SettingsError, SmtpSettings
+
+#: A value other than the default for every variable signalbox reads.
+EVERY_VARIABLE = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092,kafka-2:9092",
+    "SIGNALBOX_TOPIC_PREFIX": "acme.",
+    "SIGNALBOX_PARTITIONS": "12",
+    "SIGNALBOX_REPLICATION_FACTOR": "3",
+    "SMTP_HOST": "smtp.example.com",
+    "SMTP_PORT": "465",
+    "SMTP_USERNAME": "mailer",
+    "SMTP_PASSWORD": "hunter2",
+    "SMTP_TLS": "implicit",
+    "SMTP_FROM": "Acme Billing <billing@acme.example>",
+    "SMTP_TIMEOUT_SECONDS": "2.5",
+    "LOG_LEVEL": "debug",
+    "LOG_FORMAT": "console",
+    "SIGNALBOX_INSTANCE_ID": "worker-7",
+    "SIGNALBOX_BIND_HOST": "0.0.0.0",
+    "INGEST_PORT": "9080",
+    "INGEST_MAX_BODY_BYTES": "2048",
+    "INGEST_MAX_BATCH": "50",
+    "EVALUATOR_PORT": "9081",
+    "EVALUATOR_STORE": "rocksdb://",
+    "EVALUATOR_DATA_DIR": "/var/lib/signalbox/evaluator/",
+    "SIGNALBOX_AUTOMATIONS_FILE": "/etc/signalbox/automations.yaml",
+    "SIGNALBOX_TEAMS": "finance=ar@acme.example, support = help@acme.example",
+    "DISPATCHER_PORT": "9082",
+    "DISPATCHER_MAX_ATTEMPTS": "9",
+    "DISPATCHER_BACKOFF_SECONDS": "0",
+    "DISPATCHER_BACKOFF_CAP_SECONDS": "120",
+    "SIGNALBOX_TEMPLATES_DIR": "/etc/signalbox/templates",
+    "SCHEDULER_PORT": "9083",
+    "TICK_INTERVAL_SECONDS": "0.25",
+}
+
+
+def test_defaults_from_an_empty_environment_work_on_a_fresh_machine() -> None:
+    assert Settings.from_env({}) == Settings(
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9092", topic_prefix="", partitions=4,
+                            replication_factor=1),
+        smtp=SmtpSettings(host="127.0.0.1", port=2525, username="", password="", tls="none",
+                          sender="signalbox <noreply@signalbox.local>", timeout_s=15.0),
+        log_level="info", log_format="json", instance_id=socket.gethostname(),
+        bind_host="127.0.0.1", ingest_port=8080, ingest_max_body_bytes=1_048_576,
+        ingest_max_batch=500, evaluator_port=8081, evaluator_store="memory://",
+        evaluator_data_dir=".run/evaluator", automations_file="",
+        teams={"finance": "finance@example.com"}, dispatcher_port=8082,
+        dispatcher_max_attempts=5, dispatcher_backoff_s=0.5, dispatcher_backoff_cap_s=30.0,
+        templates_dir="", scheduler_port=8083, tick_interval_s=60.0,
+    )
+
+
+def test_every_variable_is_read() -> None:
+    assert Settings.from_env(EVERY_VARIABLE) == Settings(
+        kafka=KafkaSettings(bootstrap_servers="kafka-1:9092,kafka-2:9092", topic_prefix="acme.",
+                            partitions=12, replication_factor=3),
+        smtp=SmtpSettings(host="smtp.example.com", port=465, username="mailer",
+                          password="hunter2", tls="implicit",
+                          sender="Acme Billing <billing@acme.example>", timeout_s=2.5),
+        log_level="debug", log_format="console", instance_id="worker-7", bind_host="0.0.0.0",
+        ingest_port=9080, ingest_max_body_bytes=2048, ingest_max_batch=50, evaluator_port=9081,
+        evaluator_store="rocksdb://", evaluator_data_dir="/var/lib/signalbox/evaluator",
+        automations_file="/etc/signalbox/automations.yaml",
+        teams={"finance": "ar@acme.example", "support": "help@acme.example"},
+        dispatcher_port=9082, dispatcher_max_attempts=9, dispatcher_backoff_s=0.0,
+        dispatcher_backoff_cap_s=120.0, templates_dir="/etc/signalbox/templates",
+        scheduler_port=9083, tick_interval_s=0.25,
+    )
+
+
+def test_no_setting_is_left_at_its_default_by_every_variable() -> None:
+    """Catches a field whose variable is not read (or not listed in EVERY_VARIABLE)."""
+    given, default = Settings.from_env(EVERY_VARIABLE), Settings.from_env({})
+    for group, base in ((given, default), (given.kafka, default.kafka),
+                        (given.smtp, default.smtp)):
+        same = [f.name for f in dataclasses.fields(group)
+                if getattr(group, f.name) == getattr(base, f.name)]
+        assert same == [], f"{type(group).__name__}: not read from the environment: {same}"
+
+
+def test_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNALBOX_PARTITIONS", "7")
+    monkeypatch.setenv("SIGNALBOX_TOPIC_PREFIX", "env.")
+    settings = Settings.from_env()
+    assert (settings.kafka.partitions, settings.kafka.topic_prefix) == (7, "env.")
+
+
+def test_blank_values_mean_the_default_and_values_are_trimmed() -> None:
+    settings = Settings.from_env({"SIGNALBOX_PARTITIONS": "  ", "SMTP_HOST": "",
+                                  "TICK_INTERVAL_SECONDS": " 2 ", "LOG_FORMAT": " Console ",
+                                  "SMTP_TLS": "STARTTLS", "SIGNALBOX_TEAMS": " , ops=o@x ,"})
+    assert settings.kafka.partitions == 4
+    assert settings.smtp.host == "127.0.0.1"
+    assert settings.tick_interval_s == 2.0
+    assert (settings.log_format, settings.smtp.tls) == ("console", "starttls")
+    assert settings.teams == {"ops": "o@x"}
+
+
+def test_a_team_address_may_contain_equals_signs() -> None:
+    assert Settings.from_env({"SIGNALBOX_TEAMS": "ops=a=b@x"}).teams == {"ops": "a=b@x"}
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("SIGNALBOX_PARTITIONS", "four", "SIGNALBOX_PARTITIONS: expected an integer, got 'four'"),
+    ("SIGNALBOX_PARTITIONS", "0", "SIGNALBOX_PARTITIONS: must be at least 1, got 0"),
+    ("SIGNALBOX_REPLICATION_FACTOR", "1.0",
+     "SIGNALBOX_REPLICATION_FACTOR: expected an integer, got '1.0'"),
+    ("SMTP_PORT", "25a", "SMTP_PORT: expected an integer, got '25a'"),
+    ("INGEST_PORT", "-1", "INGEST_PORT: must be at least 0, got -1"),
+    ("INGEST_MAX_BODY_BYTES", "0", "INGEST_MAX_BODY_BYTES: must be at least 1, got 0"),
+    ("DISPATCHER_MAX_ATTEMPTS", "0", "DISPATCHER_MAX_ATTEMPTS: must be at least 1, got 0"),
+    ("SMTP_TIMEOUT_SECONDS", "soon", "SMTP_TIMEOUT_SECONDS: expected a number, got 'soon'"),
+    ("SMTP_TIMEOUT_SECONDS", "0", "SMTP_TIMEOUT_SECONDS: must be at least 0.1, got 0.0"),
+    ("DISPATCHER_BACKOFF_SECONDS", "-0.5",
+     "DISPATCHER_BACKOFF_SECONDS: must be at least 0.0, got -0.5"),
+    ("TICK_INTERVAL_SECONDS", "1m", "TICK_INTERVAL_SECONDS: expected a number, got '1m'"),
+    ("TICK_INTERVAL_SECONDS", "0.001", "TICK_INTERVAL_SECONDS: must be at least 0.01, got 0.001"),
+    ("SMTP_TLS", "ssl", "SMTP_TLS: expected one of none, starttls, implicit, got 'ssl'"),
+    ("LOG_LEVEL", "verbose",
+     "LOG_LEVEL: expected one of debug, info, warning, error, got 'verbose'"),
+    ("LOG_FORMAT", "xml", "LOG_FORMAT: expected one of json, console, got 'xml'"),
+    ("SIGNALBOX_TEAMS", "finance", "SIGNALBOX_TEAMS: expected name=value pairs, got 'finance'"),
+    ("SIGNALBOX_TEAMS", "a=x,=y", "SIGNALBOX_TEAMS: expected name=value pairs, got '=y'"),
+    ("SIGNALBOX_TEAMS", "a= ", "SIGNALBOX_TEAMS: expected name=value pairs, got 'a='"),
+])
+def test_a_bad_value_fails_naming_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({variable: value})
+    assert str(err.value) == message
+    assert isinstance(err.value, ValueError)
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+    for obj, field in ((settings, "log_level"), (settings, "kafka"),
+                       (settings.kafka, "partitions"), (settings.smtp, "password")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, field, None)
+
+
+def test_the_smtp_password_stays_out_of_the_repr() -> None:
+    settings = Settings.from_env({"SMTP_PASSWORD": "hunter2"})
+    assert settings.smtp.password == "hunter2"
+    assert "hunter2" not in repr(settings)
+
+
+def test_topic_applies_the_prefix() -> None:
+    assert KafkaSettings().topic("ticks") == "ticks"
+    assert KafkaSettings(topic_prefix="acme.").topic("events.billing") == "acme.events.billing"
+    settings = Settings.from_env({"SIGNALBOX_TOPIC_PREFIX": "acme."})
+    assert settings.evaluator_app_id == "acme.signalbox-evaluator"
+    assert settings.dispatcher_group_id == "acme.signalbox-dispatcher"

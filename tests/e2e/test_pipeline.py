@@ -1,0 +1,79 @@
+"""HTTP in, email out: all four services as processes, a real broker, a real SMTP server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from signalbox.common import schemas
+from signalbox.common.codec import AvroCodec
+from signalbox.common.settings import Settings
+from signalbox.common.topics import ACTIONS_RESULTS, EVENTS_BILLING
+from tests.support.kafka import consume, drain
+from tests.support.pipeline import pipeline
+
+pytestmark = pytest.mark.kafka
+codec = AvroCodec()
+
+
+def payment_failed(event_id: str, customer: str, product: str = "pro") -> dict[str, object]:
+    return {
+        "event_id": event_id, "type": "payment.failed", "customer_id": customer,
+        "occurred_at": "2026-11-22T09:30:00Z", "source": "billing",
+        "customer": {"email": f"{customer}@example.com", "name": "Ada Lovelace"},
+        "data": {"payment_id": f"pay-{event_id}", "product": product, "amount_minor": 4900,
+                 "currency": "EUR", "reason": "card_declined"},
+    }
+
+
+def test_payment_failed_event_becomes_customer_email_and_finance_alert(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with pipeline(settings, tmp_path) as p:
+        batch = [payment_failed("evt-1", "cus-ada"), payment_failed("evt-2", "cus-bob", "basic")]
+        response = httpx.post(p.ingest_url, json=batch, timeout=30)
+        assert response.status_code == 202, response.text
+        assert response.json() == {"accepted": ["evt-1", "evt-2"]}
+
+        mails = p.smtp.wait_for(2)
+        by_rcpt = {m.rcpt_tos: m for m in mails}
+        customer = by_rcpt[("cus-ada@example.com",)]
+        alert = by_rcpt[("finance@example.com",)]
+        assert customer.subject == "Ada Lovelace, your payment for pro did not go through"
+        assert "49.0 EUR" in customer.text() and "card_declined" in customer.text()
+        assert customer.message.get_body(preferencelist=("html",)) is not None
+        assert alert.subject == "[signalbox] Payment failed: cus-ada (pro, attempt 1)"
+        assert "cus-ada@example.com" in alert.text()
+
+        # The same event again (a producer retry) and an unrelated product: no new mail.
+        again = httpx.post(p.ingest_url, json=payment_failed("evt-1", "cus-ada"), timeout=30)
+        assert again.status_code == 202
+        k = settings.kafka
+        results = [codec.decode(schemas.ACTION_RESULT, r.value)
+                   for r in consume(k.bootstrap_servers, k.topic(ACTIONS_RESULTS), 2)]
+        assert sorted(r["status"] for r in results) == ["delivered", "delivered"]
+        consume(k.bootstrap_servers, k.topic(EVENTS_BILLING), 3)  # the retry reached Kafka
+        assert len(drain(k.bootstrap_servers, k.topic(ACTIONS_RESULTS), settle=4)) == 2
+        assert len(p.smtp.messages) == 2
+
+        exits = p.stop()
+    assert exits == {"ingest": 0, "evaluator": 0, "dispatcher": 0, "scheduler": 0}
+
+
+def test_invalid_request_writes_nothing_and_explains_why(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with pipeline(settings, tmp_path) as p:
+        bad = payment_failed("evt-3", "cus-ada")
+        bad["data"] = {**bad["data"], "amount_minor": "49.00"}  # type: ignore[dict-item]
+        response = httpx.post(p.ingest_url, json=[payment_failed("evt-4", "cus-ada"), bad],
+                              timeout=30)
+        assert response.status_code == 400
+        [error] = response.json()["errors"]
+        assert error["path"] == "$[1].data.amount_minor"
+        k = settings.kafka
+        assert drain(k.bootstrap_servers, k.topic(EVENTS_BILLING), settle=2) == []
+        assert p.smtp.messages == []
+        p.stop()

@@ -1,0 +1,92 @@
+"""Test helpers for ingest: event builders, and reading topics back with aiokafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from signalbox.common.settings import Settings
+from signalbox.ingest import KafkaEventProducer
+
+Client: TypeAlias = TestClient[web.Request, web.Application]
+#: ``make_client`` fixture: the ingest app with these settings and this producer, started.
+ClientFactory: TypeAlias = Callable[[Settings, KafkaEventProducer], Awaitable[Client]]
+
+
+def payment_failed(**overrides: Any) -> dict[str, Any]:
+    """A valid ``payment.failed`` JSON event; keyword arguments replace envelope fields."""
+    event: dict[str, Any] = {
+        "event_id": "evt_1",
+        "type": "payment.failed",
+        "customer_id": "cus_1",
+        "occurred_at": "2026-11-22T10:00:00Z",
+        "data": {"payment_id": "pay_1", "product": "pro", "amount_minor": 4900,
+                 "currency": "EUR"},
+    }
+    event.update(overrides)
+    return event
+
+
+def usage_recorded(**overrides: Any) -> dict[str, Any]:
+    """A valid ``usage.recorded`` JSON event (topic events.usage)."""
+    return payment_failed(**{"type": "usage.recorded",
+                             "data": {"metric": "api_calls", "quantity": 12.5}, **overrides})
+
+
+async def readiness(fetch: Callable[[], Awaitable[ClientResponse]], within_s: float = 10.0
+                    ) -> tuple[int, dict[str, Any]]:
+    """/readyz once it answers 200, or its last answer after ``within_s``.
+
+    Topics just created reach every broker's metadata a moment later, and ingest
+    is rightly not ready until they have.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        response = await fetch()
+        body: dict[str, Any] = await response.json()
+        if response.status == 200 or time.monotonic() > deadline:
+            return response.status, body
+        await asyncio.sleep(0.1)
+
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+async def read_topic(settings: Settings, logical: str) -> list[Record]:
+    """Every record of a topic, from the beginning to the current end offsets."""
+    topic = settings.kafka.topic(logical)
+    partitions = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        end = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        out: list[Record] = []
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            batches = await consumer.getmany(timeout_ms=1_000)
+            for tp, messages in batches.items():
+                out += [m for m in messages if m.offset < end[tp]]
+        return sorted(out, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(settings: Settings, logical: str) -> list[int]:
+    """The end offset of each partition of a topic (0 everywhere: nothing was written)."""
+    topic = settings.kafka.topic(logical)
+    partitions = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await consumer.start()
+    try:
+        end = await consumer.end_offsets(partitions)
+        return [end[tp] for tp in partitions]
+    finally:
+        await consumer.stop()

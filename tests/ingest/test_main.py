@@ -1,0 +1,76 @@
+"""``signalbox ingest`` as operators run it: a process that serves, logs JSON, and exits
+cleanly on SIGTERM after flushing what it accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import aiohttp
+import pytest
+
+from signalbox.common import schemas
+from signalbox.common.codec import AvroCodec
+from signalbox.common.settings import Settings
+from signalbox.common.topics import EVENTS_BILLING
+from tests.ingest.support import payment_failed, read_topic, readiness
+
+pytestmark = pytest.mark.kafka
+
+
+async def next_log(stream: asyncio.StreamReader, event: str, seen: list[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """Read JSON log lines until one for ``event``; every line must be JSON."""
+    while True:
+        line = await stream.readline()
+        assert line, f"the process ended before logging {event!r}: {seen}"
+        entry: dict[str, Any] = json.loads(line)
+        seen.append(entry)
+        if entry.get("event") == event:
+            return entry
+
+
+async def test_serves_then_stops_cleanly_on_sigterm(settings: Settings) -> None:
+    k = settings.kafka
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": k.bootstrap_servers,
+           "SIGNALBOX_TOPIC_PREFIX": k.topic_prefix, "SIGNALBOX_PARTITIONS": str(k.partitions),
+           "SIGNALBOX_BIND_HOST": "127.0.0.1", "INGEST_PORT": "0", "LOG_FORMAT": "json"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "signalbox", "ingest", env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    logs: list[dict[str, Any]] = []
+    try:
+        listening = await asyncio.wait_for(next_log(proc.stderr, "ingest_listening", logs), 60)
+        base = f"http://127.0.0.1:{listening['port']}"
+        async with aiohttp.ClientSession() as http:
+            status, _ = await readiness(lambda: http.get(f"{base}/readyz"))
+            assert status == 200
+            async with http.post(f"{base}/v1/events",
+                                 json=[payment_failed(event_id="evt_main")]) as accepted:
+                assert accepted.status == 202
+                assert await accepted.json() == {"accepted": ["evt_main"]}
+
+        proc.send_signal(signal.SIGTERM)
+        stdout, rest = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+    logs += [json.loads(line) for line in rest.splitlines()]
+    assert proc.returncode == 0, logs
+    assert stdout == b""
+    events = [entry["event"] for entry in logs]
+    assert events.index("ingest_listening") < events.index("shutdown_requested") \
+        < events.index("ingest_stopping") < events.index("ingest_stopped")
+    assert {entry["service"] for entry in logs} == {"ingest"}
+    assert not [entry for entry in logs if entry["level"] in ("error", "critical")]
+    [record] = await read_topic(settings, EVENTS_BILLING)
+    assert record.key == b"cus_1"
+    assert AvroCodec().decode(schemas.EVENT, record.value)["event_id"] == "evt_main"
