@@ -76,7 +76,7 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
         web_stats_enabled=False,
         table_cleanup_interval=60.0,
         producer_acks=-1,
-        producer_linger_ms=5,
+        producer_linger_ms=0,
     )
     codec = AvroCodec()
     metrics.AUTOMATIONS.set(sum(1 for a in automations.automations if a.enabled))
