@@ -77,9 +77,14 @@ wait_ready dispatcher http://127.0.0.1:8082/readyz
 wait_ready scheduler http://127.0.0.1:8083/readyz
 
 say "sample event: examples/payment_failed.json → POST http://127.0.0.1:8080/v1/events"
+# A fresh event id per run: signalbox remembers ids, so a rerun would be (rightly) ignored.
+event="$(sed "s/evt_demo_0001/evt_demo_$(date +%s)/" examples/payment_failed.json)"
 before=$(ls "$run/mail" | wc -l)
-curl -sS -X POST -H 'Content-Type: application/json' \
-  --data @examples/payment_failed.json http://127.0.0.1:8080/v1/events; echo
+post() {
+  curl -sS -X POST -H 'Content-Type: application/json' --data "$event" \
+    http://127.0.0.1:8080/v1/events; echo
+}
+post
 say "waiting for the emails it causes (customer + finance alert) at the SMTP capture"
 for _ in $(seq 1 120); do
   (( $(ls "$run/mail" | wc -l) >= before + 2 )) && break
@@ -93,6 +98,12 @@ if (( found < 2 )); then
   echo "expected 2 emails, got $found: look at .run/logs/*.log"
   [[ "${SIGNALBOX_RUN_ONCE:-}" == 1 ]] && exit 1
 fi
+say "the same event again (a billing system retrying its webhook)"
+post
+sleep 3
+again=$(( $(ls "$run/mail" | wc -l) - before - found ))
+echo "new emails after the retry: $again (the event id was recognised)"
+if (( again != 0 )) && [[ "${SIGNALBOX_RUN_ONCE:-}" == 1 ]]; then exit 1; fi
 cat <<MSG
 
 Where to look:
