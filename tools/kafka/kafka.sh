@@ -40,7 +40,7 @@ install() {
   if [[ -f "$libs/.complete" ]]; then return 0; fi
   log "resolving Apache Kafka $version from Maven Central into $libs"
   mkdir -p "$libs"
-  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$libs" >&2
   touch "$libs/.complete"
 }
