@@ -6,6 +6,9 @@
 * ``SIGNALBOX_TEST_KAFKA=testcontainers``: a testcontainers Kafka, where a Docker
   engine runs.
 
+Tests of the optional registry mode use ``SCHEMA_REGISTRY_URL`` when set, otherwise
+Apicurio Registry (tools/registry/registry.sh) on port 18085.
+
 Each test gets its own topic prefix, so tests never see each other's records.
 """
 
@@ -28,13 +31,22 @@ from signalbox.common.topics import apply, catalogue, wait_for_broker
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_KAFKA_PORT = os.environ.get("SIGNALBOX_TEST_KAFKA_PORT", "19092")
+TEST_REGISTRY_PORT = os.environ.get("SIGNALBOX_TEST_REGISTRY_PORT", "18085")
+
+
+def _tool(script: str, command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(REPO / "tools" / script), command], env={**os.environ, **env},
+                          text=True, capture_output=True, check=False)
 
 
 def _kafka_script(command: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_PORT": TEST_KAFKA_PORT,
-           "KAFKA_HOME_DIR": str(REPO / ".run" / "kafka-test")}
-    return subprocess.run([str(REPO / "tools/kafka/kafka.sh"), command], env=env,
-                          text=True, capture_output=True, check=False)
+    return _tool("kafka/kafka.sh", command, KAFKA_PORT=TEST_KAFKA_PORT,
+                 KAFKA_HOME_DIR=str(REPO / ".run" / "kafka-test"))
+
+
+def _registry_script(command: str) -> subprocess.CompletedProcess[str]:
+    return _tool("registry/registry.sh", command, REGISTRY_PORT=TEST_REGISTRY_PORT,
+                 REGISTRY_HOME_DIR=str(REPO / ".run" / "registry-test"))
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +71,22 @@ def kafka_bootstrap() -> Iterator[str]:
     yield bootstrap
     if not already and not os.environ.get("SIGNALBOX_KEEP_KAFKA"):
         _kafka_script("stop")
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url() -> Iterator[str]:
+    """A Confluent-compatible registry: ``SCHEMA_REGISTRY_URL``, or Apicurio started here."""
+    given = os.environ.get("SCHEMA_REGISTRY_URL")
+    if given:
+        yield given
+        return
+    already = _registry_script("status").returncode == 0
+    started = _registry_script("start")
+    if started.returncode != 0:
+        pytest.fail(f"could not start the test schema registry:\n{started.stderr}")
+    yield f"http://127.0.0.1:{TEST_REGISTRY_PORT}/apis/ccompat/v7"
+    if not already:
+        _registry_script("stop")
 
 
 @pytest.fixture

@@ -5,13 +5,19 @@ Default framing is the Avro specification's *single-object encoding*
 fresh machine needs nothing but Kafka. The writer schema is found by its
 fingerprint among the current and archived schemas and resolved against the
 current reader schema, which is how old records stay readable after evolution.
+
+With a :class:`SchemaRegistry` (``SCHEMA_REGISTRY_URL``) records are written in
+the Confluent wire format (``00`` + 4-byte big-endian schema id + datum) and the
+writer schema of a record is looked up by its id. Either framing is read in
+either mode, so a cluster can move to a registry without a flag day.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
@@ -22,6 +28,20 @@ from signalbox.common.schemas import SchemaVersion
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = len(MAGIC) + 8
+CONFLUENT_MAGIC = b"\x00"
+CONFLUENT_HEADER_LEN = 5
+
+
+class SchemaRegistry(Protocol):
+    """Schema ids for the Confluent wire format (see :mod:`signalbox.common.registry`)."""
+
+    def id_for(self, version: SchemaVersion) -> int:
+        """The registry's id of ``version``, registering it if needed."""
+        ...
+
+    def schema_for(self, schema_id: int) -> SchemaVersion:
+        """The writer schema with ``schema_id``; raises ``LookupError`` when unknown."""
+        ...
 
 
 class DecodeError(ValueError):
@@ -43,7 +63,9 @@ class AvroCodec:
         self,
         current: Mapping[str, SchemaVersion] | None = None,
         archived: tuple[SchemaVersion, ...] | None = None,
+        registry: SchemaRegistry | None = None,
     ) -> None:
+        self.registry = registry
         self._current = dict(current if current is not None else schemas.current())
         writers = list(archived if archived is not None else schemas.history())
         writers.extend(self._current.values())
@@ -56,11 +78,15 @@ class AvroCodec:
             raise KeyError(f"no Avro schema named {name!r}") from None
 
     def encode(self, name: str, record: Mapping[str, Any]) -> bytes:
-        """Single-object encoding of ``record`` with the current schema ``name``."""
+        """``record`` written with the current schema ``name``, framed for the mode."""
         version = self.schema(name)
         buf = io.BytesIO()
-        buf.write(MAGIC)
-        buf.write(version.fingerprint)
+        if self.registry is None:
+            buf.write(MAGIC)
+            buf.write(version.fingerprint)
+        else:
+            buf.write(CONFLUENT_MAGIC)
+            buf.write(struct.pack(">I", self.registry.id_for(version)))
         try:
             # The writer neither range-checks ints nor rejects floats or bools for them.
             validate(record, version.parsed, raise_errors=True)
@@ -72,7 +98,7 @@ class AvroCodec:
         return buf.getvalue()
 
     def decode(self, name: str, data: bytes | None) -> dict[str, Any]:
-        """Decode a single-object-encoded ``name`` record, resolving older writer schemas.
+        """Decode a ``name`` record, resolving its (possibly older) writer schema.
 
         Union branches of records come back as ``(full name, record)`` tuples, so
         the payload's type is never guessed from its shape.
@@ -81,19 +107,14 @@ class AvroCodec:
         if not data:
             empty = "tombstone" if data is None else "0 bytes"
             raise DecodeError(f"empty value ({empty}) where a record was expected")
-        if data[:2] != MAGIC:
-            raise DecodeError(
-                f"not Avro single-object encoding (expected header c301, got {data[:2].hex()!r})"
-            )
-        if len(data) < HEADER_LEN:
-            raise DecodeError(f"truncated header: {len(data)} bytes of the {HEADER_LEN} needed")
-        writer = self._writers.get(data[2:HEADER_LEN])
-        if writer is None:
-            raise DecodeError(f"unknown writer schema fingerprint {data[2:HEADER_LEN].hex()}")
+        if data[:1] == CONFLUENT_MAGIC:
+            writer, start = self._registry_writer(data), CONFLUENT_HEADER_LEN
+        else:
+            writer, start = self._fingerprint_writer(data), HEADER_LEN
         if writer.name != reader.name:
             raise DecodeError(f"expected a {reader.name} record, got a {writer.name} record")
         buf = io.BytesIO(data)
-        buf.seek(HEADER_LEN)
+        buf.seek(start)
         try:
             record = schemaless_reader(
                 buf,
@@ -113,6 +134,32 @@ class AvroCodec:
         if not isinstance(record, dict):
             raise DecodeError(f"{reader.name} did not decode to a record")
         return record
+
+
+    def _fingerprint_writer(self, data: bytes) -> SchemaVersion:
+        if data[:2] != MAGIC:
+            also = " or Confluent wire format 00" if self.registry is not None else ""
+            raise DecodeError(f"not Avro single-object encoding (expected header c301{also}, "
+                              f"got {data[:2].hex()!r})")
+        if len(data) < HEADER_LEN:
+            raise DecodeError(f"truncated header: {len(data)} bytes of the {HEADER_LEN} needed")
+        writer = self._writers.get(data[2:HEADER_LEN])
+        if writer is None:
+            raise DecodeError(f"unknown writer schema fingerprint {data[2:HEADER_LEN].hex()}")
+        return writer
+
+    def _registry_writer(self, data: bytes) -> SchemaVersion:
+        if self.registry is None:
+            raise DecodeError("Confluent wire format (magic byte 00) but no schema registry "
+                              "is configured (SCHEMA_REGISTRY_URL)")
+        if len(data) < CONFLUENT_HEADER_LEN:
+            raise DecodeError(f"truncated header: {len(data)} bytes of the "
+                              f"{CONFLUENT_HEADER_LEN} needed")
+        (schema_id,) = struct.unpack(">I", data[1:CONFLUENT_HEADER_LEN])
+        try:
+            return self.registry.schema_for(schema_id)
+        except LookupError as exc:
+            raise DecodeError(f"schema id {schema_id}: {exc}") from exc
 
 
 def union_branch(value: Any, only: str) -> tuple[str, dict[str, Any]]:

@@ -61,6 +61,11 @@ def _fingerprint(parsed: Schema) -> bytes:
     return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
 
 
+def parse(raw: Schema, source: str) -> SchemaVersion:
+    """A schema from anywhere (a file, a registry), parsed and fingerprinted."""
+    return _version(raw, source)
+
+
 def _version(raw: Schema, source: str) -> SchemaVersion:
     parsed = cast(Schema, parse_schema(raw, _write_hint=False))
     name = f"{raw.get('namespace', '')}.{raw['name']}".lstrip(".")

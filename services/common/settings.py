@@ -93,6 +93,9 @@ class SmtpSettings:
 class Settings:
     kafka: KafkaSettings = KafkaSettings()
     smtp: SmtpSettings = SmtpSettings()
+    schema_registry_url: str = ""
+    schema_registry_username: str = ""
+    schema_registry_password: str = field(default="", repr=False)
     log_level: str = "info"
     log_format: str = "json"
     instance_id: str = "local"
@@ -142,6 +145,9 @@ class Settings:
         return cls(
             kafka=kafka,
             smtp=smtp,
+            schema_registry_url=e.text("SCHEMA_REGISTRY_URL", ""),
+            schema_registry_username=e.text("SCHEMA_REGISTRY_USERNAME", ""),
+            schema_registry_password=e.text("SCHEMA_REGISTRY_PASSWORD", ""),
             log_level=e.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=e.choice("LOG_FORMAT", "json", ("json", "console")),
             instance_id=e.text("SIGNALBOX_INSTANCE_ID", socket.gethostname()),

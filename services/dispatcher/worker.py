@@ -31,6 +31,7 @@ from signalbox.common import schemas
 from signalbox.common.clock import now_ms
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.deadletter import dead_letter
+from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_LEDGER, ACTIONS_RESULTS
 from signalbox.dispatcher import metrics
@@ -93,7 +94,7 @@ class Dispatcher:
     ) -> None:
         k = settings.kafka
         self.settings = settings
-        self.codec = codec or AvroCodec()
+        self.codec = codec or codec_for(settings)
         self.channels = dict(channels)
         self.topics = {n: k.topic(n) for n in
                        (ACTIONS_COMMANDS, ACTIONS_RESULTS, ACTIONS_LEDGER, ACTIONS_DLQ)}

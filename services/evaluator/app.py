@@ -18,8 +18,9 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signalbox.common import schemas
-from signalbox.common.codec import AvroCodec, DecodeError
+from signalbox.common.codec import DecodeError
 from signalbox.common.deadletter import dead_letter
+from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.common.topics import (
     ACTIONS_COMMANDS,
@@ -78,7 +79,7 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
         producer_acks=-1,
         producer_linger_ms=0,
     )
-    codec = AvroCodec()
+    codec = codec_for(settings)
     metrics.AUTOMATIONS.set(sum(1 for a in automations.automations if a.enabled))
     names = {n: k.topic(n) for n in (EVENTS_BILLING, EVENTS_USAGE, TICKS)}
     source = app.topic(*names.values(), key_type=bytes, value_type=bytes,

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from signalbox.common import schemas
 from signalbox.common.clock import now_ms
-from signalbox.common.codec import AvroCodec
 from signalbox.common.ops import add_ops_routes
+from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.ingest.avro_json import Problem, describe_fields
 from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES, REJECTED
@@ -84,7 +84,7 @@ class _EventsApi:
     def __init__(self, settings: Settings, producer: EventProducer) -> None:
         self._settings = settings
         self._producer = producer
-        self._codec = AvroCodec()
+        self._codec = codec_for(settings)
         self._topics = {name: settings.kafka.topic(t.topic)
                         for name, t in schemas.event_types().items()}
         self._catalogue = event_type_catalogue(settings)

@@ -13,6 +13,7 @@ from signalbox.common import runtime, schemas
 from signalbox.common.clock import now_ms
 from signalbox.common.codec import AvroCodec
 from signalbox.common.ops import OpsServer
+from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.common.telemetry import configure_logging
 from signalbox.common.topics import TICKS, apply, catalogue, wait_for_broker
@@ -26,7 +27,7 @@ LAST_TICK = Gauge("signalbox_scheduler_last_tick_seconds", "Time carried by the 
 class Scheduler:
     def __init__(self, settings: Settings, codec: AvroCodec | None = None) -> None:
         self.settings = settings
-        self.codec = codec or AvroCodec()
+        self.codec = codec or codec_for(settings)
         self.topic = settings.kafka.topic(TICKS)
         self.interval_ms = max(1, int(settings.tick_interval_s * 1000))
         self.last_sent: int | None = None

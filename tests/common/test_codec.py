@@ -215,8 +215,9 @@ def _tick() -> bytes:
     (None, "empty value (tombstone) where a record was expected"),
     (b"", "empty value (0 bytes) where a record was expected"),
     (b'{"tick_id": "1:0"}', "not Avro single-object encoding (expected header c301, got '7b22')"),
-    (b"\x00\x00\x00\x00\x05" + b"\x02" * 20,
-     "not Avro single-object encoding (expected header c301, got '0000')"),
+    (b"\x00\x00\x00\x00\x05" + b"\x02" * 20,  # a Confluent-framed record
+     "Confluent wire format (magic byte 00) but no schema registry is configured "
+     "(SCHEMA_REGISTRY_URL)"),
     (b"\xc3", "not Avro single-object encoding (expected header c301, got 'c3')"),
     (b"\xc3\x01\x59\x14\xf0", "truncated header: 5 bytes of the 10 needed"),
     (MAGIC + bytes.fromhex("0123456789abcdef") + b"\x00",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -77,3 +78,21 @@ def test_invalid_request_writes_nothing_and_explains_why(
         assert drain(k.bootstrap_servers, k.topic(EVENTS_BILLING), settle=2) == []
         assert p.smtp.messages == []
         p.stop()
+
+
+@pytest.mark.registry
+def test_the_pipeline_in_schema_registry_mode(
+    settings: Settings, schema_registry_url: str, tmp_path: Path
+) -> None:
+    """With SCHEMA_REGISTRY_URL every service writes the Confluent wire format."""
+    registry_settings = replace(settings, schema_registry_url=schema_registry_url)
+    with pipeline(registry_settings, tmp_path) as p:
+        response = httpx.post(p.ingest_url, json=payment_failed("evt-r1", "cus-reg"), timeout=30)
+        assert response.status_code == 202, response.text
+        assert len(p.smtp.wait_for(2)) == 2
+        k = settings.kafka
+        [event] = consume(k.bootstrap_servers, k.topic(EVENTS_BILLING), 1)
+        results = consume(k.bootstrap_servers, k.topic(ACTIONS_RESULTS), 2)
+        assert event.value is not None and event.value[0] == 0  # magic byte 0 + schema id
+        assert all(r.value is not None and r.value[0] == 0 for r in results)
+        assert p.stop() == {"ingest": 0, "evaluator": 0, "dispatcher": 0, "scheduler": 0}

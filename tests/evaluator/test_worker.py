@@ -50,7 +50,7 @@ def test_poison_record_is_dead_lettered_and_processing_continues(
     k = settings.kafka
     bootstrap, events = k.bootstrap_servers, k.topic(EVENTS_BILLING)
     produce(bootstrap, events, [
-        (b"cus-1", b"\x00garbage that is not avro"),
+        (b"cus-1", b"garbage that is not avro"),
         (b"cus-1", payment_failed("e-1", "cus-1")),
         (b"someone-else", payment_failed("e-2", "cus-2")),  # key is not the customer id
     ], partition=0)
@@ -58,7 +58,7 @@ def test_poison_record_is_dead_lettered_and_processing_continues(
     decoded = [codec.decode(schemas.DEAD_LETTER, r.value) for r in letters]
     assert {d["error_type"] for d in decoded} == {"DecodeError", "InputRejected"}
     garbage = next(d for d in decoded if d["error_type"] == "DecodeError")
-    assert garbage["value"] == b"\x00garbage that is not avro"  # the original bytes
+    assert garbage["value"] == b"garbage that is not avro"  # the original bytes
     assert garbage["source_topic"] == events and garbage["offset"] == 0
     assert "single-object" in garbage["reason"]
     # The good record between the two bad ones was processed: customer email + finance alert.

@@ -32,6 +32,7 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SIGNALBOX_REPLICATION_FACTOR": str(k.replication_factor),
         "LOG_FORMAT": "json",
         "TICK_INTERVAL_SECONDS": str(settings.tick_interval_s),
+        "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
     }
     env.update(extra)
     return env

@@ -1,0 +1,70 @@
+"""The optional registry mode against a real Confluent-compatible registry (Apicurio)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from signalbox.common import schemas
+from signalbox.common.codec import AvroCodec, DecodeError
+from signalbox.common.registry import ConfluentRegistry, RegistryError, codec_for
+from signalbox.common.settings import Settings
+from tests.support.processes import free_port
+
+pytestmark = pytest.mark.registry
+
+TICK = {"tick_id": "0:60000", "partition": 0, "at": 60_000, "interval_ms": 60_000,
+        "emitted_by": "test"}
+
+
+@pytest.fixture
+def codec(schema_registry_url: str) -> AvroCodec:
+    return codec_for(replace(Settings.from_env({}), schema_registry_url=schema_registry_url))
+
+
+def test_every_current_schema_is_registered_under_its_record_name(
+    codec: AvroCodec, schema_registry_url: str
+) -> None:
+    subjects = httpx.get(f"{schema_registry_url}/subjects").json()
+    assert set(schemas.current()) <= set(subjects)
+
+
+def test_records_use_the_confluent_wire_format_with_the_registry_id(
+    codec: AvroCodec, schema_registry_url: str
+) -> None:
+    data = codec.encode(schemas.TICK, TICK)
+    latest = httpx.get(f"{schema_registry_url}/subjects/{schemas.TICK}/versions/latest").json()
+    assert data[0] == 0 and struct.unpack(">I", data[1:5])[0] == latest["id"]
+    assert codec.decode(schemas.TICK, data)["tick_id"] == "0:60000"
+
+
+def test_a_fresh_process_reads_records_by_schema_id(
+    codec: AvroCodec, schema_registry_url: str
+) -> None:
+    data = codec.encode(schemas.TICK, TICK)
+    cold = AvroCodec(registry=ConfluentRegistry(schema_registry_url))  # nothing cached
+    assert cold.decode(schemas.TICK, data)["partition"] == 0
+
+
+def test_both_framings_are_read_in_registry_mode(codec: AvroCodec) -> None:
+    single_object = AvroCodec().encode(schemas.TICK, TICK)
+    assert codec.decode(schemas.TICK, single_object)["tick_id"] == "0:60000"
+
+
+def test_registry_framing_without_a_registry_is_a_clear_error(codec: AvroCodec) -> None:
+    with pytest.raises(DecodeError, match="no schema registry is configured"):
+        AvroCodec().decode(schemas.TICK, codec.encode(schemas.TICK, TICK))
+
+
+def test_unknown_schema_id(codec: AvroCodec) -> None:
+    with pytest.raises(DecodeError, match="schema id 987654"):
+        codec.decode(schemas.TICK, b"\x00" + struct.pack(">I", 987654) + b"\x00")
+
+
+def test_a_registry_that_is_down_stops_the_service_at_start_up() -> None:
+    down = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
+    with pytest.raises(RegistryError, match="POST /subjects/signalbox"):
+        codec_for(replace(Settings.from_env({}), schema_registry_url=down))
