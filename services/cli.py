@@ -67,7 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "topics":
-            return _topics(Settings.from_env(), args)
+            settings = Settings.from_env()
+            from signalbox.common.telemetry import configure_logging
+
+            configure_logging("cli", settings.log_level, settings.log_format)
+            return _topics(settings, args)
         if args.command == "smtp-capture":
             return _smtp_capture(args)
         return _service(args.command)

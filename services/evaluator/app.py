@@ -67,7 +67,8 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=True,
-        web_host=settings.bind_host,
+        # The address other workers would use for this one (table routes are off).
+        web_host=settings.instance_id if settings.bind_host == "0.0.0.0" else settings.bind_host,
         web_bind=settings.bind_host,
         web_port=settings.evaluator_port,
         web_tables_enabled=False,
