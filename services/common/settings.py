@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -50,10 +51,12 @@ class _Env:
         return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.text(name, default).lower()
-        if value not in choices:
-            raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
-        return value
+        """One of ``choices``, in any case; returned as spelled in ``choices``."""
+        value = self.text(name, default)
+        for choice in choices:
+            if value.lower() == choice.lower():
+                return choice
+        raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
 
     def pairs(self, name: str, default: str) -> dict[str, str]:
         """``a=x,b=y`` → ``{"a": "x", "b": "y"}``."""
@@ -66,16 +69,112 @@ class _Env:
         return out
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
+    """Where the cluster is, how topics are named, and how clients authenticate.
+
+    ``security_protocol`` is one of :data:`SECURITY_PROTOCOLS`. With ``SASL_*`` the
+    mechanism, username and password are set. With ``SSL``/``SASL_SSL`` the broker is
+    verified against the CA file if one is given (it then replaces the system trust
+    store), and a client certificate and key may be set for mutual TLS.
+    The translations into each client library's options are in ``signalbox.common.kafka``.
+    """
+
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
     partitions: int = 4
     replication_factor: int = 1
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_ca_file: str = ""
+    ssl_cert_file: str = ""
+    ssl_key_file: str = ""
 
     def topic(self, logical: str) -> str:
         """The physical name of a catalogue topic (``SIGNALBOX_TOPIC_PREFIX`` + name)."""
         return f"{self.topic_prefix}{logical}"
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+
+_SASL_VARIABLES = ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
+_TLS_VARIABLES = ("KAFKA_SSL_CA_FILE", "KAFKA_SSL_CERT_FILE", "KAFKA_SSL_KEY_FILE")
+
+
+def _kafka_settings(e: _Env) -> KafkaSettings:
+    protocol = e.choice("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", SECURITY_PROTOCOLS)
+    base = KafkaSettings(
+        bootstrap_servers=e.text("KAFKA_BOOTSTRAP_SERVERS", KafkaSettings.bootstrap_servers),
+        topic_prefix=e.text("SIGNALBOX_TOPIC_PREFIX", ""),
+        partitions=e.integer("SIGNALBOX_PARTITIONS", KafkaSettings.partitions, minimum=1),
+        replication_factor=e.integer("SIGNALBOX_REPLICATION_FACTOR", 1, minimum=1),
+        security_protocol=protocol,
+    )
+    sasl = _used_with(e, _SASL_VARIABLES, base.uses_sasl, protocol, "SASL_PLAINTEXT or SASL_SSL")
+    tls = _used_with(e, _TLS_VARIABLES, base.uses_tls, protocol, "SSL or SASL_SSL")
+    if base.uses_sasl:
+        for name, value in sasl.items():
+            if not value:
+                raise SettingsError(f"{name}: required when KAFKA_SECURITY_PROTOCOL is {protocol}")
+        sasl["KAFKA_SASL_MECHANISM"] = e.choice("KAFKA_SASL_MECHANISM", "", SASL_MECHANISMS)
+    if base.uses_tls:
+        _check_tls_files(tls)
+    return replace(
+        base, sasl_mechanism=sasl["KAFKA_SASL_MECHANISM"],
+        sasl_username=sasl["KAFKA_SASL_USERNAME"], sasl_password=sasl["KAFKA_SASL_PASSWORD"],
+        ssl_ca_file=tls["KAFKA_SSL_CA_FILE"], ssl_cert_file=tls["KAFKA_SSL_CERT_FILE"],
+        ssl_key_file=tls["KAFKA_SSL_KEY_FILE"])
+
+
+def _used_with(e: _Env, names: tuple[str, ...], used: bool, protocol: str,
+               protocols: str) -> dict[str, str]:
+    """The variables' values; an error if one is set for a protocol that does not use it."""
+    values = {name: e.text(name, "") for name in names}
+    for name, value in values.items():
+        if value and not used:
+            raise SettingsError(f"{name}: set, but KAFKA_SECURITY_PROTOCOL is {protocol}; "
+                                f"it is used with {protocols} only")
+    return values
+
+
+def _check_tls_files(files: Mapping[str, str]) -> None:
+    """Fail at start-up, naming the variable, on a file TLS could not use."""
+    for name, path in files.items():
+        try:
+            if path:
+                open(path, "rb").close()
+        except OSError as exc:
+            raise SettingsError(f"{name}: cannot read {path!r}: {exc.strerror}") from None
+    ca, cert, key = (files[n] for n in _TLS_VARIABLES)
+    if cert and not key:
+        raise SettingsError("KAFKA_SSL_KEY_FILE: required with KAFKA_SSL_CERT_FILE "
+                            "(mutual TLS needs both)")
+    if key and not cert:
+        raise SettingsError("KAFKA_SSL_CERT_FILE: required with KAFKA_SSL_KEY_FILE "
+                            "(mutual TLS needs both)")
+    try:
+        context = ssl.create_default_context(cafile=ca or None)
+    except ssl.SSLError as exc:
+        raise SettingsError(f"KAFKA_SSL_CA_FILE: no PEM certificate in {ca!r}: {exc}") from None
+    try:  # the password callback keeps OpenSSL from prompting for an encrypted key
+        if cert:
+            context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        raise SettingsError(
+            f"KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE: {cert!r} and {key!r} are not a PEM "
+            f"certificate and its unencrypted private key: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -127,12 +226,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         e = _Env(os.environ if environ is None else environ)
-        kafka = KafkaSettings(
-            bootstrap_servers=e.text("KAFKA_BOOTSTRAP_SERVERS", KafkaSettings.bootstrap_servers),
-            topic_prefix=e.text("SIGNALBOX_TOPIC_PREFIX", ""),
-            partitions=e.integer("SIGNALBOX_PARTITIONS", KafkaSettings.partitions, minimum=1),
-            replication_factor=e.integer("SIGNALBOX_REPLICATION_FACTOR", 1, minimum=1),
-        )
+        kafka = _kafka_settings(e)
         smtp = SmtpSettings(
             host=e.text("SMTP_HOST", SmtpSettings.host),
             port=e.integer("SMTP_PORT", SmtpSettings.port, minimum=1),

@@ -8,10 +8,16 @@ import socket
 import pytest
 
 from signalbox.common.settings import KafkaSettings, Settings, SettingsError, SmtpSettings
+from tests.common.conftest import TlsFiles
 
-#: A value other than the default for every variable signalbox reads.
+#: A value other than the default for every variable signalbox reads (and the
+#: TLS files of the ``every_variable`` fixture).
 EVERY_VARIABLE = {
     "KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092,kafka-2:9092",
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "KAFKA_SASL_USERNAME": "signalbox",
+    "KAFKA_SASL_PASSWORD": "kafka-s3cret",
     "SIGNALBOX_TOPIC_PREFIX": "acme.",
     "SIGNALBOX_PARTITIONS": "12",
     "SIGNALBOX_REPLICATION_FACTOR": "3",
@@ -47,6 +53,12 @@ EVERY_VARIABLE = {
 }
 
 
+@pytest.fixture
+def every_variable(tls_files: TlsFiles) -> dict[str, str]:
+    return {**EVERY_VARIABLE, "KAFKA_SSL_CA_FILE": tls_files.cert,
+            "KAFKA_SSL_CERT_FILE": tls_files.cert, "KAFKA_SSL_KEY_FILE": tls_files.key}
+
+
 def test_defaults_from_an_empty_environment_work_on_a_fresh_machine() -> None:
     assert Settings.from_env({}) == Settings(
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9092", topic_prefix="", partitions=4,
@@ -63,10 +75,13 @@ def test_defaults_from_an_empty_environment_work_on_a_fresh_machine() -> None:
     )
 
 
-def test_every_variable_is_read() -> None:
-    assert Settings.from_env(EVERY_VARIABLE) == Settings(
+def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFiles) -> None:
+    assert Settings.from_env(every_variable) == Settings(
         kafka=KafkaSettings(bootstrap_servers="kafka-1:9092,kafka-2:9092", topic_prefix="acme.",
-                            partitions=12, replication_factor=3),
+                            partitions=12, replication_factor=3, security_protocol="SASL_SSL",
+                            sasl_mechanism="SCRAM-SHA-512", sasl_username="signalbox",
+                            sasl_password="kafka-s3cret", ssl_ca_file=tls_files.cert,
+                            ssl_cert_file=tls_files.cert, ssl_key_file=tls_files.key),
         smtp=SmtpSettings(host="smtp.example.com", port=465, username="mailer",
                           password="hunter2", tls="implicit",
                           sender="Acme Billing <billing@acme.example>", timeout_s=2.5),
@@ -83,9 +98,10 @@ def test_every_variable_is_read() -> None:
     )
 
 
-def test_no_setting_is_left_at_its_default_by_every_variable() -> None:
+def test_no_setting_is_left_at_its_default_by_every_variable(
+        every_variable: dict[str, str]) -> None:
     """Catches a field whose variable is not read (or not listed in EVERY_VARIABLE)."""
-    given, default = Settings.from_env(EVERY_VARIABLE), Settings.from_env({})
+    given, default = Settings.from_env(every_variable), Settings.from_env({})
     for group, base in ((given, default), (given.kafka, default.kafka),
                         (given.smtp, default.smtp)):
         same = [f.name for f in dataclasses.fields(group)
@@ -134,6 +150,8 @@ def test_a_team_address_may_contain_equals_signs() -> None:
     ("LOG_LEVEL", "verbose",
      "LOG_LEVEL: expected one of debug, info, warning, error, got 'verbose'"),
     ("LOG_FORMAT", "xml", "LOG_FORMAT: expected one of json, console, got 'xml'"),
+    ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL: expected one of PLAINTEXT, "
+     "SSL, SASL_PLAINTEXT, SASL_SSL, got 'TLS'"),
     ("SIGNALBOX_TEAMS", "finance", "SIGNALBOX_TEAMS: expected name=value pairs, got 'finance'"),
     ("SIGNALBOX_TEAMS", "a=x,=y", "SIGNALBOX_TEAMS: expected name=value pairs, got '=y'"),
     ("SIGNALBOX_TEAMS", "a= ", "SIGNALBOX_TEAMS: expected name=value pairs, got 'a='"),
@@ -153,10 +171,78 @@ def test_settings_are_frozen() -> None:
             setattr(obj, field, None)
 
 
-def test_the_smtp_password_stays_out_of_the_repr() -> None:
-    settings = Settings.from_env({"SMTP_PASSWORD": "hunter2"})
-    assert settings.smtp.password == "hunter2"
-    assert "hunter2" not in repr(settings)
+def test_the_passwords_stay_out_of_the_repr(every_variable: dict[str, str]) -> None:
+    settings = Settings.from_env(every_variable)
+    assert (settings.smtp.password, settings.kafka.sasl_password) == ("hunter2", "kafka-s3cret")
+    for secret in ("hunter2", "kafka-s3cret", "s3cret"):
+        assert secret not in repr(settings)
+
+
+def test_kafka_security_values_are_case_insensitive_and_only_what_the_protocol_uses() -> None:
+    sasl = {"KAFKA_SASL_MECHANISM": "scram-sha-256", "KAFKA_SASL_USERNAME": "u",
+            "KAFKA_SASL_PASSWORD": "p"}
+    k = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": " sasl_plaintext ", **sasl}).kafka
+    assert (k.security_protocol, k.sasl_mechanism, k.uses_sasl, k.uses_tls) == \
+        ("SASL_PLAINTEXT", "SCRAM-SHA-256", True, False)
+    k = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "ssl"}).kafka
+    assert (k.security_protocol, k.uses_sasl, k.uses_tls, k.ssl_ca_file) == \
+        ("SSL", False, True, "")
+    assert Settings.from_env({"KAFKA_SECURITY_PROTOCOL": ""}).kafka == KafkaSettings()
+
+
+SASL_OK = {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "PLAIN",
+           "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+     "KAFKA_SASL_MECHANISM: required when KAFKA_SECURITY_PROTOCOL is SASL_SSL"),
+    ({**SASL_OK, "KAFKA_SASL_USERNAME": ""},
+     "KAFKA_SASL_USERNAME: required when KAFKA_SECURITY_PROTOCOL is SASL_PLAINTEXT"),
+    ({**SASL_OK, "KAFKA_SASL_PASSWORD": " "},
+     "KAFKA_SASL_PASSWORD: required when KAFKA_SECURITY_PROTOCOL is SASL_PLAINTEXT"),
+    ({**SASL_OK, "KAFKA_SASL_MECHANISM": "GSSAPI"},
+     "KAFKA_SASL_MECHANISM: expected one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, "
+     "got 'GSSAPI'"),
+    ({"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"},
+     "KAFKA_SASL_USERNAME: set, but KAFKA_SECURITY_PROTOCOL is PLAINTEXT; it is used with "
+     "SASL_PLAINTEXT or SASL_SSL only"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SASL_MECHANISM": "PLAIN"},
+     "KAFKA_SASL_MECHANISM: set, but KAFKA_SECURITY_PROTOCOL is SSL; it is used with "
+     "SASL_PLAINTEXT or SASL_SSL only"),
+    ({**SASL_OK, "KAFKA_SSL_CA_FILE": "{cert}"},
+     "KAFKA_SSL_CA_FILE: set, but KAFKA_SECURITY_PROTOCOL is SASL_PLAINTEXT; it is used with "
+     "SSL or SASL_SSL only"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERT_FILE": "{cert}"},
+     "KAFKA_SSL_KEY_FILE: required with KAFKA_SSL_CERT_FILE (mutual TLS needs both)"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_KEY_FILE": "{key}"},
+     "KAFKA_SSL_CERT_FILE: required with KAFKA_SSL_KEY_FILE (mutual TLS needs both)"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_FILE": "/nonexistent/ca.pem"},
+     "KAFKA_SSL_CA_FILE: cannot read '/nonexistent/ca.pem': No such file or directory"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERT_FILE": "{cert}",
+      "KAFKA_SSL_KEY_FILE": "/"}, "KAFKA_SSL_KEY_FILE: cannot read '/': Is a directory"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_FILE": "{not_pem}"},
+     "KAFKA_SSL_CA_FILE: no PEM certificate in '{not_pem}': "),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERT_FILE": "{cert}",
+      "KAFKA_SSL_KEY_FILE": "{encrypted_key}"},
+     "KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE: '{cert}' and '{encrypted_key}' are not a PEM "
+     "certificate and its unencrypted private key: "),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CERT_FILE": "{key}",
+      "KAFKA_SSL_KEY_FILE": "{key}"},
+     "KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE: '{key}' and '{key}' are not a PEM "
+     "certificate and its unencrypted private key: "),
+])
+def test_a_bad_kafka_security_setting_fails_naming_the_variable(
+        env: dict[str, str], message: str, tls_files: TlsFiles) -> None:
+    """A message ending in ": " continues with OpenSSL's own reason."""
+    files = dataclasses.asdict(tls_files)
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env({name: value.format(**files) for name, value in env.items()})
+    expected = message.format(**files)
+    if expected.endswith(": "):
+        assert str(err.value).startswith(expected) and len(str(err.value)) > len(expected)
+    else:
+        assert str(err.value) == expected
 
 
 def test_topic_applies_the_prefix() -> None:
