@@ -78,11 +78,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
-    bootstrap = broker()
-    wait_for_broker(bootstrap)
     settings = replace(Settings.from_env({}), kafka=KafkaSettings(
-        bootstrap, f"bench{uuid.uuid4().hex[:8]}.", args.partitions, 1))
-    apply(bootstrap, catalogue(settings).values())
+        broker(), f"bench{uuid.uuid4().hex[:8]}.", args.partitions, 1))
+    wait_for_broker(settings.kafka)
+    apply(settings.kafka, catalogue(settings).values())
     batch = events(args.events)
     expected_mails = 2 * sum(1 for e in batch if e["type"] == "payment.failed")
 

@@ -19,8 +19,8 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{spec.name}\tpartitions={spec.partitions}\trf={spec.replication_factor}"
                   f"\t{config}\t# {spec.doc}")
         return 0
-    wait_for_broker(settings.kafka.bootstrap_servers)
-    created = apply(settings.kafka.bootstrap_servers, specs.values())
+    wait_for_broker(settings.kafka)
+    created = apply(settings.kafka, specs.values())
     print(f"{len(specs)} topics in the catalogue; created {len(created)}: "
           f"{', '.join(created) or '-'}")
     return 0

@@ -53,7 +53,7 @@ def _registry_script(command: str) -> subprocess.CompletedProcess[str]:
 def kafka_bootstrap() -> Iterator[str]:
     given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if given:
-        wait_for_broker(given)
+        wait_for_broker(KafkaSettings(bootstrap_servers=given))
         yield given
         return
     if os.environ.get("SIGNALBOX_TEST_KAFKA") == "testcontainers":
@@ -67,7 +67,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if started.returncode != 0:
         pytest.fail(f"could not start the test broker:\n{started.stderr}")
     bootstrap = f"127.0.0.1:{TEST_KAFKA_PORT}"
-    wait_for_broker(bootstrap)
+    wait_for_broker(KafkaSettings(bootstrap_servers=bootstrap))
     yield bootstrap
     if not already and not os.environ.get("SIGNALBOX_KEEP_KAFKA"):
         _kafka_script("stop")
@@ -101,7 +101,7 @@ def settings(kafka_bootstrap: str) -> Iterator[Settings]:
         log_format="console",
         tick_interval_s=1.0,
     )
-    apply(kafka_bootstrap, catalogue(s).values())
+    apply(s.kafka, catalogue(s).values())
     yield s
     _delete_prefixed(kafka_bootstrap, prefix)
 

@@ -12,10 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
-from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from signalbox.common.settings import Settings
+from signalbox.common.kafka import librdkafka_config
+from signalbox.common.settings import KafkaSettings, Settings, SettingsError
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,10 @@ CUSTOMER_STATE_TABLE = "customer-state"
 
 class TopicMismatch(RuntimeError):
     """An existing topic differs from the catalogue in a way that breaks keying."""
+
+
+class KafkaRefused(SettingsError):
+    """The cluster refused the client's credentials: a configuration error, not an outage."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +93,13 @@ def catalogue(settings: Settings) -> dict[str, TopicSpec]:
     return {s.name: s for s in specs}
 
 
-def apply(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+def apply(kafka: KafkaSettings, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
     """Create missing topics; verify partition counts of existing ones. Returns created names.
 
     A partition count different from the catalogue is an error, never "fixed":
     adding partitions to a keyed topic moves customers between partitions.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(librdkafka_config(kafka))
     wanted = {s.name: s for s in specs}
     existing = admin.list_topics(timeout=timeout_s).topics
     _check_partitions(wanted, {n: len(t.partitions) for n, t in existing.items()})
@@ -132,18 +137,39 @@ def _check_partitions(wanted: Mapping[str, TopicSpec], actual: Mapping[str, int]
         raise TopicMismatch("; ".join(mismatched))
 
 
-def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
-    """Block until the cluster answers a metadata request, or raise TimeoutError."""
+def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 60.0) -> None:
+    """Block until the cluster answers a metadata request, or raise TimeoutError.
+
+    Refused SASL credentials raise :class:`KafkaRefused` at once: waiting cannot fix
+    them. A timeout names the client's last connection error (e.g. a TLS handshake
+    with a plaintext listener), not only "transport failure".
+    """
     import time
 
     deadline = time.monotonic() + timeout_s
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    last: Exception | None = None
+    errors: list[KafkaError] = []
+    admin = AdminClient(librdkafka_config(kafka), error_cb=errors.append)
+    last = ""
     while time.monotonic() < deadline:
         try:
-            admin.list_topics(timeout=5)
+            admin.list_topics(timeout=1)
             return
         except KafkaException as exc:
-            last = exc
-            time.sleep(0.5)
-    raise TimeoutError(f"Kafka at {bootstrap_servers} did not answer in {timeout_s}s: {last}")
+            last = str(exc)
+        admin.poll(0)  # serves error_cb
+        for error in errors:
+            if error.code() == KafkaError._AUTHENTICATION:
+                raise KafkaRefused(_refusal(kafka, error))
+            if error.code() != KafkaError._ALL_BROKERS_DOWN:
+                last = error.str()
+        errors.clear()
+        time.sleep(0.5)
+    raise TimeoutError(f"Kafka at {kafka.bootstrap_servers} ({kafka.security_protocol}) "
+                       f"did not answer in {timeout_s}s: {last}")
+
+
+def _refusal(kafka: KafkaSettings, error: KafkaError) -> str:
+    who = (f"KAFKA_SASL_USERNAME={kafka.sasl_username!r} with "
+           f"KAFKA_SASL_MECHANISM={kafka.sasl_mechanism}" if kafka.uses_sasl else "the client")
+    return (f"Kafka at {kafka.bootstrap_servers} ({kafka.security_protocol}) refused {who}: "
+            f"{error.str()}")

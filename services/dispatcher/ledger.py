@@ -18,6 +18,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, DecodeError
+from signalbox.common.kafka import aiokafka_options
+from signalbox.common.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
 
@@ -66,9 +68,9 @@ class MemoryLedger:
 class KafkaLedger(MemoryLedger):
     """:class:`MemoryLedger` restored from the ``actions.ledger`` topic."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, codec: AvroCodec) -> None:
+    def __init__(self, kafka: KafkaSettings, topic: str, codec: AvroCodec) -> None:
         super().__init__()
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self._topic = topic
         self._codec = codec
 
@@ -79,7 +81,7 @@ class KafkaLedger(MemoryLedger):
         for p in parts:
             self._states[p] = {}
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **aiokafka_options(self._kafka),
             enable_auto_commit=False,
             isolation_level="read_committed",
             group_id=None,

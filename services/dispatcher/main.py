@@ -25,8 +25,8 @@ def build(settings: Settings) -> Dispatcher:
 
 def main(settings: Settings) -> None:
     configure_logging("dispatcher", settings.log_level, settings.log_format)
-    wait_for_broker(settings.kafka.bootstrap_servers)
-    apply(settings.kafka.bootstrap_servers, catalogue(settings).values())
+    wait_for_broker(settings.kafka)
+    apply(settings.kafka, catalogue(settings).values())
     dispatcher = build(settings)
 
     async def serve(stop: asyncio.Event) -> None:

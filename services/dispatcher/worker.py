@@ -31,6 +31,7 @@ from signalbox.common import schemas
 from signalbox.common.clock import now_ms
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.deadletter import dead_letter
+from signalbox.common.kafka import aiokafka_options
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_LEDGER, ACTIONS_RESULTS
@@ -99,7 +100,7 @@ class Dispatcher:
         self.topics = {n: k.topic(n) for n in
                        (ACTIONS_COMMANDS, ACTIONS_RESULTS, ACTIONS_LEDGER, ACTIONS_DLQ)}
         self.ledger: Ledger = ledger or KafkaLedger(
-            k.bootstrap_servers, self.topics[ACTIONS_LEDGER], self.codec)
+            k, self.topics[ACTIONS_LEDGER], self.codec)
         self.lock = asyncio.Lock()
         self.assigned = asyncio.Event()
         #: Partitions whose ledger is restored; only their commands may be handled.
@@ -115,13 +116,13 @@ class Dispatcher:
         self._stop = stop
         k = self.settings.kafka
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=k.bootstrap_servers,
+            **aiokafka_options(k),
             transactional_id=f"{self.settings.dispatcher_group_id}-{self.settings.instance_id}",
             enable_idempotence=True,
             acks="all",
         )
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=k.bootstrap_servers,
+            **aiokafka_options(k),
             group_id=self.settings.dispatcher_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -129,7 +130,7 @@ class Dispatcher:
             max_poll_records=50,
         )
         self._marker = AIOKafkaProducer(
-            bootstrap_servers=k.bootstrap_servers, enable_idempotence=True, acks="all")
+            **aiokafka_options(k), enable_idempotence=True, acks="all")
         await self._producer.start()
         await self._marker.start()
         try:

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from signalbox.common import schemas
 from signalbox.common.codec import DecodeError
 from signalbox.common.deadletter import dead_letter
+from signalbox.common.kafka import faust_broker, faust_credentials
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.common.topics import (
@@ -57,7 +58,8 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
     k = settings.kafka
     app = faust.App(
         settings.evaluator_app_id,
-        broker=";".join(f"kafka://{s}" for s in k.bootstrap_servers.split(",")),
+        broker=faust_broker(k),
+        broker_credentials=faust_credentials(k),
         store=settings.evaluator_store,
         datadir=settings.evaluator_data_dir,
         processing_guarantee="at_least_once",

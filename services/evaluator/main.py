@@ -31,8 +31,8 @@ def automations_for(settings: Settings) -> AutomationSet:
 
 def main(settings: Settings) -> None:
     configure_logging("evaluator", settings.log_level, settings.log_format)
-    wait_for_broker(settings.kafka.bootstrap_servers)
-    apply(settings.kafka.bootstrap_servers, catalogue(settings).values())
+    wait_for_broker(settings.kafka)
+    apply(settings.kafka, catalogue(settings).values())
     app = create_app(settings, automations_for(settings))
     worker = faust.Worker(
         app,

@@ -28,7 +28,7 @@ SHUTDOWN_GRACE_S = 20.0
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve the ingest API until ``stop`` is set, then shut down cleanly."""
-    producer = KafkaEventProducer(settings.kafka.bootstrap_servers,
+    producer = KafkaEventProducer(settings.kafka,
                                   client_id=f"signalbox-ingest-{settings.instance_id}")
     await producer.start()
     try:
@@ -50,6 +50,6 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 def main(settings: Settings) -> None:
     configure_logging("ingest", settings.log_level, settings.log_format)
-    wait_for_broker(settings.kafka.bootstrap_servers)
-    apply(settings.kafka.bootstrap_servers, catalogue(settings).values())
+    wait_for_broker(settings.kafka)
+    apply(settings.kafka, catalogue(settings).values())
     run(lambda stop: serve(settings, stop))

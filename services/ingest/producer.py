@@ -15,6 +15,9 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from signalbox.common.kafka import aiokafka_options
+from signalbox.common.settings import KafkaSettings
+
 log = structlog.get_logger(__name__)
 
 
@@ -54,7 +57,7 @@ class KafkaEventProducer:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: KafkaSettings,
         *,
         client_id: str = "signalbox-ingest",
         request_timeout_ms: int = 10_000,
@@ -62,7 +65,7 @@ class KafkaEventProducer:
         check_timeout_s: float = 5.0,
     ) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+            **aiokafka_options(kafka),
             client_id=client_id,
             acks="all",
             enable_idempotence=True,

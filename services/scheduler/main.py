@@ -12,6 +12,7 @@ from prometheus_client import Counter, Gauge
 from signalbox.common import runtime, schemas
 from signalbox.common.clock import now_ms
 from signalbox.common.codec import AvroCodec
+from signalbox.common.kafka import aiokafka_options
 from signalbox.common.ops import OpsServer
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
@@ -53,7 +54,7 @@ class Scheduler:
         return len(futures)
 
     async def run(self, stop: asyncio.Event) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap_servers,
+        producer = AIOKafkaProducer(**aiokafka_options(self.settings.kafka),
                                     acks="all", enable_idempotence=True)
         await producer.start()
         try:
@@ -72,8 +73,8 @@ class Scheduler:
 
 def main(settings: Settings) -> None:
     configure_logging("scheduler", settings.log_level, settings.log_format)
-    wait_for_broker(settings.kafka.bootstrap_servers)
-    apply(settings.kafka.bootstrap_servers, catalogue(settings).values())
+    wait_for_broker(settings.kafka)
+    apply(settings.kafka, catalogue(settings).values())
     scheduler = Scheduler(settings)
 
     async def serve(stop: asyncio.Event) -> None:

@@ -146,10 +146,9 @@ def _configs(admin: AdminClient, specs: dict[str, TopicSpec]) -> dict[str, dict[
 
 def test_apply_creates_the_catalogue_once(fresh: Settings, admin: AdminClient) -> None:
     specs = catalogue(fresh)
-    bootstrap = fresh.kafka.bootstrap_servers
 
-    assert sorted(apply(bootstrap, specs.values())) == sorted(specs)
-    assert apply(bootstrap, specs.values()) == []
+    assert sorted(apply(fresh.kafka, specs.values())) == sorted(specs)
+    assert apply(fresh.kafka, specs.values()) == []
     _visible(admin, specs)
 
     existing = admin.list_topics(timeout=10).topics
@@ -169,7 +168,7 @@ def test_apply_refuses_a_topic_with_another_partition_count(
     specs = catalogue(fresh)
 
     with pytest.raises(TopicMismatch) as err:
-        apply(fresh.kafka.bootstrap_servers, specs.values())
+        apply(fresh.kafka, specs.values())
 
     assert str(err.value) == \
         f"{ticks}: has {wanted + 1} partitions, catalogue says {wanted}"

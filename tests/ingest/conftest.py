@@ -14,7 +14,7 @@ from tests.ingest.support import Client, ClientFactory
 
 @pytest.fixture
 async def producer(settings: Settings) -> AsyncIterator[KafkaEventProducer]:
-    p = KafkaEventProducer(settings.kafka.bootstrap_servers)
+    p = KafkaEventProducer(settings.kafka)
     await p.start()
     yield p
     await p.stop()

@@ -204,7 +204,7 @@ async def test_kafka_failure_is_a_503_with_retry_after(
     # The broker does not auto-create topics: writing to an unprovisioned prefix fails
     # in the broker, the way a missing or unavailable topic does in production.
     unprovisioned = replace(settings, kafka=replace(settings.kafka, topic_prefix="missing."))
-    producer = KafkaEventProducer(settings.kafka.bootstrap_servers, request_timeout_ms=1_000)
+    producer = KafkaEventProducer(settings.kafka, request_timeout_ms=1_000)
     await producer.start()
     try:
         client = await make_client(unprovisioned, producer)
@@ -230,7 +230,7 @@ async def test_kafka_failure_is_a_503_with_retry_after(
 
 async def test_a_stopped_producer_is_not_ready_and_answers_503(
         settings: Settings, make_client: ClientFactory) -> None:
-    producer = KafkaEventProducer(settings.kafka.bootstrap_servers)
+    producer = KafkaEventProducer(settings.kafka)
     client = await make_client(settings, producer)
     ready = await client.get("/readyz")
     assert ready.status == 503
