@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import tempfile
 import time
 import uuid
@@ -29,21 +28,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+from tests.support.broker import TEST_KAFKA_PORT, kafka_script
 from tests.support.pipeline import pipeline
 
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue, wait_for_broker
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def broker() -> str:
     given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if given:
         return given
-    env = {**os.environ, "KAFKA_PORT": "19092", "KAFKA_HOME_DIR": str(REPO / ".run/kafka-test")}
-    subprocess.run([str(REPO / "tools/kafka/kafka.sh"), "start"], env=env, check=True)
-    return "127.0.0.1:19092"
+    started = kafka_script("start")
+    if started.returncode != 0:
+        raise SystemExit(f"could not start the test broker:\n{started.stderr}")
+    return f"127.0.0.1:{TEST_KAFKA_PORT}"
 
 
 def events(n: int) -> list[dict[str, object]]:

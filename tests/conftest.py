@@ -6,6 +6,10 @@
 * ``SIGNALBOX_TEST_KAFKA=testcontainers``: a testcontainers Kafka, where a Docker
   engine runs.
 
+The project's test broker also has a SASL_PLAINTEXT listener on port 19094 (PLAIN and
+SCRAM-SHA-256, user ``signalbox``) for the ``sasl_settings`` tests; they are skipped
+on a broker given from outside.
+
 Tests of the optional registry mode use ``SCHEMA_REGISTRY_URL`` when set, otherwise
 Apicurio Registry (tools/registry/registry.sh) on port 18085.
 
@@ -16,11 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaException
@@ -28,25 +32,23 @@ from confluent_kafka.admin import AdminClient
 
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue, wait_for_broker
+from tests.support.broker import (
+    REPO,
+    SASL_PASSWORD,
+    SASL_USER,
+    TEST_KAFKA_PORT,
+    TEST_KAFKA_SASL_PORT,
+    kafka_script,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-TEST_KAFKA_PORT = os.environ.get("SIGNALBOX_TEST_KAFKA_PORT", "19092")
 TEST_REGISTRY_PORT = os.environ.get("SIGNALBOX_TEST_REGISTRY_PORT", "18085")
 
 
-def _tool(script: str, command: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(REPO / "tools" / script), command], env={**os.environ, **env},
-                          text=True, capture_output=True, check=False)
-
-
-def _kafka_script(command: str) -> subprocess.CompletedProcess[str]:
-    return _tool("kafka/kafka.sh", command, KAFKA_PORT=TEST_KAFKA_PORT,
-                 KAFKA_HOME_DIR=str(REPO / ".run" / "kafka-test"))
-
-
 def _registry_script(command: str) -> subprocess.CompletedProcess[str]:
-    return _tool("registry/registry.sh", command, REGISTRY_PORT=TEST_REGISTRY_PORT,
-                 REGISTRY_HOME_DIR=str(REPO / ".run" / "registry-test"))
+    env = {**os.environ, "REGISTRY_PORT": TEST_REGISTRY_PORT,
+           "REGISTRY_HOME_DIR": str(REPO / ".run" / "registry-test")}
+    return subprocess.run([str(REPO / "tools" / "registry" / "registry.sh"), command], env=env,
+                          text=True, capture_output=True, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -62,15 +64,15 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    already = _kafka_script("status").returncode == 0
-    started = _kafka_script("start")
+    already = kafka_script("status").returncode == 0
+    started = kafka_script("start")
     if started.returncode != 0:
         pytest.fail(f"could not start the test broker:\n{started.stderr}")
     bootstrap = f"127.0.0.1:{TEST_KAFKA_PORT}"
     wait_for_broker(KafkaSettings(bootstrap_servers=bootstrap))
     yield bootstrap
     if not already and not os.environ.get("SIGNALBOX_KEEP_KAFKA"):
-        _kafka_script("stop")
+        kafka_script("stop")
 
 
 @pytest.fixture(scope="session")
@@ -89,21 +91,53 @@ def schema_registry_url() -> Iterator[str]:
         _registry_script("stop")
 
 
-@pytest.fixture
-def settings(kafka_bootstrap: str) -> Iterator[Settings]:
-    """Settings for one test: its own topic prefix and topics, deleted afterwards."""
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    base = Settings.from_env({})
-    s = replace(
-        base,
-        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix,
-                            partitions=2, replication_factor=1),
+@pytest.fixture(scope="session")
+def kafka_sasl_bootstrap(kafka_bootstrap: str) -> str:
+    """The test broker's SASL_PLAINTEXT listener (PLAIN and SCRAM-SHA-256)."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or \
+            os.environ.get("SIGNALBOX_TEST_KAFKA") == "testcontainers":
+        pytest.skip("SASL tests need the project's test broker and its SASL listener")
+    try:
+        socket.create_connection(("127.0.0.1", int(TEST_KAFKA_SASL_PORT)), timeout=5).close()
+    except OSError:
+        pytest.fail(f"the test broker has no SASL listener on {TEST_KAFKA_SASL_PORT}: it was "
+                    f"started before it had one. Stop and wipe it: KAFKA_PORT={TEST_KAFKA_PORT} "
+                    f"KAFKA_HOME_DIR=.run/kafka-test tools/kafka/kafka.sh stop; "
+                    f"rm -rf .run/kafka-test")
+    return f"127.0.0.1:{TEST_KAFKA_SASL_PORT}"
+
+
+def _test_settings(kafka: KafkaSettings) -> Settings:
+    """Settings for one test: ``kafka``'s cluster and security, and a topic prefix of its own."""
+    return replace(
+        Settings.from_env({}),
+        kafka=replace(kafka, topic_prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=2,
+                      replication_factor=1),
         log_format="console",
         tick_interval_s=1.0,
     )
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str) -> Iterator[Settings]:
+    """Settings for one test: its own topic prefix and topics, deleted afterwards."""
+    s = _test_settings(KafkaSettings(bootstrap_servers=kafka_bootstrap))
     apply(s.kafka, catalogue(s).values())
     yield s
-    _delete_prefixed(kafka_bootstrap, prefix)
+    _delete_prefixed(kafka_bootstrap, s.kafka.topic_prefix)
+
+
+@pytest.fixture
+def sasl_settings(kafka_bootstrap: str, kafka_sasl_bootstrap: str) -> Iterator[Settings]:
+    """Like ``settings``, over SASL_PLAINTEXT with mechanism PLAIN, and with no topics yet.
+
+    Topics are deleted afterwards over the plaintext listener of the same broker.
+    """
+    s = _test_settings(KafkaSettings(
+        bootstrap_servers=kafka_sasl_bootstrap, security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN", sasl_username=SASL_USER, sasl_password=SASL_PASSWORD))
+    yield s
+    _delete_prefixed(kafka_bootstrap, s.kafka.topic_prefix)
 
 
 def _delete_prefixed(bootstrap: str, prefix: str) -> None:

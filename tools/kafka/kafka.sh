@@ -14,6 +14,12 @@
 #   KAFKA_HOME_DIR       data, config, log and pid, default <repo>/.run/kafka
 #   KAFKA_PORT           client port, default 9092 (controller: KAFKA_PORT+1)
 #   KAFKA_HEAP           JVM heap, default 768m
+#   KAFKA_SASL_PORT      when set, a second client listener on that port speaking
+#                        SASL_PLAINTEXT with mechanisms PLAIN and SCRAM-SHA-256, for one user:
+#   KAFKA_SASL_USER      its name, default signalbox
+#   KAFKA_SASL_USER_PASSWORD  its password, default signalbox-secret
+#                        (the SCRAM credential is written when storage is formatted, so a
+#                        data dir formatted without KAFKA_SASL_PORT has PLAIN only)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +31,9 @@ home="${KAFKA_HOME_DIR:-$repo/.run/kafka}"
 port="${KAFKA_PORT:-9092}"
 cport="$((port + 1))"
 heap="${KAFKA_HEAP:-768m}"
+sasl_port="${KAFKA_SASL_PORT:-}"
+sasl_user="${KAFKA_SASL_USER:-signalbox}"
+sasl_password="${KAFKA_SASL_USER_PASSWORD:-signalbox-secret}"
 pidfile="$home/kafka.pid"
 logfile="$home/logs/server.log"
 
@@ -51,17 +60,32 @@ java_cmd() {
     -Dkafka.logs.dir="$home/logs" -cp "$libs/*" "$@"
 }
 
+sasl_config() {
+  cat <<CONF
+# SASL_PLAINTEXT listener (KAFKA_SASL_PORT): one user, PLAIN and SCRAM-SHA-256.
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$sasl_password";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+CONF
+}
+
 write_config() {
   mkdir -p "$home/config" "$home/data" "$home/logs"
+  local listeners="PLAINTEXT://127.0.0.1:$port" protocols="PLAINTEXT:PLAINTEXT"
+  if [[ -n "$sasl_port" ]]; then
+    listeners+=",SASL_PLAINTEXT://127.0.0.1:$sasl_port"
+    protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+  fi
   cat > "$home/config/server.properties" <<CONF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols,CONTROLLER:PLAINTEXT
+$(if [[ -n "$sasl_port" ]]; then sasl_config; fi)
 log.dirs=$home/data
 # Topics are provisioned by signalbox itself (signalbox topics apply).
 auto.create.topics.enable=false
@@ -103,8 +127,12 @@ format_storage() {
   if [[ -f "$home/data/meta.properties" ]]; then return 0; fi
   local cluster_id
   cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+  local scram=()
+  if [[ -n "$sasl_port" ]]; then
+    scram=(--add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$sasl_password]")
+  fi
   log "formatting KRaft storage (cluster $cluster_id)"
-  java_cmd kafka.tools.StorageTool format -t "$cluster_id" \
+  java_cmd kafka.tools.StorageTool format -t "$cluster_id" ${scram[@]+"${scram[@]}"} \
     -c "$home/config/server.properties" >"$home/logs/format.log" 2>&1 \
     || { cat "$home/logs/format.log" >&2; exit 1; }
 }
@@ -126,16 +154,16 @@ start() {
     >"$home/logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$pidfile"
   local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-90}))
-  until port_open "$port"; do
+  until port_open "$port" && { [[ -z "$sasl_port" ]] || port_open "$sasl_port"; }; do
     if ! running; then
       log "broker exited during start-up; last lines of $logfile:"
       tail -n 30 "$logfile" >&2 2>/dev/null || tail -n 30 "$home/logs/stdout.log" >&2
       exit 1
     fi
-    if (( SECONDS > deadline )); then log "broker did not open $port in time"; exit 1; fi
+    if (( SECONDS > deadline )); then log "broker did not open $port $sasl_port in time"; exit 1; fi
     sleep 0.5
   done
-  log "ready on 127.0.0.1:$port"
+  log "ready on 127.0.0.1:$port${sasl_port:+ (SASL_PLAINTEXT on 127.0.0.1:$sasl_port)}"
 }
 
 stop() {
