@@ -66,6 +66,8 @@ def test_the_pipeline_runs_over_sasl(
         assert all(ticks.values()), ticks
         exits = p.stop()
     assert exits == {"ingest": 0, "evaluator": 0, "dispatcher": 0, "scheduler": 0}
+    for name, proc in p.services.items():
+        assert k.sasl_password not in proc.log_path.read_text(), f"{name} logged the password"
 
 
 async def test_scram_sha_256_for_both_client_libraries(
