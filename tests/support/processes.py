@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,9 +17,21 @@ from signalbox.common.settings import Settings
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a server a test starts later.
+
+    Chosen below the kernel's ephemeral range (32768-60999 by default): a port
+    from ``bind(0)`` can be taken by any outgoing connection (a Kafka client,
+    say) before the service binds it.
+    """
+    for _ in range(200):
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
