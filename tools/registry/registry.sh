@@ -49,9 +49,12 @@ start() {
   done
   [[ -n "$jar" ]] || { log "no runnable jar in $dist"; exit 1; }
   log "starting Apicurio Registry $version on $url (log: $logfile)"
-  (cd "$home" && QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$port" \
+  # Only the JVM goes to the background, with every stream redirected: a caller
+  # reading this script's output (a test fixture) must not wait on the registry.
+  cd "$home"
+  QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$port" \
     nohup java -Xms64m -Xmx384m -jar "$jar" >"$logfile" 2>&1 </dev/null &
-   echo $! > "$pidfile")
+  echo $! > "$pidfile"
   for _ in $(seq 1 120); do
     answers && { log "ready on $url"; return 0; }
     running || { log "registry exited; last lines:"; tail -n 20 "$logfile" >&2; exit 1; }
