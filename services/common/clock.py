@@ -13,6 +13,11 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def epoch_ms(value: datetime) -> int:
-    """Exact epoch milliseconds of a decoded ``timestamp-millis`` (no float rounding)."""
+def epoch_ms(value: datetime | int) -> int:
+    """Exact epoch milliseconds of a decoded ``timestamp-millis`` (no float rounding).
+
+    fastavro decodes the logical type to a datetime; a plain int passes through.
+    """
+    if isinstance(value, int):
+        return value
     return int((value - _EPOCH) // _MS)

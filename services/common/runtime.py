@@ -1,4 +1,4 @@
-"""Process lifecycle shared by the asyncio services: clean shutdown on SIGTERM/SIGINT."""
+"""Process lifecycle shared by the services: start-up, clean shutdown on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -8,7 +8,38 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from signalbox.common.ops import OpsServer, ReadinessCheck
+from signalbox.common.settings import Settings
+from signalbox.common.telemetry import configure_logging
+from signalbox.common.topics import apply, catalogue, wait_for_broker
+
 log = structlog.get_logger(__name__)
+
+
+def prepare(service: str, settings: Settings) -> None:
+    """What every service does first: JSON logging, a reachable broker, the topic catalogue."""
+    configure_logging(service, settings.log_level, settings.log_format)
+    wait_for_broker(settings.kafka)
+    apply(settings.kafka, catalogue(settings).values())
+
+
+def run_with_ops(
+    settings: Settings,
+    port: int,
+    checks: dict[str, ReadinessCheck],
+    work: Callable[[asyncio.Event], Awaitable[None]],
+) -> None:
+    """:func:`run` ``work`` beside the /healthz, /readyz and /metrics server on ``port``."""
+
+    async def serve(stop: asyncio.Event) -> None:
+        ops = OpsServer(settings.bind_host, port, checks)
+        await ops.start()
+        try:
+            await work(stop)
+        finally:
+            await ops.stop()
+
+    run(serve)
 
 
 def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -30,6 +30,9 @@ LEDGER_ENTRY = "signalbox.LedgerEntry"
 DEAD_LETTER = "signalbox.DeadLetter"
 CUSTOMER_STATE = "signalbox.CustomerState"
 
+#: Branches of ActionCommand's ``action`` union.
+EMAIL_ACTION = "signalbox.actions.EmailAction"
+
 
 @dataclass(frozen=True)
 class SchemaVersion:
@@ -104,6 +107,12 @@ def _union_branches(schema: Schema, field: str) -> Iterator[Schema]:
     for f in schema["fields"]:
         if f["name"] == field:
             yield from f["type"]
+
+
+@cache
+def event_type_by_record() -> Mapping[str, str]:
+    """API event type name by payload record full name (the reverse of event_types())."""
+    return {t.record: t.name for t in event_types().values()}
 
 
 @cache

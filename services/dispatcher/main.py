@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
 from signalbox.common import runtime
-from signalbox.common.ops import OpsServer
 from signalbox.common.settings import Settings
-from signalbox.common.telemetry import configure_logging
-from signalbox.common.topics import apply, catalogue, wait_for_broker
 from signalbox.dispatcher.channels import EmailChannel
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.dispatcher.worker import Dispatcher
@@ -24,20 +19,9 @@ def build(settings: Settings) -> Dispatcher:
 
 
 def main(settings: Settings) -> None:
-    configure_logging("dispatcher", settings.log_level, settings.log_format)
-    wait_for_broker(settings.kafka)
-    apply(settings.kafka, catalogue(settings).values())
+    runtime.prepare("dispatcher", settings)
     dispatcher = build(settings)
-
-    async def serve(stop: asyncio.Event) -> None:
-        ops = OpsServer(settings.bind_host, settings.dispatcher_port,
-                        {"kafka": dispatcher.ready})
-        await ops.start()
-        log.info("dispatcher_started", smtp=f"{settings.smtp.host}:{settings.smtp.port}",
-                 port=settings.dispatcher_port)
-        try:
-            await dispatcher.run(stop)
-        finally:
-            await ops.stop()
-
-    runtime.run(serve)
+    log.info("dispatcher_started", smtp=f"{settings.smtp.host}:{settings.smtp.port}",
+             port=settings.dispatcher_port)
+    runtime.run_with_ops(settings, settings.dispatcher_port, {"kafka": dispatcher.ready},
+                         dispatcher.run)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
 from signalbox.common.codec import union_branch
 
@@ -21,8 +22,7 @@ class Outcome(StrEnum):
 
 
 ATTEMPTING = "attempting"
-EMAIL_ACTION = "signalbox.actions.EmailAction"
-_CHANNELS = {EMAIL_ACTION: "email"}
+_CHANNELS = {schemas.EMAIL_ACTION: "email"}
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,13 @@ class InDoubtError(DeliveryError):
 
 
 def command_from_record(record: Mapping[str, Any]) -> Command:
-    branch, action = union_branch(record["action"], EMAIL_ACTION)
+    branch, action = union_branch(record["action"], schemas.EMAIL_ACTION)
     channel = _CHANNELS.get(branch, branch)
-    issued = record["issued_at"]
     return Command(
         command_id=record["command_id"],
         customer_id=record["customer_id"],
         automation_id=record["automation_id"],
         channel=channel,
         action=action,
-        issued_at=issued if isinstance(issued, int) else epoch_ms(issued),
+        issued_at=epoch_ms(record["issued_at"]),
     )

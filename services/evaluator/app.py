@@ -108,14 +108,14 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
         return event
 
     async def to_dlq(message: Any, error: BaseException) -> None:
-        metrics.DEAD_LETTERS.labels(message.topic, type(error).__name__).inc()
+        error_type = type(error).__name__
+        reason = getattr(error, "reason", None) or str(error)
+        metrics.DEAD_LETTERS.labels(message.topic, error_type).inc()
         log.warning("input_dead_lettered", topic=message.topic, partition=message.partition,
-                    offset=message.offset, error=type(error).__name__,
-                    reason=getattr(error, "reason", str(error)))
+                    offset=message.offset, error=error_type, reason=reason)
         record = dead_letter(service=SERVICE, topic=message.topic, partition=message.partition,
                              offset=message.offset, key=message.key, value=message.value,
-                             error_type=type(error).__name__,
-                             reason=getattr(error, "reason", None) or str(error))
+                             error_type=error_type, reason=reason)
         fut = await dlq.send(key=message.key, value=codec.encode(schemas.DEAD_LETTER, record),
                              partition=message.partition)
         await fut
@@ -181,8 +181,6 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
             failing["kafka"] = "rebalancing"
         if getattr(app, "in_recovery", False):
             failing["state"] = "restoring tables from the changelog"
-        if not app.consumer.assignment() and app.rebalancing:
-            failing["assignment"] = "no partitions assigned yet"
         status = 503 if failing else 200
         return web.json({"status": "not ready" if failing else "ready", "failing": failing},
                         status=status)

@@ -8,9 +8,9 @@ import faust
 import structlog
 
 from signalbox.common import schemas
+from signalbox.common.runtime import prepare
 from signalbox.common.settings import Settings
-from signalbox.common.telemetry import configure_logging, logging_dict_config
-from signalbox.common.topics import apply, catalogue, wait_for_broker
+from signalbox.common.telemetry import logging_dict_config
 from signalbox.evaluator.app import create_app
 from signalbox.evaluator.engine import AutomationSet, load_automations
 
@@ -30,9 +30,7 @@ def automations_for(settings: Settings) -> AutomationSet:
 
 
 def main(settings: Settings) -> None:
-    configure_logging("evaluator", settings.log_level, settings.log_format)
-    wait_for_broker(settings.kafka)
-    apply(settings.kafka, catalogue(settings).values())
+    prepare("evaluator", settings)
     app = create_app(settings, automations_for(settings))
     worker = faust.Worker(
         app,

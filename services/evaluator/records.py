@@ -15,8 +15,6 @@ from signalbox.evaluator.engine import (
     Tick,
 )
 
-EMAIL_ACTION = "signalbox.actions.EmailAction"
-
 
 def _profile(raw: Mapping[str, Any] | None) -> Profile | None:
     if raw is None:
@@ -26,13 +24,12 @@ def _profile(raw: Mapping[str, Any] | None) -> Profile | None:
 
 def event_from_record(record: Mapping[str, Any]) -> Event:
     record_name, payload = record["payload"]
-    by_record = {t.record: t.name for t in schemas.event_types().values()}
     return Event(
         event_id=record["event_id"],
         customer_id=record["customer_id"],
-        type=by_record[record_name],
-        occurred_at=_ms(record["occurred_at"]),
-        received_at=_ms(record["received_at"]),
+        type=schemas.event_type_by_record()[record_name],
+        occurred_at=epoch_ms(record["occurred_at"]),
+        received_at=epoch_ms(record["received_at"]),
         data=dict(payload),
         profile=_profile(record.get("customer")),
         attributes=dict(record.get("attributes") or {}),
@@ -41,7 +38,7 @@ def event_from_record(record: Mapping[str, Any]) -> Event:
 
 
 def tick_from_record(record: Mapping[str, Any]) -> Tick:
-    return Tick(partition=record["partition"], at=_ms(record["at"]),
+    return Tick(partition=record["partition"], at=epoch_ms(record["at"]),
                 interval_ms=record["interval_ms"])
 
 
@@ -50,8 +47,8 @@ def state_from_record(record: Mapping[str, Any]) -> CustomerState:
     return CustomerState(
         customer_id=record["customer_id"],
         profile=profile,
-        first_seen_at=_ms(record["first_seen_at"]),
-        last_event_at=_ms(record["last_event_at"]),
+        first_seen_at=epoch_ms(record["first_seen_at"]),
+        last_event_at=epoch_ms(record["last_event_at"]),
         failed_payments=dict(record.get("failed_payments") or {}),
         recent_event_ids=tuple(record.get("recent_event_ids") or ()),
     )
@@ -85,13 +82,9 @@ def command_to_record(command: Command) -> dict[str, Any]:
             "facts": dict(command.trigger.facts),
         },
         "action": (
-            EMAIL_ACTION,
+            schemas.EMAIL_ACTION,
             {"to": list(a.to), "audience": a.audience, "template": a.template,
              "locale": a.locale, "variables": dict(a.variables)},
         ),
     }
 
-
-def _ms(value: Any) -> int:
-    """timestamp-millis fields decode to datetimes; the engine works in epoch ms."""
-    return value if isinstance(value, int) else epoch_ms(value)

@@ -13,10 +13,8 @@ import asyncio
 import structlog
 from aiohttp import web
 
-from signalbox.common.runtime import run
+from signalbox.common.runtime import prepare, run
 from signalbox.common.settings import Settings
-from signalbox.common.telemetry import configure_logging
-from signalbox.common.topics import apply, catalogue, wait_for_broker
 from signalbox.ingest.app import create_app
 from signalbox.ingest.producer import KafkaEventProducer
 
@@ -49,7 +47,5 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def main(settings: Settings) -> None:
-    configure_logging("ingest", settings.log_level, settings.log_format)
-    wait_for_broker(settings.kafka)
-    apply(settings.kafka, catalogue(settings).values())
+    prepare("ingest", settings)
     run(lambda stop: serve(settings, stop))

@@ -13,11 +13,9 @@ from signalbox.common import runtime, schemas
 from signalbox.common.clock import now_ms
 from signalbox.common.codec import AvroCodec
 from signalbox.common.kafka import aiokafka_options
-from signalbox.common.ops import OpsServer
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
-from signalbox.common.telemetry import configure_logging
-from signalbox.common.topics import TICKS, apply, catalogue, wait_for_broker
+from signalbox.common.topics import TICKS
 from signalbox.scheduler.ticks import aligned, next_due, tick_records
 
 log = structlog.get_logger(__name__)
@@ -72,19 +70,8 @@ class Scheduler:
 
 
 def main(settings: Settings) -> None:
-    configure_logging("scheduler", settings.log_level, settings.log_format)
-    wait_for_broker(settings.kafka)
-    apply(settings.kafka, catalogue(settings).values())
+    runtime.prepare("scheduler", settings)
     scheduler = Scheduler(settings)
-
-    async def serve(stop: asyncio.Event) -> None:
-        ops = OpsServer(settings.bind_host, settings.scheduler_port, {"ticks": scheduler.ready})
-        await ops.start()
-        log.info("scheduler_started", interval_s=settings.tick_interval_s,
-                 topic=scheduler.topic)
-        try:
-            await scheduler.run(stop)
-        finally:
-            await ops.stop()
-
-    runtime.run(serve)
+    log.info("scheduler_started", interval_s=settings.tick_interval_s, topic=scheduler.topic)
+    runtime.run_with_ops(settings, settings.scheduler_port, {"ticks": scheduler.ready},
+                         scheduler.run)

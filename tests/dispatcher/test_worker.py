@@ -158,9 +158,17 @@ async def test_interrupted_attempt_ends_in_doubt_and_is_not_resent(
 
 
 @pytest.fixture
-def process_env(dsettings: Settings, tmp_path: Path) -> dict[str, str]:
+def process_env(dsettings: Settings) -> dict[str, str]:
     return service_env(dsettings, SMTP_PORT=str(dsettings.smtp.port),
                        DISPATCHER_BACKOFF_SECONDS="0.05")
+
+
+def start_dispatcher(env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    """``signalbox dispatcher`` as a process, ready (partitions assigned, ledger loaded)."""
+    port = free_port()
+    proc = ServiceProcess("dispatcher", {**env, "DISPATCHER_PORT": str(port)}, log_dir, port)
+    proc.start().wait_ready()
+    return proc
 
 
 def rewind(settings: Settings) -> None:
@@ -179,18 +187,14 @@ def rewind(settings: Settings) -> None:
 def test_no_second_send_after_restart(
     dsettings: Settings, smtp: SmtpSink, tmp_path: Path, process_env: dict[str, str]
 ) -> None:
-    port = free_port()
-    env = {**process_env, "DISPATCHER_PORT": str(port)}
     cid, value = command(7)
-    first = ServiceProcess("dispatcher", env, tmp_path, port).start()
-    first.wait_ready()
+    first = start_dispatcher(process_env, tmp_path)
     send(dsettings, (cid, value))
     smtp.wait_for(1)
     results(dsettings, 1)
     assert first.stop() == 0, first.tail()  # SIGTERM: clean exit
     rewind(dsettings)  # as if the offset commit had been lost
-    second = ServiceProcess("dispatcher", env, tmp_path, port).start()
-    second.wait_ready()
+    second = start_dispatcher(process_env, tmp_path)
     send(dsettings, command(8))
     smtp.wait_for(2)
     k = dsettings.kafka
@@ -204,17 +208,13 @@ def test_killed_mid_flight_never_sends_twice(
     dsettings: Settings, smtp: SmtpSink, tmp_path: Path, process_env: dict[str, str]
 ) -> None:
     """SIGKILL right after the mail arrived, then a replay: the mail is not sent again."""
-    port = free_port()
-    env = {**process_env, "DISPATCHER_PORT": str(port)}
     cid, value = command(9)
-    first = ServiceProcess("dispatcher", env, tmp_path, port).start()
-    first.wait_ready()
+    first = start_dispatcher(process_env, tmp_path)
     send(dsettings, (cid, value))
     smtp.wait_for(1)
     first.kill()
     rewind(dsettings)
-    second = ServiceProcess("dispatcher", env, tmp_path, port).start()
-    second.wait_ready()
+    second = start_dispatcher(process_env, tmp_path)
     k = dsettings.kafka
     outcomes = [codec.decode(schemas.ACTION_RESULT, r.value)["status"]
                 for r in drain(k.bootstrap_servers, k.topic(ACTIONS_RESULTS), settle=4)]
