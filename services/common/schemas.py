@@ -32,6 +32,18 @@ CUSTOMER_STATE = "signalbox.CustomerState"
 
 #: Branches of ActionCommand's ``action`` union.
 EMAIL_ACTION = "signalbox.actions.EmailAction"
+SMS_ACTION = "signalbox.actions.SmsAction"
+WEBHOOK_ACTION = "signalbox.actions.WebhookAction"
+CRM_ACTION = "signalbox.actions.CrmAction"
+EXPORT_ACTION = "signalbox.actions.ExportAction"
+#: Channel name by action branch: how the dispatcher routes a command.
+CHANNEL_BY_ACTION = {
+    EMAIL_ACTION: "email",
+    SMS_ACTION: "sms",
+    WEBHOOK_ACTION: "webhook",
+    CRM_ACTION: "crm",
+    EXPORT_ACTION: "export",
+}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ class Outcome(StrEnum):
 
 
 ATTEMPTING = "attempting"
-_CHANNELS = {schemas.EMAIL_ACTION: "email"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,10 @@ class Command:
     channel: str
     action: Mapping[str, Any]
     issued_at: int
+    automation_version: int = 1
+    trigger_type: str = ""
+    customer_timezone: str | None = None
+    critical: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class InDoubtError(DeliveryError):
 
 def command_from_record(record: Mapping[str, Any]) -> Command:
     branch, action = union_branch(record["action"], schemas.EMAIL_ACTION)
-    channel = _CHANNELS.get(branch, branch)
+    channel = schemas.CHANNEL_BY_ACTION.get(branch, branch)
     return Command(
         command_id=record["command_id"],
         customer_id=record["customer_id"],
@@ -69,4 +72,8 @@ def command_from_record(record: Mapping[str, Any]) -> Command:
         channel=channel,
         action=action,
         issued_at=epoch_ms(record["issued_at"]),
+        automation_version=record.get("automation_version", 1),
+        trigger_type=record["trigger"]["type"],
+        customer_timezone=record.get("customer_timezone"),
+        critical=bool(record.get("critical", False)),
     )
