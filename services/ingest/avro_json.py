@@ -112,19 +112,19 @@ def _full_name(definition: Schema) -> str:
     return _names().full.get(id(definition), str(definition["name"]))
 
 
-def _resolve(schema: Any) -> Any:
+def resolve(schema: Any) -> Any:
     """A name → its definition; ``{"type": "string"}`` → ``"string"``."""
     if isinstance(schema, str):
         return _names().by_name.get(schema, schema)
     if isinstance(schema, dict) and isinstance(schema.get("type"), str | list) \
             and set(schema) <= {"type", "doc"}:
-        return _resolve(schema["type"])
+        return resolve(schema["type"])
     return schema
 
 
 def describe(schema: Any) -> str:
     """A short human description of an Avro type, as the event-type catalogue shows it."""
-    schema = _resolve(schema)
+    schema = resolve(schema)
     if isinstance(schema, list):
         return " | ".join(describe(b) for b in schema)
     if isinstance(schema, str):
@@ -166,7 +166,7 @@ class Converter:
         return None
 
     def value(self, schema: Any, value: Any, path: str) -> Any:
-        schema = _resolve(schema)
+        schema = resolve(schema)
         if isinstance(schema, list):
             return self.union(schema, value, path)
         if isinstance(schema, str):
@@ -220,7 +220,7 @@ class Converter:
             trial = Converter()
             converted = trial.value(branch, value, path)
             if not trial.problems:
-                resolved = _resolve(branch)
+                resolved = resolve(branch)
                 is_record = isinstance(resolved, dict) and resolved.get("type") == "record"
                 return (_full_name(resolved), converted) if is_record else converted
         return self.fail(path, f"expected {describe(branches)}, got {json_type(value)}")
