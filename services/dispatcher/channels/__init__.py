@@ -1,6 +1,33 @@
-"""Channel drivers. Each implements :class:`signalbox.dispatcher.channels.base.Channel`."""
+"""Channel drivers. Each implements :class:`signalbox.dispatcher.channels.base.Channel`.
 
+:func:`build_channels` gives one driver per channel: the configured provider, or
+the outbox (a JSON file per side effect) for a channel with none configured.
+"""
+
+from __future__ import annotations
+
+from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.base import Channel
 from signalbox.dispatcher.channels.email import EmailChannel
+from signalbox.dispatcher.channels.outbox import OutboxChannel
+from signalbox.dispatcher.config import CHANNEL_NAMES, DispatcherConfig
+from signalbox.dispatcher.templates import TemplateStore
 
-__all__ = ["Channel", "EmailChannel"]
+__all__ = ["Channel", "EmailChannel", "OutboxChannel", "build_channels"]
+
+
+def _driver(name: str, settings: Settings, config: DispatcherConfig,
+            templates: TemplateStore) -> Channel | None:
+    if name == "email":
+        return EmailChannel(settings.smtp, templates)
+    return None
+
+
+def build_channels(settings: Settings, config: DispatcherConfig) -> dict[str, Channel]:
+    """A driver for every channel (``email``, ``sms``, ``webhook``, ``crm``, ``export``)."""
+    templates = TemplateStore([settings.templates_dir] if settings.templates_dir else [])
+    channels: dict[str, Channel] = {}
+    for name in CHANNEL_NAMES:
+        driver = _driver(name, settings, config, templates) if config.configured(name) else None
+        channels[name] = driver or OutboxChannel(name, config.outbox_dir, templates)
+    return channels

@@ -11,8 +11,10 @@ class Channel(Protocol):
     """Performs one command's side effect.
 
     Returns a :class:`Delivery` when the provider accepted it; raises
-    ``TransientError``, ``PermanentError`` or ``InDoubtError`` otherwise. The
+    ``TransientError`` (not done, safe to retry), ``PermanentError`` (not done,
+    never retry) or ``InDoubtError`` (may have happened: never resend). The
     command id is passed to the provider as an idempotency key where it has one.
+    Every network call has a timeout.
     """
 
     name: str
@@ -21,4 +23,15 @@ class Channel(Protocol):
         """Who would receive it; empty means there is nobody to send to."""
         ...
 
+    def endpoint(self, command: Command) -> str:
+        """The remote the command goes to (e.g. ``smtp.example.com:587``, a webhook's host).
+
+        The delivery policy keys its circuit breakers and rate limits by it.
+        """
+        ...
+
     async def send(self, command: Command) -> Delivery: ...
+
+    async def aclose(self) -> None:
+        """Release connections and clients; the channel is not used afterwards."""
+        ...

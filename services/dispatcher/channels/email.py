@@ -35,6 +35,12 @@ class EmailChannel:
     def recipients(self, command: Command) -> tuple[str, ...]:
         return tuple(a for a in command.action.get("to", ()) if a)
 
+    def endpoint(self, command: Command) -> str:
+        return f"{self._smtp.host}:{self._smtp.port}"
+
+    async def aclose(self) -> None:
+        return None
+
     def build(self, command: Command) -> EmailMessage:
         a = command.action
         try:

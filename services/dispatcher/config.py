@@ -1,0 +1,335 @@
+"""The dispatcher's provider configuration: one frozen object from one YAML file.
+
+``SIGNALBOX_DISPATCHER_CONFIG`` names the file; without it every channel but
+email writes to the outbox (development default). Secrets stay out of the file:
+any string value may be or contain ``${NAME}``, replaced by the environment
+variable ``NAME`` (an unset variable is an error naming the file and key)::
+
+    format: signalbox/dispatcher@1
+    outbox: .run/outbox            # where unconfigured channels write (default)
+    outbox_channels: []            # channels forced to the outbox, e.g. [email]
+    sms:                           # Twilio's Messages API, or anything speaking it
+      account_sid: AC0123...
+      auth_token: ${TWILIO_AUTH_TOKEN}
+      from: "+14155550100"
+      base_url: https://api.twilio.com
+      timeout_seconds: 10
+    webhooks:
+      billing-sync: {url: "https://hooks.example.com/in", secret: "${HOOK_SECRET}",
+                     allow_private: false, timeout_seconds: 10}
+    crm:
+      default: {kind: hubspot, token: "${HUBSPOT_TOKEN}", tag_property: signalbox_tags}
+      legacy:
+        kind: rest
+        base_url: https://crm.internal/api
+        headers: {Authorization: "Bearer ${LEGACY_TOKEN}"}
+        operations:
+          add_tag: {method: POST, url: "/contacts/{{ customer_id }}/tags",
+                    body: '{"tag": {{ tag | tojson }}}'}
+    exports:
+      warehouse: {protocol: sftp, host: sftp.example.com, port: 22, user: signalbox,
+                  password: "${SFTP_PASSWORD}", directory: /incoming}
+    policy: {...}                  # the delivery policy's own section, kept as written
+
+Every error names the file and the key: ``dispatcher.yaml: webhooks.billing-sync.url:
+expected an http(s) URL, got 'ftp://x'``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+FORMAT = "signalbox/dispatcher@1"
+CRM_OPERATIONS = ("add_tag", "remove_tag", "move_stage", "create_task", "create_opportunity",
+                  "update_field", "add_note")
+CHANNEL_NAMES = ("email", "sms", "webhook", "crm", "export")
+
+
+class ConfigError(ValueError):
+    """The dispatcher configuration file is unreadable or has a wrong value."""
+
+
+@dataclass(frozen=True)
+class SmsProvider:
+    account_sid: str
+    auth_token: str = field(repr=False)
+    from_number: str
+    base_url: str = "https://api.twilio.com"
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    name: str
+    url: str
+    secret: str = field(repr=False)
+    allow_private: bool = False
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class RestOperation:
+    """One CRM operation of a generic REST connection; url and body are sandboxed templates."""
+
+    method: str
+    url: str
+    body: str | None = None
+
+
+@dataclass(frozen=True)
+class CrmConnection:
+    name: str
+    kind: str  # hubspot | rest
+    base_url: str
+    token: str = field(default="", repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    timeout_s: float = 10.0
+    tag_property: str = "signalbox_tags"
+    command_id_property: str = "signalbox_command_id"
+    operations: Mapping[str, RestOperation] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    name: str
+    protocol: str  # ftp | ftps | sftp
+    host: str
+    port: int
+    user: str
+    password: str = field(default="", repr=False)
+    private_key: str = ""  # path of an SSH private key (sftp)
+    known_hosts: str = ""  # path of an OpenSSH known_hosts file (sftp); empty: not checked
+    ca_file: str = ""  # PEM CA bundle that replaces the system store (ftps)
+    directory: str = "/"
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    source: str = "(built-in defaults)"
+    outbox_dir: str = ".run/outbox"
+    outbox_channels: frozenset[str] = frozenset()
+    sms: SmsProvider | None = None
+    webhooks: Mapping[str, WebhookEndpoint] = field(default_factory=dict)
+    crm: Mapping[str, CrmConnection] = field(default_factory=dict)
+    exports: Mapping[str, ExportTarget] = field(default_factory=dict)
+    policy: Mapping[str, Any] = field(default_factory=dict)
+
+    def configured(self, channel: str) -> bool:
+        """Whether ``channel`` has a real driver configured (email always has SMTP)."""
+        if channel in self.outbox_channels:
+            return False
+        return {"email": True, "sms": self.sms is not None, "webhook": bool(self.webhooks),
+                "crm": bool(self.crm), "export": bool(self.exports)}.get(channel, False)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+_ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+
+
+class _Reader:
+    """Typed access to one mapping of the file, with errors that name file and key."""
+
+    def __init__(self, source: str, env: Mapping[str, str], data: Any, path: str) -> None:
+        self.source, self.env, self.path = source, env, path
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise self.error("", f"expected a mapping, got {type(data).__name__}")
+        self.data: Mapping[str, Any] = data
+
+    def error(self, key: str, reason: str) -> ConfigError:
+        where = ".".join(p for p in (self.path, key) if p) or "(top level)"
+        return ConfigError(f"{self.source}: {where}: {reason}")
+
+    def only(self, *known: str) -> None:
+        for key in self.data:
+            if key not in known:
+                raise self.error(str(key), f"unknown key (known: {', '.join(known)})")
+
+    def child(self, key: str) -> _Reader:
+        return _Reader(self.source, self.env, self.data.get(key),
+                       ".".join(p for p in (self.path, key) if p))
+
+    def items(self) -> list[tuple[str, _Reader]]:
+        return [(str(k), self.child(str(k))) for k in self.data]
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key)
+        if value is None:
+            if default is None:
+                raise self.error(key, "required")
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.error(key, f"expected a string, got {type(value).__name__}")
+        return self._expand(key, str(value))
+
+    def _expand(self, key: str, value: str) -> str:
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.env:
+                raise self.error(key, f"environment variable {name} is not set")
+            return self.env[name]
+
+        return _VAR.sub(sub, value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float, minimum: float = 0.001) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.error(key, f"expected a number of at least {minimum}, got {value!r}")
+        return float(value)
+
+    def port(self, key: str, default: int) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            raise self.error(key, f"expected a port number 1-65535, got {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
+        value = self.text(key, default)
+        if value not in choices:
+            raise self.error(key, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def url(self, key: str, default: str | None = None) -> str:
+        value = self.text(key, default)
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise self.error(key, f"expected an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def strings(self, key: str) -> dict[str, str]:
+        sub = self.child(key)
+        return {k: sub.text(k) for k in (str(k) for k in sub.data)}
+
+
+def _sms(r: _Reader) -> SmsProvider:
+    r.only("provider", "account_sid", "auth_token", "from", "base_url", "timeout_seconds")
+    r.choice("provider", ("twilio",), "twilio")
+    sender = r.text("from")
+    if not (_E164.match(sender) or _ALPHANUMERIC_SENDER.match(sender)):
+        raise r.error("from", f"expected an E.164 number or an alphanumeric sender id, "
+                              f"got {sender!r}")
+    return SmsProvider(account_sid=r.text("account_sid"), auth_token=r.text("auth_token"),
+                       from_number=sender, base_url=r.url("base_url", SmsProvider.base_url),
+                       timeout_s=r.number("timeout_seconds", SmsProvider.timeout_s))
+
+
+def _webhook(name: str, r: _Reader) -> WebhookEndpoint:
+    r.only("url", "secret", "allow_private", "timeout_seconds")
+    secret = r.text("secret")
+    if len(secret) < 16:
+        raise r.error("secret", "must be at least 16 characters")
+    return WebhookEndpoint(name=name, url=r.url("url"), secret=secret,
+                           allow_private=r.flag("allow_private", False),
+                           timeout_s=r.number("timeout_seconds", WebhookEndpoint.timeout_s))
+
+
+def _crm(name: str, r: _Reader) -> CrmConnection:
+    r.only("kind", "base_url", "token", "headers", "timeout_seconds", "tag_property",
+           "command_id_property", "operations")
+    kind = r.choice("kind", ("hubspot", "rest"))
+    operations: dict[str, RestOperation] = {}
+    if kind == "rest":
+        ops = r.child("operations")
+        for op, o in ops.items():
+            if op not in CRM_OPERATIONS:
+                raise ops.error(op, f"unknown operation (known: {', '.join(CRM_OPERATIONS)})")
+            o.only("method", "url", "body")
+            operations[op] = RestOperation(
+                method=o.choice("method", ("GET", "POST", "PUT", "PATCH", "DELETE"), "POST"),
+                url=o.text("url"), body=o.text("body", "") or None)
+        if not operations:
+            raise r.error("operations", "a rest connection needs at least one operation")
+    elif "operations" in r.data:
+        raise r.error("operations", "only for kind: rest")
+    return CrmConnection(
+        name=name, kind=kind,
+        base_url=r.url("base_url", "https://api.hubapi.com" if kind == "hubspot" else None),
+        token=r.text("token", ""), headers=r.strings("headers"),
+        timeout_s=r.number("timeout_seconds", CrmConnection.timeout_s),
+        tag_property=r.text("tag_property", CrmConnection.tag_property),
+        command_id_property=r.text("command_id_property", CrmConnection.command_id_property),
+        operations=operations)
+
+
+_DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
+
+
+def _export(name: str, r: _Reader) -> ExportTarget:
+    r.only("protocol", "host", "port", "user", "password", "private_key", "known_hosts",
+           "ca_file", "directory", "timeout_seconds")
+    protocol = r.choice("protocol", ("ftp", "ftps", "sftp"))
+    target = ExportTarget(
+        name=name, protocol=protocol, host=r.text("host"),
+        port=r.port("port", _DEFAULT_PORTS[protocol]), user=r.text("user"),
+        password=r.text("password", ""), private_key=r.text("private_key", ""),
+        known_hosts=r.text("known_hosts", ""), ca_file=r.text("ca_file", ""),
+        directory=r.text("directory", "/"),
+        timeout_s=r.number("timeout_seconds", ExportTarget.timeout_s))
+    for key in ("private_key", "known_hosts", "ca_file"):
+        path = getattr(target, key)
+        if path and not Path(path).is_file():
+            raise r.error(key, f"no such file: {path!r}")
+    if protocol != "sftp" and (target.private_key or target.known_hosts):
+        raise r.error("private_key", "private_key and known_hosts are for sftp only")
+    return target
+
+
+def parse(data: Any, source: str, env: Mapping[str, str]) -> DispatcherConfig:
+    """The configuration in ``data`` (a parsed YAML document); ``source`` names it in errors."""
+    r = _Reader(source, env, data, "")
+    r.only("format", "outbox", "outbox_channels", "sms", "webhooks", "crm", "exports", "policy")
+    if r.text("format", FORMAT) != FORMAT:
+        raise r.error("format", f"expected {FORMAT!r}, got {r.data.get('format')!r}")
+    forced = r.data.get("outbox_channels") or []
+    if not isinstance(forced, list) or any(c not in CHANNEL_NAMES for c in forced):
+        raise r.error("outbox_channels",
+                      f"expected a list of channels ({', '.join(CHANNEL_NAMES)}), got {forced!r}")
+    policy = r.data.get("policy") or {}
+    if not isinstance(policy, Mapping):
+        raise r.error("policy", f"expected a mapping, got {type(policy).__name__}")
+    return DispatcherConfig(
+        source=source,
+        outbox_dir=r.text("outbox", DispatcherConfig.outbox_dir),
+        outbox_channels=frozenset(forced),
+        sms=_sms(r.child("sms")) if r.data.get("sms") else None,
+        webhooks={n: _webhook(n, c) for n, c in r.child("webhooks").items()},
+        crm={n: _crm(n, c) for n, c in r.child("crm").items()},
+        exports={n: _export(n, c) for n, c in r.child("exports").items()},
+        policy=policy,
+    )
+
+
+def load(path: str | Path | None = None,
+         environ: Mapping[str, str] | None = None) -> DispatcherConfig:
+    """Read ``path`` (default: ``SIGNALBOX_DISPATCHER_CONFIG``; none: built-in defaults)."""
+    env = os.environ if environ is None else environ
+    path = path or env.get("SIGNALBOX_DISPATCHER_CONFIG", "").strip()
+    if not path:
+        return DispatcherConfig()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the dispatcher configuration: "
+                          f"{exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse(data, str(path), env)
