@@ -8,8 +8,8 @@ inline templates (CRM parameters, REST bodies, export file names) come from
 configuration or commands and are rendered in the same sandbox.
 
 Every problem — a missing file, an undefined variable, a syntax error, a
-sandbox violation — is a :class:`TemplateProblem` naming the template: the
-dispatcher records it as a permanent failure, since retrying cannot fix it.
+sandbox violation — is a :class:`TemplateProblem` (a ``PermanentError``) naming
+the template and the problem: retrying cannot fix it.
 """
 
 from __future__ import annotations
@@ -29,9 +29,14 @@ from jinja2.exceptions import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from signalbox.dispatcher.model import PermanentError
 
-class TemplateProblem(ValueError):
-    """A template that is missing or cannot be rendered: a permanent failure."""
+
+class TemplateProblem(PermanentError, ValueError):
+    """A template that is missing or cannot be rendered: a permanent failure.
+
+    It *is* a :class:`PermanentError`, so a channel lets it propagate as one.
+    """
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,19 @@ from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.base import Channel
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.outbox import OutboxChannel
+from signalbox.dispatcher.channels.sms import SmsChannel
 from signalbox.dispatcher.config import CHANNEL_NAMES, DispatcherConfig
 from signalbox.dispatcher.templates import TemplateStore
 
-__all__ = ["Channel", "EmailChannel", "OutboxChannel", "build_channels"]
+__all__ = ["Channel", "EmailChannel", "OutboxChannel", "SmsChannel", "build_channels"]
 
 
 def _driver(name: str, settings: Settings, config: DispatcherConfig,
             templates: TemplateStore) -> Channel | None:
     if name == "email":
         return EmailChannel(settings.smtp, templates)
+    if name == "sms" and config.sms is not None:
+        return SmsChannel(config.sms, templates)
     return None
 
 

@@ -22,7 +22,7 @@ from signalbox.dispatcher.model import (
     PermanentError,
     TransientError,
 )
-from signalbox.dispatcher.templates import TemplateProblem, TemplateStore
+from signalbox.dispatcher.templates import TemplateStore
 
 
 class EmailChannel:
@@ -43,10 +43,7 @@ class EmailChannel:
 
     def build(self, command: Command) -> EmailMessage:
         a = command.action
-        try:
-            rendered = self._templates.email(a["template"], a.get("locale"), a["variables"])
-        except TemplateProblem as exc:
-            raise PermanentError(str(exc)) from exc
+        rendered = self._templates.email(a["template"], a.get("locale"), a["variables"])
         msg = EmailMessage()
         name, address = parseaddr(self._smtp.sender)
         msg["From"] = formataddr((name, address))

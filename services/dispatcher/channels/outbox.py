@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from signalbox.dispatcher.channels.recipients import recipients_of
-from signalbox.dispatcher.model import Command, Delivery, PermanentError, TransientError
-from signalbox.dispatcher.templates import TemplateProblem, TemplateStore
+from signalbox.dispatcher.model import Command, Delivery, TransientError
+from signalbox.dispatcher.templates import TemplateStore
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -53,15 +53,11 @@ class OutboxChannel:
 
     def _rendered(self, command: Command) -> dict[str, Any] | None:
         a = command.action
-        try:
-            if self.name == "email":
-                mail = self._templates.email(a["template"], a.get("locale"), a["variables"])
-                return {"subject": mail.subject, "text": mail.text, "html": mail.html}
-            if self.name == "sms":
-                return {"text": self._templates.sms(a["template"], a.get("locale"),
-                                                    a["variables"])}
-        except TemplateProblem as exc:
-            raise PermanentError(str(exc)) from exc
+        if self.name == "email":
+            mail = self._templates.email(a["template"], a.get("locale"), a["variables"])
+            return {"subject": mail.subject, "text": mail.text, "html": mail.html}
+        if self.name == "sms":
+            return {"text": self._templates.sms(a["template"], a.get("locale"), a["variables"])}
         return None
 
     def document(self, command: Command) -> dict[str, Any]:

@@ -1,0 +1,53 @@
+"""One HTTP call to a provider, with its failure classified for the delivery policy.
+
+* no connection (refused, DNS, connect timeout, pool exhausted): the request
+  never left, so it is **transient**;
+* a timeout or lost connection after the request was sent: the provider may
+  have acted, so it is **in doubt**;
+* 429 and 5xx: **transient** (the provider asks us to come back);
+* any other 3xx or 4xx: **permanent** (redirects are not followed: a moved
+  endpoint is a configuration change, not something to guess).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
+async def call(client: httpx.AsyncClient, method: str, url: str, what: str,
+               **kwargs: Any) -> httpx.Response:
+    """Send one request; return a 2xx response or raise the classified error.
+
+    ``what`` names the call in errors (``sms POST api.twilio.com``).
+    """
+    try:
+        response = await client.request(method, url, **kwargs)
+    except _NOT_SENT as exc:
+        raise TransientError(f"{what}: cannot connect: {type(exc).__name__}: {exc}") from exc
+    except httpx.TimeoutException as exc:
+        raise InDoubtError(f"{what}: no answer in time after the request was sent "
+                           f"({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            raise PermanentError(f"{what}: {exc}") from exc
+        raise InDoubtError(f"{what}: connection lost after the request was sent: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    status = response.status_code
+    if 200 <= status < 300:
+        return response
+    reason = f"{what}: HTTP {status}: {_excerpt(response)}"
+    if status == 429 or status >= 500:
+        retry_after = response.headers.get("Retry-After")
+        raise TransientError(reason + (f" (Retry-After: {retry_after})" if retry_after else ""))
+    raise PermanentError(reason)
