@@ -11,10 +11,12 @@ from signalbox.dispatcher.channels.base import Channel
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.outbox import OutboxChannel
 from signalbox.dispatcher.channels.sms import SmsChannel
+from signalbox.dispatcher.channels.webhook import WebhookChannel
 from signalbox.dispatcher.config import CHANNEL_NAMES, DispatcherConfig
 from signalbox.dispatcher.templates import TemplateStore
 
-__all__ = ["Channel", "EmailChannel", "OutboxChannel", "SmsChannel", "build_channels"]
+__all__ = ["Channel", "EmailChannel", "OutboxChannel", "SmsChannel", "WebhookChannel",
+           "build_channels"]
 
 
 def _driver(name: str, settings: Settings, config: DispatcherConfig,
@@ -23,6 +25,8 @@ def _driver(name: str, settings: Settings, config: DispatcherConfig,
         return EmailChannel(settings.smtp, templates)
     if name == "sms" and config.sms is not None:
         return SmsChannel(config.sms, templates)
+    if name == "webhook":
+        return WebhookChannel(config.webhooks)
     return None
 
 

@@ -1,0 +1,180 @@
+"""Signed webhooks: a JSON POST to a configured endpoint that the receiver can verify.
+
+The body (UTF-8 JSON)::
+
+    {"id": "<command id>", "event": "customer.past_due", "customer_id": "cus_42",
+     "automation": {"id": "dunning", "version": 3}, "trigger": "past_due",
+     "issued_at": "2026-11-22T09:30:00Z", "data": {...the action's variables...}}
+
+Headers: ``Content-Type: application/json``, ``Signalbox-Event``,
+``Idempotency-Key: <command id>`` (the same on every attempt: receivers drop
+repeats by it), and::
+
+    Signalbox-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
+
+To verify, a receiver takes ``t`` and every ``v1`` from the header, computes the
+HMAC-SHA256 of the bytes ``t + "." + body`` with the endpoint's secret, compares
+it in constant time with a ``v1`` and rejects a ``t`` older (or newer) than its
+tolerance (5 minutes here), which stops an intercepted request being replayed
+later. :func:`verify_signature` does exactly that.
+
+Private, loopback, link-local and other non-public addresses are refused unless
+the endpoint sets ``allow_private``: the host is resolved, *every* address is
+checked, and the request goes to the checked address (with the original Host
+header and TLS server name), so DNS cannot swap in another address afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from signalbox.dispatcher.channels.http import call
+from signalbox.dispatcher.channels.recipients import recipients_of
+from signalbox.dispatcher.config import WebhookEndpoint
+from signalbox.dispatcher.model import Command, Delivery, PermanentError, TransientError
+
+SIGNATURE_HEADER = "Signalbox-Signature"
+TOLERANCE_S = 300.0
+
+
+class BadSignature(ValueError):
+    """A webhook whose signature is missing, wrong, or too old."""
+
+
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``Signalbox-Signature`` header value for ``body`` sent at ``timestamp``."""
+    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, tolerance_s: float = TOLERANCE_S,
+                     now: float | None = None) -> int:
+    """Check a received webhook; return its timestamp or raise :class:`BadSignature`."""
+    fields: dict[str, list[str]] = {}
+    for part in (header or "").split(","):
+        key, sep, value = part.strip().partition("=")
+        if sep:
+            fields.setdefault(key, []).append(value)
+    try:
+        timestamp = int(fields["t"][0])
+    except (KeyError, ValueError):
+        raise BadSignature("no timestamp (t=) in the signature header") from None
+    if not fields.get("v1"):
+        raise BadSignature("no v1 signature in the signature header")
+    age = (time.time() if now is None else now) - timestamp
+    if abs(age) > tolerance_s:
+        raise BadSignature(f"timestamp {timestamp} is {age:.0f}s from now, outside the "
+                           f"tolerance of {tolerance_s:.0f}s (a replay, or a wrong clock)")
+    expected = _mac(secret, timestamp, body)
+    if not any(hmac.compare_digest(expected, v) for v in fields["v1"]):
+        raise BadSignature("signature does not match the body")
+    return timestamp
+
+
+def _refusal(address: str) -> str | None:
+    """Why ``address`` is not a public internet address, or None."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for kind in ("loopback", "link_local", "private", "multicast", "reserved", "unspecified"):
+        if getattr(ip, f"is_{kind}"):
+            return f"a {kind.replace('_', '-')} address"
+    return None if ip.is_global else "not a public address"
+
+
+def body_of(command: Command) -> bytes:
+    a = command.action
+    issued = datetime.fromtimestamp(command.issued_at / 1000, UTC)
+    return json.dumps({
+        "id": command.command_id, "event": a["event"], "customer_id": command.customer_id,
+        "automation": {"id": command.automation_id, "version": command.automation_version},
+        "trigger": command.trigger_type,
+        "issued_at": issued.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "data": dict(a.get("variables") or {}),
+    }, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class WebhookChannel:
+    name = "webhook"
+
+    def __init__(self, endpoints: Mapping[str, WebhookEndpoint],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._endpoints = dict(endpoints)
+        self._clock = clock
+        self._client = httpx.AsyncClient(follow_redirects=False,
+                                         headers={"User-Agent": "signalbox-webhooks"})
+
+    def recipients(self, command: Command) -> tuple[str, ...]:
+        return recipients_of(command)
+
+    def _endpoint_of(self, command: Command) -> WebhookEndpoint:
+        name = command.action["endpoint"]
+        try:
+            return self._endpoints[name]
+        except KeyError:
+            known = ", ".join(sorted(self._endpoints)) or "none"
+            raise PermanentError(f"webhook endpoint {name!r} is not configured "
+                                 f"(configured: {known})") from None
+
+    def endpoint(self, command: Command) -> str:
+        name = command.action["endpoint"]
+        configured = self._endpoints.get(name)
+        return urlsplit(configured.url).netloc if configured else f"webhook:{name}"
+
+    async def _address(self, ep: WebhookEndpoint) -> str:
+        """The checked address to connect to."""
+        parts = urlsplit(ep.url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise TransientError(f"webhook {ep.name}: cannot resolve {host}: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not ep.allow_private:
+            for address in addresses:
+                why = _refusal(address)
+                if why:
+                    raise PermanentError(
+                        f"webhook {ep.name}: {host} resolves to {address}, {why}; refused "
+                        f"(set allow_private: true for this endpoint to allow it)")
+        return addresses[0]
+
+    async def send(self, command: Command) -> Delivery:
+        ep = self._endpoint_of(command)
+        address = await self._address(ep)
+        parts = urlsplit(ep.url)
+        pinned = f"[{address}]" if ":" in address else address
+        if parts.port:
+            pinned += f":{parts.port}"
+        url = urlunsplit(parts._replace(netloc=pinned))
+        body = body_of(command)
+        headers = {
+            "Host": parts.netloc.rsplit("@", 1)[-1], "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(ep.secret, body, int(self._clock())),
+            "Signalbox-Event": command.action["event"], "Idempotency-Key": command.command_id,
+        }
+        response = await call(
+            self._client, "POST", url, f"webhook {ep.name} POST {parts.netloc}",
+            content=body, headers=headers, timeout=ep.timeout_s,
+            extensions={"sni_hostname": parts.hostname or ""})
+        return Delivery(provider_ref=response.headers.get("X-Request-Id"),
+                        detail=f"webhook {ep.name}: HTTP {response.status_code}")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
