@@ -27,10 +27,15 @@ EVENTS_USAGE = "events.usage"
 EVENTS_DLQ = "events.dlq"
 TICKS = "ticks"
 AUTOMATIONS = "automations"
+APPROVALS = "approvals"
 ACTIONS_COMMANDS = "actions.commands"
 ACTIONS_RESULTS = "actions.results"
 ACTIONS_LEDGER = "actions.ledger"
 ACTIONS_DLQ = "actions.dlq"
+#: Retry tiers of the dispatcher, by the longest wait each holds (see dispatcher.policy.retry).
+ACTIONS_RETRY = tuple(f"actions.retry.{t}" for t in ("1s", "10s", "1m", "10m", "1h"))
+ACTIONS_SUPPRESSIONS = "actions.suppressions"
+ACTIONS_CONTACTS = "actions.contacts"
 CUSTOMER_STATE_TABLE = "customer-state"
 
 
@@ -75,7 +80,10 @@ def catalogue(settings: Settings) -> dict[str, TopicSpec]:
              "scheduler ticks (Tick), one per partition per interval"),
         spec(EVENTS_DLQ, p, {**delete, "retention.ms": str(30 * DAY_MS)},
              "input records the evaluator could not read (DeadLetter)"),
-        spec(AUTOMATIONS, 1, compact, "automation definitions, keyed by automation id"),
+        spec(AUTOMATIONS, 1, compact,
+             "automation definitions (AutomationRecord), keyed by automation id"),
+        spec(APPROVALS, 1, compact,
+             "approval requests and decisions (Approval), keyed by approval id"),
         spec(ACTIONS_COMMANDS, p, {**delete, "retention.ms": str(7 * DAY_MS)},
              "commands for the dispatcher (ActionCommand), keyed by customer"),
         spec(ACTIONS_RESULTS, p, {**delete, "retention.ms": str(30 * DAY_MS)},
@@ -85,6 +93,15 @@ def catalogue(settings: Settings) -> dict[str, TopicSpec]:
              "on the command's partition"),
         spec(ACTIONS_DLQ, p, {**delete, "retention.ms": str(30 * DAY_MS)},
              "commands that could not be carried out (DeadLetter)"),
+        *(spec(name, p, {**delete, "retention.ms": str(7 * DAY_MS)},
+               "commands waiting for their next attempt (ActionCommand, delivery state "
+               "in headers), on the command's partition") for name in ACTIONS_RETRY),
+        spec(ACTIONS_SUPPRESSIONS, 1, compact,
+             "opt-outs (Suppression), keyed by channel and customer or address; "
+             "read whole by every dispatcher"),
+        spec(ACTIONS_CONTACTS, p, compact,
+             "recent deliveries per customer and channel for frequency caps "
+             "(ContactHistory), on the commands' partition"),
         TopicSpec(changelog_topic(settings, CUSTOMER_STATE_TABLE), p, rf, compact,
                   "evaluator per-customer state (CustomerState), Faust changelog"),
         TopicSpec(f"{settings.evaluator_app_id}-__assignor-__leader", 1, rf, delete,

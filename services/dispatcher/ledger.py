@@ -10,7 +10,7 @@ delivered, and every one that was being attempted when a process died.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import structlog
@@ -22,6 +22,33 @@ from signalbox.common.kafka import aiokafka_options
 from signalbox.common.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
+
+
+async def read_partitions(kafka: KafkaSettings, topic: str, partitions: Sequence[int],
+                          apply: Callable[[int, bytes | None, bytes | None], int]) -> int:
+    """Read ``partitions`` of ``topic`` from the beginning to their current end
+    (read_committed), calling ``apply(partition, key, value)``; the sum of its returns."""
+    consumer = AIOKafkaConsumer(**aiokafka_options(kafka), enable_auto_commit=False,
+                                isolation_level="read_committed", group_id=None)
+    await consumer.start()
+    count = 0
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if end[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                for r in records:
+                    count += apply(tp.partition, r.key, r.value)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return count
 
 
 class Ledger(Protocol):
@@ -80,31 +107,8 @@ class KafkaLedger(MemoryLedger):
             return
         for p in parts:
             self._states[p] = {}
-        consumer = AIOKafkaConsumer(
-            **aiokafka_options(self._kafka),
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            group_id=None,
-        )
-        await consumer.start()
-        try:
-            tps = [TopicPartition(self._topic, p) for p in parts]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            end = await consumer.end_offsets(tps)
-            remaining = {tp for tp in tps if end[tp] > 0}
-            count = 0
-            while remaining:
-                batch = await consumer.getmany(*remaining, timeout_ms=1000)
-                for tp, records in batch.items():
-                    for r in records:
-                        count += self._apply(tp.partition, r.key, r.value)
-                for tp in list(remaining):
-                    if await consumer.position(tp) >= end[tp]:
-                        remaining.discard(tp)
-            log.info("ledger_loaded", partitions=parts, entries=count)
-        finally:
-            await consumer.stop()
+        count = await read_partitions(self._kafka, self._topic, parts, self._apply)
+        log.info("ledger_loaded", partitions=parts, entries=count)
 
     def _apply(self, partition: int, key: bytes | None, value: bytes | None) -> int:
         if key is None:

@@ -13,3 +13,11 @@ SEND_SECONDS = Histogram("signalbox_dispatcher_send_seconds", "Time of one deliv
 UNREADABLE = Counter("signalbox_dispatcher_unreadable_commands_total",
                      "Command records that could not be decoded (dead-lettered)")
 ASSIGNED = Gauge("signalbox_dispatcher_assigned_partitions", "Partitions owned by this process")
+RETRIES = Counter("signalbox_dispatcher_retries_total",
+                  "Commands moved to a retry tier (transient failure, deferral, hop)", ["channel"])
+DEFERRED = Counter("signalbox_dispatcher_deferred_total",
+                   "Commands deferred without an attempt (quiet hours, open circuit, busy)",
+                   ["channel", "reason"])
+BREAKER_OPENED = Counter("signalbox_dispatcher_breaker_opened_total",
+                         "Circuit breakers opened", ["channel"])
+IN_FLIGHT = Gauge("signalbox_dispatcher_in_flight", "Commands being handled now")

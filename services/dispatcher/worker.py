@@ -1,17 +1,30 @@
 """The delivery loop: every command ends in exactly one recorded outcome.
 
-For each command, in partition order:
+One consumer (one group, range assignment) reads ``actions.commands`` and the
+retry tiers ``actions.retry.*``: all of them have the same partition count and a
+command keeps its partition number everywhere, so the process that owns
+partition *p* owns the ledger of *p*, its commands and their retries.
 
-1. its ledger state decides: already terminal → skip (a redelivery); left in
-   ``attempting`` by a process that died → ``in_doubt`` (never resent
+Commands are handled concurrently (bounded per channel); for each one:
+
+1. its ledger state decides: already terminal (or being handled right now) →
+   skip; left ``attempting`` by a process that died → ``in_doubt`` (never resent
    automatically; an operator decides from the dead-letter topic);
-2. otherwise ``attempting`` is written and acknowledged (acks=all, idempotent
-   producer) *before* the channel is touched — durable like a transaction, at a
-   tenth of the latency; a transient failure retracts it (tombstone) before
-   backing off, so a stop during back-off leaves the command cleanly unattempted;
-3. a second transaction writes the terminal ledger entry, the result on
-   ``actions.results``, the dead letter for failures, and the consumer offset,
-   so the outcome and "done" become visible together or not at all.
+2. the policy (:mod:`signalbox.dispatcher.policy`) may end it without a call
+   (opt-out, frequency cap → ``suppressed``; deadline → ``failed``) or move it
+   to a retry tier without a call (quiet hours, open circuit breaker, busy
+   channel);
+3. otherwise ``attempting`` is written and acknowledged (acks=all, idempotent
+   producer) *before* the channel is touched, and the call is bounded by the
+   channel's timeout;
+4. one transaction (:mod:`signalbox.dispatcher.commit`) writes the terminal
+   ledger entry, the result, the dead letter for failures — or, for a retry,
+   the retraction of ``attempting`` and the command's copy in a retry tier —
+   together with consumer offsets that never pass a command still in flight.
+
+A retry tier's record is handled once it is due; until then its partition is
+paused (the tier's records are due roughly in order), so waiting costs nothing
+and never holds up ``actions.commands``.
 """
 
 from __future__ import annotations
@@ -20,23 +33,32 @@ import asyncio
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from signalbox.common import schemas
-from signalbox.common.clock import now_ms
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.deadletter import dead_letter
 from signalbox.common.kafka import aiokafka_options
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
-from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_LEDGER, ACTIONS_RESULTS
+from signalbox.common.topics import (
+    ACTIONS_COMMANDS,
+    ACTIONS_CONTACTS,
+    ACTIONS_DLQ,
+    ACTIONS_LEDGER,
+    ACTIONS_RESULTS,
+    ACTIONS_RETRY,
+)
 from signalbox.dispatcher import metrics
 from signalbox.dispatcher.channels.base import Channel
+from signalbox.dispatcher.commit import Committer, OffsetTracker, Write
+from signalbox.dispatcher.contacts import Contacts, contact_key
 from signalbox.dispatcher.ledger import KafkaLedger, Ledger
 from signalbox.dispatcher.model import (
     ATTEMPTING,
@@ -47,6 +69,14 @@ from signalbox.dispatcher.model import (
     TransientError,
     command_from_record,
 )
+from signalbox.dispatcher.policy.backoff import backoff_seconds
+from signalbox.dispatcher.policy.breaker import Breakers
+from signalbox.dispatcher.policy.clock import Clock, SystemClock
+from signalbox.dispatcher.policy.config import PolicyConfig, policy_from_mapping
+from signalbox.dispatcher.policy.limits import ChannelLimiter
+from signalbox.dispatcher.policy.protection import cap_reached, quiet_until
+from signalbox.dispatcher.policy.retry import BOUNDS, DeliveryState, state_from_headers, tier_for
+from signalbox.dispatcher.suppressions import Suppressions
 
 log = structlog.get_logger(__name__)
 SERVICE = "dispatcher"
@@ -61,8 +91,29 @@ class Result:
     provider_ref: str | None = None
 
 
-class _Stopping(Exception):
-    """Stop requested while backing off: leave the command for the next owner."""
+@dataclass(frozen=True)
+class Retry:
+    """Move the command to a retry tier: due in ``wait_s``, with its new delivery state."""
+
+    state: DeliveryState
+    wait_s: float
+    attempted: bool  # an 'attempting' entry was written and must be retracted
+
+
+@dataclass
+class _Work:
+    tp: TopicPartition
+    record: ConsumerRecord[bytes, bytes]
+    state: DeliveryState
+    hop: bool = False  # waiting longer than its tier holds: re-queue without looking
+    command: Command | None = None
+    ledger_key: str = ""
+    extra: list[Write] = field(default_factory=list)
+
+
+def ledger_key(command_id: str, replay: str) -> str:
+    """The ledger remembers a replayed command separately, once per dead letter replayed."""
+    return f"{command_id}#replay:{replay}" if replay else command_id
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -70,19 +121,25 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._d = dispatcher
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._d.lock:  # the batch in hand finishes first
-            self._d.loaded.difference_update(tp.partition for tp in revoked)
-            self._d.ledger.forget(tp.partition for tp in revoked)
+        async with self._d.lock:  # no new work is started meanwhile
+            parts = {tp.partition for tp in revoked}
+            await self._d.drain(parts)  # in-flight commands finish and commit first
+            self._d.loaded.difference_update(parts)
+            self._d.ledger.forget(parts)
+            self._d.contacts.forget(parts)
+            self._d.offsets.forget(revoked)
         metrics.ASSIGNED.set(0)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # aiokafka may already fetch for these partitions while this runs: the loop
         # holds their records back until the ledger is restored (see Dispatcher.loaded).
-        await self._d.ledger.load(tp.partition for tp in assigned)
-        self._d.loaded.update(tp.partition for tp in assigned)
-        metrics.ASSIGNED.set(len(assigned))
+        parts = {tp.partition for tp in assigned}
+        await self._d.ledger.load(parts)
+        await self._d.contacts.load(parts)
+        self._d.loaded.update(parts)
+        metrics.ASSIGNED.set(len(parts))
         self._d.assigned.set()
-        log.info("partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+        log.info("partitions_assigned", partitions=sorted(parts))
 
 
 class Dispatcher:
@@ -92,23 +149,47 @@ class Dispatcher:
         channels: Mapping[str, Channel],
         ledger: Ledger | None = None,
         codec: AvroCodec | None = None,
+        policy: PolicyConfig | None = None,
+        suppressions: Suppressions | None = None,
+        clock: Clock | None = None,
+        recheck_s: float = 5.0,
+        max_in_flight: int = 1000,
     ) -> None:
         k = settings.kafka
         self.settings = settings
         self.codec = codec or codec_for(settings)
         self.channels = dict(channels)
+        self.policy = policy or policy_from_mapping(None, settings)
+        self.clock: Clock = clock or SystemClock()
+        self.suppressions = suppressions or Suppressions()
         self.topics = {n: k.topic(n) for n in
-                       (ACTIONS_COMMANDS, ACTIONS_RESULTS, ACTIONS_LEDGER, ACTIONS_DLQ)}
+                       (ACTIONS_COMMANDS, ACTIONS_RESULTS, ACTIONS_LEDGER, ACTIONS_DLQ,
+                        ACTIONS_CONTACTS)}
+        self.retry_topics = [k.topic(n) for n in ACTIONS_RETRY]
+        self._tier = {name: i for i, name in enumerate(self.retry_topics)}
         self.ledger: Ledger = ledger or KafkaLedger(
             k, self.topics[ACTIONS_LEDGER], self.codec)
+        self.contacts = Contacts(k, self.topics[ACTIONS_CONTACTS], self.codec)
+        self.breakers = Breakers(self.clock)
+        self.limiters = {name: ChannelLimiter(self.policy.channel(name), self.clock)
+                         for name in self.channels}
+        self.offsets = OffsetTracker()
         self.lock = asyncio.Lock()
         self.assigned = asyncio.Event()
         #: Partitions whose ledger is restored; only their commands may be handled.
         self.loaded: set[int] = set()
+        self._recheck_s = recheck_s
+        self._max_in_flight = max_in_flight
+        self._rng = random.Random()
+        self._tasks: dict[asyncio.Task[None], int] = {}  # task → partition
+        self._busy: set[str] = set()  # ledger keys being handled now
+        self._resume_at: dict[TopicPartition, asyncio.TimerHandle] = {}
+        self._fatal: BaseException | None = None
         self._stop = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None  # transactional: outcomes
         self._marker: AIOKafkaProducer | None = None  # plain: 'attempting' records
         self._consumer: AIOKafkaConsumer | None = None
+        self._committer: Committer | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -127,28 +208,75 @@ class Dispatcher:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            max_poll_records=50,
+            max_poll_records=200,
+            # Same partition numbers of every topic to one member: commands, their
+            # retries and their ledger stay together.
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._marker = AIOKafkaProducer(
             **aiokafka_options(k), enable_idempotence=True, acks="all")
         await self._producer.start()
         await self._marker.start()
+        self._committer = Committer(self._producer, self.settings.dispatcher_group_id,
+                                    self.offsets)
+        committing = asyncio.create_task(self._committer.run())
+        committing.add_done_callback(self._on_committer_done)
+        following = asyncio.create_task(self.suppressions.follow(stop))
         try:
-            self._consumer.subscribe([self.topics[ACTIONS_COMMANDS]], listener=_Rebalance(self))
+            await self._until_loaded(following)
+            self._consumer.subscribe([self.topics[ACTIONS_COMMANDS], *self.retry_topics],
+                                     listener=_Rebalance(self))
             await self._consumer.start()
             try:
                 await self._loop()
+                await self.drain(None)
             finally:
+                for handle in self._resume_at.values():
+                    handle.cancel()
                 await self._consumer.stop()
         finally:
+            committing.cancel()
+            await asyncio.gather(committing, return_exceptions=True)
+            await asyncio.gather(following, return_exceptions=True)
+            for channel in self.channels.values():
+                await channel.aclose()
             await self._marker.stop()
             await self._producer.stop()
             log.info("dispatcher_stopped")
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _on_committer_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._fail(task.exception())
+
+    def _fail(self, exc: BaseException | None) -> None:
+        log.error("dispatcher_failed", error=repr(exc))
+        if self._fatal is None:
+            self._fatal = exc
+        self._stop.set()
+
+    async def _until_loaded(self, following: asyncio.Task[None]) -> None:
+        """No command is handled before every opt-out is known."""
+        loaded = asyncio.ensure_future(self.suppressions.loaded.wait())
+        await asyncio.wait({loaded, following}, return_when=asyncio.FIRST_COMPLETED)
+        if not loaded.done():
+            loaded.cancel()
+            following.result()  # raises what stopped it
+            raise RuntimeError("the suppression list stopped before it was read")
 
     async def ready(self) -> str | None:
+        if not self.suppressions.loaded.is_set():
+            return "suppression list not yet read"
         if self._consumer is None or not self.assigned.is_set():
             return "not yet assigned partitions"
         return None
+
+    async def drain(self, partitions: set[int] | None) -> None:
+        """Wait for the commands in flight (of ``partitions``, or all) to finish and commit."""
+        tasks = [t for t, p in self._tasks.items() if partitions is None or p in partitions]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _loop(self) -> None:
         assert self._consumer is not None
@@ -163,146 +291,286 @@ class Dispatcher:
                 batch = fetch.result()
                 async with self.lock:
                     for tp, records in batch.items():
-                        if tp.partition not in self.loaded:
-                            # Fetched before its ledger was restored: read it again later.
-                            if tp in self._consumer.assignment():
-                                self._consumer.seek(tp, records[0].offset)
-                            continue
-                        for record in records:
-                            if tp not in self._consumer.assignment():
-                                break
-                            await self._handle(tp, record)
-        except _Stopping:
-            log.info("stopped_during_backoff")
+                        self._take(tp, records)
+                    while len(self._tasks) >= self._max_in_flight and not self._stop.is_set():
+                        await asyncio.wait(list(self._tasks),
+                                           return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop_wait.cancel()
 
+    def _take(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Start work for fetched records, up to the first retry record not yet due."""
+        assert self._consumer is not None
+        if tp.partition not in self.loaded:
+            # Fetched before its ledger was restored: read it again later.
+            if tp in self._consumer.assignment():
+                self._consumer.seek(tp, records[0].offset)
+            return
+        tier = self._tier.get(tp.topic)
+        for record in records:
+            if tp not in self._consumer.assignment():
+                return
+            state = state_from_headers(record.headers)
+            hop = False
+            if tier is not None:
+                now = self.clock.now_ms()
+                if state.due_ms > now:
+                    # Held at most for its tier's bound after it was written (record time
+                    # is real time); a longer wait is re-queued (a hop) so it never blocks
+                    # the records behind it.
+                    held = time.time() * 1000 - record.timestamp
+                    hop = held >= BOUNDS[tier] * 1000
+                    if not hop:
+                        self._pause(tp, record.offset,
+                                    min(state.due_ms - now, BOUNDS[tier] * 1000 - held))
+                        return
+            self.offsets.start(tp, record.offset)
+            work = _Work(tp, record, state, hop=hop)
+            task = asyncio.create_task(self._run(work))
+            self._tasks[task] = tp.partition
+            task.add_done_callback(self._tasks.pop)
+            metrics.IN_FLIGHT.set(len(self._tasks))
+
+    def _pause(self, tp: TopicPartition, offset: int, wait_ms: float) -> None:
+        assert self._consumer is not None
+        self._consumer.seek(tp, offset)
+        self._consumer.pause(tp)
+        delay = max(0.01, min(wait_ms / 1000, self._recheck_s))
+        old = self._resume_at.pop(tp, None)
+        if old is not None:
+            old.cancel()
+        self._resume_at[tp] = asyncio.get_running_loop().call_later(delay, self._resume, tp)
+
+    def _resume(self, tp: TopicPartition) -> None:
+        assert self._consumer is not None
+        self._resume_at.pop(tp, None)
+        if tp in self._consumer.assignment():
+            self._consumer.resume(tp)
+
     # -- one command -----------------------------------------------------------
 
-    async def _handle(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _run(self, work: _Work) -> None:
+        try:
+            writes = await self._handle(work)
+            assert self._committer is not None
+            await self._committer.commit(work.tp, work.record.offset, writes)
+        except Exception as exc:  # a bug or a broken producer: stop, the next owner resumes
+            log.exception("command_handling_failed", offset=work.record.offset)
+            self._fail(exc)
+            return
+        finally:
+            self._busy.discard(work.ledger_key)
+
+    async def _handle(self, work: _Work) -> list[Write]:
+        tp, record = work.tp, work.record
         try:
             command = command_from_record(self.codec.decode(schemas.ACTION_COMMAND, record.value))
         except DecodeError as exc:
             metrics.UNREADABLE.inc()
-            log.warning("command_unreadable", partition=tp.partition, offset=record.offset,
-                        reason=exc.reason)
-            await self._finish(tp, record, None, None, exc.reason)
-            return
+            log.warning("command_unreadable", topic=tp.topic, partition=tp.partition,
+                        offset=record.offset, reason=exc.reason)
+            return [self._dead_letter(work, "DecodeError", exc.reason)]
+        key = ledger_key(command.command_id, work.state.replay)
+        work.command = command
         with structlog.contextvars.bound_contextvars(
             command_id=command.command_id, customer_id=command.customer_id,
             automation_id=command.automation_id,
         ):
-            state = self.ledger.get(tp.partition, command.command_id)
-            if state in _TERMINAL:
+            state = self.ledger.get(tp.partition, key)
+            if state in _TERMINAL or key in self._busy:
                 metrics.DUPLICATES.inc()
-                log.info("command_already_done", state=state)
-                await self._finish(tp, record, None, None, None)
-                return
+                log.info("command_already_handled", state=state or "in flight")
+                return []
+            self._busy.add(key)
+            work.ledger_key = key
             if state == ATTEMPTING:
-                result = Result(Outcome.IN_DOUBT, "an earlier attempt was interrupted between "
-                                "the attempt and its outcome; not resent automatically", 1)
+                step: Result | Retry = Result(
+                    Outcome.IN_DOUBT, "an earlier attempt was interrupted between the attempt "
+                    "and its outcome; not resent automatically", max(1, work.state.attempts))
+            elif work.hop:
+                step = Retry(work.state, (work.state.due_ms - self.clock.now_ms()) / 1000,
+                             attempted=False)
             else:
-                result = await self._deliver(tp.partition, command)
-            await self._finish(tp, record, command, result, None)
-            metrics.OUTCOMES.labels(command.channel, result.outcome.value).inc()
-            log.info("command_" + result.outcome.value, channel=command.channel,
-                     detail=result.detail, attempts=result.attempts)
+                step = await self._deliver(tp.partition, command, work)
+            if isinstance(step, Retry):
+                return self._retry_writes(work, step)
+            writes = self._outcome_writes(work, step)
+            metrics.OUTCOMES.labels(command.channel, step.outcome.value).inc()
+            log.info("command_" + step.outcome.value, channel=command.channel,
+                     detail=step.detail, attempts=step.attempts)
+            return writes
 
-    async def _deliver(self, partition: int, command: Command) -> Result:
+    async def _deliver(self, partition: int, command: Command, work: _Work) -> Result | Retry:
         channel = self.channels.get(command.channel)
+        state = work.state
         if channel is None:
-            return Result(Outcome.FAILED, f"no driver for channel {command.channel!r}", 0)
-        if not channel.recipients(command):
-            return Result(Outcome.SUPPRESSED, "no recipient address is known", 0)
-        s = self.settings
-        attempt = 0
-        while True:
-            attempt += 1
-            await self._write_ledger(partition, command.command_id, ATTEMPTING, attempt)
-            started = time.perf_counter()
-            try:
-                delivery = await channel.send(command)
-            except TransientError as exc:
-                metrics.ATTEMPTS.labels(channel.name, "transient").inc()
-                if attempt >= s.dispatcher_max_attempts:
-                    return Result(Outcome.FAILED, f"gave up after {attempt} attempts: {exc}",
-                                  attempt)
-                await self._write_ledger(partition, command.command_id, None, attempt)
-                delay = random.uniform(0, min(s.dispatcher_backoff_cap_s,
-                                              s.dispatcher_backoff_s * 2 ** (attempt - 1)))
-                log.warning("attempt_failed", error=str(exc), attempt=attempt,
-                            retry_in_s=round(delay, 3))
-                await self._backoff(delay)
-                continue
-            except PermanentError as exc:
-                metrics.ATTEMPTS.labels(channel.name, "permanent").inc()
-                return Result(Outcome.FAILED, str(exc), attempt)
-            except InDoubtError as exc:
-                metrics.ATTEMPTS.labels(channel.name, "in_doubt").inc()
-                return Result(Outcome.IN_DOUBT, str(exc), attempt)
-            finally:
-                metrics.SEND_SECONDS.labels(channel.name).observe(time.perf_counter() - started)
-            metrics.ATTEMPTS.labels(channel.name, "delivered").inc()
-            return Result(Outcome.DELIVERED, delivery.detail, attempt, delivery.provider_ref)
-
-    async def _backoff(self, delay: float) -> None:
+            return Result(Outcome.FAILED, f"no driver for channel {command.channel!r}",
+                          state.attempts)
+        recipients = channel.recipients(command)
+        if not recipients:
+            return Result(Outcome.SUPPRESSED, "no recipient address is known", state.attempts)
+        now = self.clock.now_ms()
+        pol = self.policy.channel(command.channel)
+        capped = False
+        if command.action.get("audience") == "customer":
+            reason = self.suppressions.reason(command.channel, command.customer_id, recipients)
+            if reason is not None:
+                return Result(Outcome.SUPPRESSED, f"opted out: {reason}", state.attempts)
+            quiet = self.policy.quiet_hours
+            if quiet is not None and not command.critical and command.channel in quiet.channels:
+                until = quiet_until(now, command.customer_timezone, quiet)
+                if until is not None:
+                    return self._wait(command, state, (until - now) / 1000, "quiet_hours",
+                                      "quiet hours in the customer's time zone")
+            cap = self.policy.frequency_caps.get(command.channel)
+            if cap is not None and not command.critical:
+                recent = self.contacts.recent(partition, command.channel, command.customer_id)
+                if cap_reached(recent, now, cap):
+                    return Result(Outcome.SUPPRESSED, f"frequency cap: already {cap.max} "
+                                  f"{command.channel} in {cap.per_seconds:g}s", state.attempts)
+                capped = True
+        if state.first_attempt_ms and now - state.first_attempt_ms >= \
+                pol.deadline_seconds * 1000:
+            return Result(Outcome.FAILED, f"deadline of {pol.deadline_seconds:g}s passed after "
+                          f"{state.attempts} attempts; last: {state.reason}", state.attempts)
+        endpoint = channel.endpoint(command)
+        wait = self.breakers.wait_seconds(endpoint, pol.breaker_failures,
+                                          pol.breaker_cooldown_seconds)
+        if wait > 0:
+            return self._wait(command, state, wait + self._rng.uniform(0, wait / 2),
+                              "circuit_open", f"circuit open for {endpoint}")
+        limiter = self.limiters[command.channel]
+        if limiter.full:
+            return self._wait(command, state, self._rng.uniform(0.5, 2.0) * pol.backoff_seconds,
+                              "busy", f"{command.channel} channel busy")
+        if capped:
+            self.contacts.reserve(command.channel, command.customer_id)
         try:
-            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            async with limiter.slot():
+                result = await self._attempt(channel, command, work, endpoint)
+        finally:
+            if capped:
+                self.contacts.release(command.channel, command.customer_id)
+        if capped and isinstance(result, Result) and result.outcome is Outcome.DELIVERED:
+            assert cap is not None
+            at = self.clock.now_ms()
+            value = self.contacts.delivered(partition, command.channel, command.customer_id,
+                                            at, at - cap.per_ms)
+            work.extra.append(Write(self.topics[ACTIONS_CONTACTS],
+                                    contact_key(command.channel, command.customer_id), value,
+                                    partition))
+        return result
+
+    async def _attempt(self, channel: Channel, command: Command, work: _Work,
+                       endpoint: str) -> Result | Retry:
+        pol = self.policy.channel(command.channel)
+        state = work.state
+        attempt = state.attempts + 1
+        first = state.first_attempt_ms or self.clock.now_ms()
+        await self._mark_attempting(work.tp.partition, work.ledger_key, attempt)
+        started = time.perf_counter()
+        failures, cooldown = pol.breaker_failures, pol.breaker_cooldown_seconds
+        try:
+            async with asyncio.timeout(pol.timeout_seconds):
+                delivery = await channel.send(command)
+        except TransientError as exc:
+            metrics.ATTEMPTS.labels(channel.name, "transient").inc()
+            if self.breakers.failed(endpoint, failures, cooldown):
+                metrics.BREAKER_OPENED.labels(channel.name).inc()
+                log.warning("circuit_opened", endpoint=endpoint, cooldown_s=cooldown)
+            if attempt >= pol.max_attempts:
+                return Result(Outcome.FAILED, f"gave up after {attempt} attempts: {exc}", attempt)
+            delay = backoff_seconds(pol, attempt, self._rng)
+            if self.clock.now_ms() + delay * 1000 - first >= pol.deadline_seconds * 1000:
+                return Result(Outcome.FAILED, f"deadline of {pol.deadline_seconds:g}s would pass "
+                              f"before attempt {attempt + 1}: {exc}", attempt)
+            log.warning("attempt_failed", error=str(exc), attempt=attempt,
+                        retry_in_s=round(delay, 3))
+            return Retry(replace(state, attempts=attempt, first_attempt_ms=first,
+                                 reason=str(exc)), delay, attempted=True)
+        except PermanentError as exc:
+            metrics.ATTEMPTS.labels(channel.name, "permanent").inc()
+            self.breakers.succeeded(endpoint)  # the provider answered
+            return Result(Outcome.FAILED, str(exc), attempt)
+        except InDoubtError as exc:
+            metrics.ATTEMPTS.labels(channel.name, "in_doubt").inc()
+            self.breakers.failed(endpoint, failures, cooldown)
+            return Result(Outcome.IN_DOUBT, str(exc), attempt)
         except TimeoutError:
-            return
-        raise _Stopping()
+            metrics.ATTEMPTS.labels(channel.name, "timeout").inc()
+            self.breakers.failed(endpoint, failures, cooldown)
+            return Result(Outcome.IN_DOUBT, f"no answer from {endpoint} within "
+                          f"{pol.timeout_seconds:g}s; the effect may have happened", attempt)
+        finally:
+            metrics.SEND_SECONDS.labels(channel.name).observe(time.perf_counter() - started)
+        metrics.ATTEMPTS.labels(channel.name, "delivered").inc()
+        self.breakers.succeeded(endpoint)
+        return Result(Outcome.DELIVERED, delivery.detail, attempt, delivery.provider_ref)
+
+    def _wait(self, command: Command, state: DeliveryState, wait_s: float, kind: str,
+              reason: str) -> Retry:
+        """A retry without an attempt (quiet hours, open breaker, busy channel)."""
+        metrics.DEFERRED.labels(command.channel, kind).inc()
+        log.info("command_deferred", reason=reason, wait_s=round(wait_s, 3))
+        return Retry(replace(state, reason=reason), wait_s, attempted=False)
 
     # -- Kafka writes ----------------------------------------------------------
 
-    def _ledger_value(self, command_id: str, state: str, attempt: int, detail: str) -> bytes:
+    def _ledger_value(self, key: str, state: str, attempt: int, detail: str) -> bytes:
         return self.codec.encode(schemas.LEDGER_ENTRY, {
-            "command_id": command_id, "state": state, "attempt": attempt,
-            "at": now_ms(), "detail": detail})
+            "command_id": key, "state": state, "attempt": attempt,
+            "at": self.clock.now_ms(), "detail": detail})
 
-    async def _write_ledger(self, partition: int, command_id: str, state: str | None,
-                            attempt: int) -> None:
-        """Record (or, with ``state=None``, retract) an attempt, durable before returning."""
+    async def _mark_attempting(self, partition: int, key: str, attempt: int) -> None:
+        """Record an attempt, durable before the channel is touched."""
         assert self._marker is not None
-        value = None if state is None else self._ledger_value(command_id, state, attempt, "")
-        sent = await self._marker.send(self.topics[ACTIONS_LEDGER], key=command_id.encode(),
-                                       value=value, partition=partition)
+        sent = await self._marker.send(
+            self.topics[ACTIONS_LEDGER], key=key.encode(), partition=partition,
+            value=self._ledger_value(key, ATTEMPTING, attempt, ""))
         await sent
-        if state is None:
-            self.ledger.discard(partition, command_id)
-        else:
-            self.ledger.put(partition, command_id, state)
+        self.ledger.put(partition, key, ATTEMPTING)
 
-    async def _finish(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes],
-                      command: Command | None, result: Result | None,
-                      unreadable: str | None) -> None:
-        assert self._producer is not None
-        p = tp.partition
-        async with self._producer.transaction():
-            if command is not None and result is not None:
-                cid = command.command_id
-                await self._producer.send(
-                    self.topics[ACTIONS_LEDGER], key=cid.encode(), partition=p,
-                    value=self._ledger_value(cid, result.outcome.value, result.attempts,
-                                             result.detail))
-                await self._producer.send(
-                    self.topics[ACTIONS_RESULTS], key=record.key, partition=p,
-                    value=self.codec.encode(schemas.ACTION_RESULT, {
-                        "command_id": cid, "customer_id": command.customer_id,
-                        "automation_id": command.automation_id, "channel": command.channel,
-                        "status": result.outcome.value, "detail": result.detail,
-                        "attempts": result.attempts, "completed_at": now_ms(),
-                        "provider_ref": result.provider_ref}))
-            reason = unreadable
-            if result is not None and result.outcome in (Outcome.FAILED, Outcome.IN_DOUBT):
-                reason = f"{result.outcome.value}: {result.detail}"
-            if reason is not None:
-                letter: dict[str, Any] = dead_letter(
-                    service=SERVICE, topic=record.topic, partition=p, offset=record.offset,
-                    key=record.key, value=record.value,
-                    error_type=result.outcome.value if result else "DecodeError", reason=reason)
-                await self._producer.send(self.topics[ACTIONS_DLQ], key=record.key, partition=p,
-                                          value=self.codec.encode(schemas.DEAD_LETTER, letter))
-            await self._producer.send_offsets_to_transaction(
-                {tp: record.offset + 1}, self.settings.dispatcher_group_id)
-        if command is not None and result is not None:
-            self.ledger.put(p, command.command_id, result.outcome.value)
+    def _dead_letter(self, work: _Work, error_type: str, reason: str) -> Write:
+        r, p = work.record, work.tp.partition
+        letter: dict[str, Any] = dead_letter(
+            service=SERVICE, topic=r.topic, partition=p, offset=r.offset, key=r.key,
+            value=r.value, error_type=error_type, reason=reason, failed_at=self.clock.now_ms())
+        return Write(self.topics[ACTIONS_DLQ], r.key, self.codec.encode(schemas.DEAD_LETTER,
+                                                                        letter), p)
+
+    def _outcome_writes(self, work: _Work, result: Result) -> list[Write]:
+        command = work.command
+        assert command is not None
+        p, key = work.tp.partition, work.ledger_key
+        writes = [
+            Write(self.topics[ACTIONS_LEDGER], key.encode(),
+                  self._ledger_value(key, result.outcome.value, result.attempts, result.detail),
+                  p),
+            Write(self.topics[ACTIONS_RESULTS], work.record.key, self.codec.encode(
+                schemas.ACTION_RESULT, {
+                    "command_id": command.command_id, "customer_id": command.customer_id,
+                    "automation_id": command.automation_id, "channel": command.channel,
+                    "status": result.outcome.value, "detail": result.detail,
+                    "attempts": result.attempts, "completed_at": self.clock.now_ms(),
+                    "provider_ref": result.provider_ref}), p),
+            *work.extra,
+        ]
+        if result.outcome in (Outcome.FAILED, Outcome.IN_DOUBT):
+            writes.append(self._dead_letter(work, result.outcome.value,
+                                            f"{result.outcome.value}: {result.detail}"))
+        self.ledger.put(p, key, result.outcome.value)
+        return writes
+
+    def _retry_writes(self, work: _Work, retry: Retry) -> list[Write]:
+        p, r = work.tp.partition, work.record
+        now = self.clock.now_ms()
+        wait_s = max(0.0, retry.wait_s)
+        state = replace(retry.state, due_ms=now + int(wait_s * 1000))
+        topic = self.retry_topics[tier_for(wait_s)]
+        writes = [Write(topic, r.key, r.value, p, state.headers())]
+        if retry.attempted:  # the attempt is over and did nothing: retract it
+            writes.append(Write(self.topics[ACTIONS_LEDGER], work.ledger_key.encode(), None, p))
+            self.ledger.discard(p, work.ledger_key)
+        channel = work.command.channel if work.command else "?"
+        metrics.RETRIES.labels(channel).inc()
+        return writes
