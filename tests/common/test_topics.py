@@ -44,6 +44,7 @@ def test_catalogue_declares_every_topic_with_its_partitions_and_policy() -> None
         "acme.events.dlq": (p, "delete"),
         "acme.ticks": (p, "delete"),
         "acme.automations": (1, "compact"),
+        "acme.approvals": (1, "compact"),
         "acme.actions.commands": (p, "delete"),
         "acme.actions.results": (p, "delete"),
         "acme.actions.ledger": (p, "compact"),
