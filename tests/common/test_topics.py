@@ -49,6 +49,9 @@ def test_catalogue_declares_every_topic_with_its_partitions_and_policy() -> None
         "acme.actions.results": (p, "delete"),
         "acme.actions.ledger": (p, "compact"),
         "acme.actions.dlq": (p, "delete"),
+        **{f"acme.actions.retry.{t}": (p, "delete") for t in ("1s", "10s", "1m", "10m", "1h")},
+        "acme.actions.suppressions": (1, "compact"),
+        "acme.actions.contacts": (p, "compact"),
         "acme.signalbox-evaluator-customer-state-changelog": (p, "compact"),
         "acme.signalbox-evaluator-__assignor-__leader": (1, "delete"),
     }
