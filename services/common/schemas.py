@@ -29,6 +29,8 @@ ACTION_RESULT = "signalbox.ActionResult"
 LEDGER_ENTRY = "signalbox.LedgerEntry"
 DEAD_LETTER = "signalbox.DeadLetter"
 CUSTOMER_STATE = "signalbox.CustomerState"
+AUTOMATION_RECORD = "signalbox.AutomationRecord"
+APPROVAL = "signalbox.Approval"
 
 #: Branches of ActionCommand's ``action`` union.
 EMAIL_ACTION = "signalbox.actions.EmailAction"

@@ -203,6 +203,8 @@ class Settings:
     ingest_max_body_bytes: int = 1_048_576
     ingest_max_batch: int = 500
     evaluator_port: int = 8081
+    evaluator_admin_port: int = 8084
+    admin_token: str = field(default="", repr=False)
     evaluator_store: str = "memory://"
     evaluator_data_dir: str = ".run/evaluator"
     automations_file: str = ""
@@ -250,6 +252,9 @@ class Settings:
             ingest_max_body_bytes=e.integer("INGEST_MAX_BODY_BYTES", cls.ingest_max_body_bytes, 1),
             ingest_max_batch=e.integer("INGEST_MAX_BATCH", cls.ingest_max_batch, minimum=1),
             evaluator_port=e.integer("EVALUATOR_PORT", cls.evaluator_port, minimum=0),
+            evaluator_admin_port=e.integer("EVALUATOR_ADMIN_PORT", cls.evaluator_admin_port,
+                                           minimum=0),
+            admin_token=e.text("SIGNALBOX_ADMIN_TOKEN", ""),
             evaluator_store=e.text("EVALUATOR_STORE", cls.evaluator_store),
             evaluator_data_dir=str(Path(e.text("EVALUATOR_DATA_DIR", cls.evaluator_data_dir))),
             automations_file=e.text("SIGNALBOX_AUTOMATIONS_FILE", ""),

@@ -13,3 +13,12 @@ LATENCY = Histogram("signalbox_evaluator_process_seconds", "Time to process one 
 AUTOMATIONS = Gauge("signalbox_evaluator_automations", "Enabled automations loaded")
 TICK_AT = Gauge("signalbox_evaluator_last_tick_seconds",
                 "Time carried by the last tick seen, per partition", ["partition"])
+AUTOMATION_CHANGES = Counter("signalbox_evaluator_automation_changes_total",
+                             "Records of the automations topic, by outcome",
+                             ["outcome"])  # applied | rejected
+TIMERS = Gauge("signalbox_evaluator_timers", "Customers with a pending timer, per partition",
+               ["partition"])
+TIMERS_FIRED = Counter("signalbox_evaluator_timers_due_total",
+                       "Customers woken by a tick because a timer of theirs was due")
+APPROVALS_PENDING = Gauge("signalbox_evaluator_approvals_pending",
+                          "Approval requests waiting for a decision")

@@ -1,0 +1,77 @@
+"""Everything around the Faust agent that is not Faust: the live automation set, the
+approvals topic and the admin HTTP API.
+
+It runs as a :class:`mode.Service` beside the Faust app in the same worker, so it
+starts, stops and logs with it (SIGTERM included).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+from mode import Service
+
+from signalbox.common.codec import AvroCodec
+from signalbox.common.ops import ReadinessCheck
+from signalbox.common.settings import Settings
+from signalbox.evaluator.admin import ApprovalsApi, AutomationsApi, create_admin_app
+from signalbox.evaluator.approvals import ApprovalsService
+from signalbox.evaluator.definitions import Definitions
+from signalbox.evaluator.engine import AutomationSet
+from signalbox.evaluator.source import AutomationsSource, AutomationsWriter
+
+log = structlog.get_logger(__name__)
+
+
+class EvaluatorShell(Service):
+    """Holds the live state the agent reads; ``live=False`` runs without Kafka (tests)."""
+
+    def __init__(self, settings: Settings, codec: AvroCodec, definitions: Definitions,
+                 automations: AutomationSet, live: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.live = live
+        self.source = AutomationsSource(settings, codec, definitions, automations)
+        self.writer = AutomationsWriter(settings.kafka, codec)
+        self.approvals = ApprovalsService(settings, codec)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def automations(self) -> AutomationSet:
+        return self.source.current
+
+    async def wait_until_ready_for_inputs(self) -> None:
+        """Inputs wait until the automations topic has been read to its end once, so no
+        event is evaluated against a set the topic has already replaced."""
+        if self.live:
+            await self.source.reader.caught_up.wait()
+
+    def checks(self) -> dict[str, ReadinessCheck]:
+        return {"automations": self.source.ready, "approvals": self.approvals.ready}
+
+    async def on_start(self) -> None:
+        if not self.live:
+            return
+        await self.writer.start()
+        await self.source.reader.start()
+        await self.approvals.start()
+        admin = create_admin_app(AutomationsApi(self.source, self.writer),
+                                 ApprovalsApi(self.approvals), self.settings.admin_token)
+        self._runner = web.AppRunner(admin, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.bind_host,
+                          self.settings.evaluator_admin_port).start()
+        log.info("admin_api_listening", host=self.settings.bind_host,
+                 port=self.settings.evaluator_admin_port,
+                 auth="bearer" if self.settings.admin_token else "none")
+
+    async def on_stop(self) -> None:
+        if not self.live:
+            return
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.approvals.stop()
+        await self.source.reader.stop()
+        await self.writer.stop()
