@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.base import Channel
+from signalbox.dispatcher.channels.crm import CrmChannel
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.outbox import OutboxChannel
 from signalbox.dispatcher.channels.sms import SmsChannel
@@ -15,7 +16,7 @@ from signalbox.dispatcher.channels.webhook import WebhookChannel
 from signalbox.dispatcher.config import CHANNEL_NAMES, DispatcherConfig
 from signalbox.dispatcher.templates import TemplateStore
 
-__all__ = ["Channel", "EmailChannel", "OutboxChannel", "SmsChannel", "WebhookChannel",
+__all__ = ["Channel", "CrmChannel", "EmailChannel", "OutboxChannel", "SmsChannel", "WebhookChannel",
            "build_channels"]
 
 
@@ -27,6 +28,8 @@ def _driver(name: str, settings: Settings, config: DispatcherConfig,
         return SmsChannel(config.sms, templates)
     if name == "webhook":
         return WebhookChannel(config.webhooks)
+    if name == "crm":
+        return CrmChannel(config.crm, templates)
     return None
 
 

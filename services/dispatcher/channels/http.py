@@ -20,6 +20,12 @@ from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientEr
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
 
+def new_client(**kwargs: Any) -> httpx.AsyncClient:
+    """A client for one channel: no redirects followed, signalbox as the user agent."""
+    return httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "signalbox"},
+                             **kwargs)
+
+
 def _excerpt(response: httpx.Response) -> str:
     text = " ".join(response.text.split())
     return text[:300] + ("…" if len(text) > 300 else "")

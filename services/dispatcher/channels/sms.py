@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import phonenumbers
 
-from signalbox.dispatcher.channels.http import call
+from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.config import SmsProvider
 from signalbox.dispatcher.model import (
@@ -53,10 +53,8 @@ class SmsChannel:
         self._templates = templates
         self._url = (f"{provider.base_url}/2010-04-01/Accounts/"
                      f"{quote(provider.account_sid, safe='')}/Messages.json")
-        self._client = httpx.AsyncClient(
-            auth=(provider.account_sid, provider.auth_token),
-            timeout=httpx.Timeout(provider.timeout_s), follow_redirects=False,
-            headers={"User-Agent": "signalbox"})
+        self._client = new_client(auth=(provider.account_sid, provider.auth_token),
+                                  timeout=httpx.Timeout(provider.timeout_s))
 
     def recipients(self, command: Command) -> tuple[str, ...]:
         return recipients_of(command)

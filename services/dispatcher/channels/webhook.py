@@ -37,9 +37,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
-from signalbox.dispatcher.channels.http import call
+from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.config import WebhookEndpoint
 from signalbox.dispatcher.model import Command, Delivery, PermanentError, TransientError
@@ -115,8 +113,7 @@ class WebhookChannel:
                  clock: Callable[[], float] = time.time) -> None:
         self._endpoints = dict(endpoints)
         self._clock = clock
-        self._client = httpx.AsyncClient(follow_redirects=False,
-                                         headers={"User-Agent": "signalbox-webhooks"})
+        self._client = new_client()
 
     def recipients(self, command: Command) -> tuple[str, ...]:
         return recipients_of(command)

@@ -1,0 +1,109 @@
+"""CRM changes for the customer's contact: HubSpot, or any REST CRM by configuration.
+
+A command names a connection and an operation; its ``params`` values are
+templates, rendered in the sandbox with the command's variables plus
+``customer_id``, ``command_id`` and ``automation_id``. A ``rest`` connection maps
+each operation to a method, a URL template (relative to ``base_url`` unless
+absolute) and a JSON body template in which the rendered params are variables
+too; the body must render to valid JSON. Requests carry the connection's token
+as ``Authorization: Bearer``, its extra headers, and ``Idempotency-Key: <command id>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from signalbox.dispatcher.channels.http import call, new_client
+from signalbox.dispatcher.channels.hubspot import HubSpot
+from signalbox.dispatcher.channels.recipients import recipients_of
+from signalbox.dispatcher.config import CrmConnection
+from signalbox.dispatcher.model import Command, Delivery, PermanentError
+from signalbox.dispatcher.templates import TemplateStore
+
+
+def variables_of(command: Command) -> dict[str, Any]:
+    """What templates in a command's parameters may use."""
+    return {**(command.action.get("variables") or {}), "customer_id": command.customer_id,
+            "command_id": command.command_id, "automation_id": command.automation_id}
+
+
+class RestCrm:
+    def __init__(self, connection: CrmConnection, client: httpx.AsyncClient,
+                 templates: TemplateStore) -> None:
+        self._c = connection
+        self._client = client
+        self._templates = templates
+
+    async def perform(self, command: Command, params: Mapping[str, str]) -> Delivery:
+        op = command.action["operation"]
+        spec = self._c.operations.get(op)
+        if spec is None:
+            raise PermanentError(f"crm {self._c.name}: operation {op!r} is not configured "
+                                 f"(configured: {', '.join(sorted(self._c.operations))})")
+        where = f"crm.{self._c.name}.operations.{op}"
+        values = {**variables_of(command), **params}
+        url = self._templates.inline(spec.url, values, f"{where}.url")
+        if not urlsplit(url).scheme:
+            url = f"{self._c.base_url}/{url.lstrip('/')}"
+        body: Any = None
+        if spec.body:
+            rendered = self._templates.inline(spec.body, values, f"{where}.body")
+            try:
+                body = json.loads(rendered)
+            except ValueError as exc:
+                raise PermanentError(f"template {where}.body: not JSON after rendering: "
+                                     f"{exc}") from exc
+        headers = {**self._c.headers, "Idempotency-Key": command.command_id}
+        if self._c.token:
+            headers["Authorization"] = f"Bearer {self._c.token}"
+        response = await call(self._client, spec.method, url,
+                              f"crm {self._c.name} {spec.method} {urlsplit(url).path}",
+                              json=body, headers=headers, timeout=self._c.timeout_s)
+        return Delivery(provider_ref=response.headers.get("Location"),
+                        detail=f"crm {self._c.name} {op}: HTTP {response.status_code}")
+
+
+class CrmChannel:
+    name = "crm"
+
+    def __init__(self, connections: Mapping[str, CrmConnection],
+                 templates: TemplateStore) -> None:
+        self._connections = dict(connections)
+        self._templates = templates
+        self._client = new_client()
+        self._drivers: dict[str, HubSpot | RestCrm] = {
+            name: HubSpot(c, self._client) if c.kind == "hubspot"
+            else RestCrm(c, self._client, templates)
+            for name, c in self._connections.items()}
+
+    def recipients(self, command: Command) -> tuple[str, ...]:
+        return recipients_of(command)
+
+    def _name(self, command: Command) -> str:
+        return str(command.action.get("connection") or "default")
+
+    def endpoint(self, command: Command) -> str:
+        c = self._connections.get(self._name(command))
+        return urlsplit(c.base_url).netloc if c else f"crm:{self._name(command)}"
+
+    def params(self, command: Command) -> dict[str, str]:
+        """The operation's parameters, each rendered in the sandbox."""
+        values = variables_of(command)
+        return {k: self._templates.inline(str(v), values, f"crm.params.{k}")
+                for k, v in (command.action.get("params") or {}).items()}
+
+    async def send(self, command: Command) -> Delivery:
+        name = self._name(command)
+        driver = self._drivers.get(name)
+        if driver is None:
+            raise PermanentError(f"crm connection {name!r} is not configured "
+                                 f"(configured: {', '.join(sorted(self._drivers)) or 'none'})")
+        return await driver.perform(command, self.params(command))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

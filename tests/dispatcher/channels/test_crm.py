@@ -1,0 +1,177 @@
+"""The CRM channel against a local HubSpot-format server and a generic REST server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from signalbox.dispatcher.channels.crm import CrmChannel
+from signalbox.dispatcher.config import CrmConnection, RestOperation
+from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.templates import TemplateStore
+from tests.dispatcher.channels.support import make_command
+from tests.support.fakes.hubspot import FakeHubSpot
+from tests.support.fakes.rest import FakeRest
+
+
+def crm(operation: str, connection: str = "default", customer: str = "cus-1",
+        **params: str) -> Command:
+    return make_command("crm", {
+        "connection": connection, "operation": operation, "params": params,
+        "variables": {"customer_email": "ada@example.com", "customer_name": "Ada",
+                      "plan": "pro"}}, customer=customer)
+
+
+@pytest.fixture
+def hubspot() -> Iterator[FakeHubSpot]:
+    with FakeHubSpot() as server:
+        yield server
+
+
+@pytest.fixture
+def rest() -> Iterator[FakeRest]:
+    with FakeRest() as server:
+        yield server
+
+
+@pytest.fixture
+async def channel(hubspot: FakeHubSpot, rest: FakeRest) -> AsyncIterator[CrmChannel]:
+    ch = CrmChannel({
+        "default": CrmConnection("default", "hubspot", hubspot.url, token=hubspot.token,
+                                 timeout_s=1.0),
+        "legacy": CrmConnection(
+            "legacy", "rest", f"{rest.url}/api", token="legacy-token",
+            headers={"X-Tenant": "acme"}, operations={
+                "add_tag": RestOperation("POST", "/contacts/{{ customer_id }}/tags",
+                                         '{"tag": {{ tag | tojson }}, "by": "signalbox"}'),
+                "update_field": RestOperation("PATCH", "contacts/{{ customer_id }}",
+                                              '{"{{ field }}": {{ value | tojson }}}')}),
+    }, TemplateStore())
+    yield ch
+    await ch.aclose()
+
+
+async def test_tags_upsert_the_contact_and_edit_the_multi_checkbox(
+        hubspot: FakeHubSpot, channel: CrmChannel) -> None:
+    await channel.send(crm("add_tag", tag="past-due"))
+    await channel.send(crm("add_tag", tag="{{ plan }}-customer"))
+    await channel.send(crm("add_tag", tag="past-due"))  # again: no change
+    [contact] = hubspot.objects("contacts")
+    assert contact.properties == {"email": "ada@example.com",
+                                  "signalbox_tags": "past-due;pro-customer"}
+    delivery = await channel.send(crm("remove_tag", tag="past-due"))
+    assert contact.properties["signalbox_tags"] == "pro-customer"
+    assert delivery.provider_ref == f"contact:{contact.id}"
+    method, path, body = hubspot.calls[0]
+    assert (method, path) == ("POST", "/crm/v3/objects/contacts/search")
+    assert body["filterGroups"] == [{"filters": [
+        {"propertyName": "email", "operator": "EQ", "value": "ada@example.com"}]}]
+
+
+async def test_update_field(hubspot: FakeHubSpot, channel: CrmChannel) -> None:
+    await channel.send(crm("update_field", field="lifecyclestage", value="customer"))
+    assert hubspot.objects("contacts")[0].properties["lifecyclestage"] == "customer"
+
+
+async def test_opportunity_then_stage_moves(hubspot: FakeHubSpot, channel: CrmChannel) -> None:
+    command = crm("create_opportunity", name="Upgrade {{ customer_name }}",
+                  amount_minor="129900", currency="EUR", pipeline="sales",
+                  stage="qualifiedtobuy")
+    await channel.send(command)
+    again = await channel.send(command)  # a replay finds the deal by its command id
+    assert "already created by this command" in again.detail
+    [deal] = hubspot.objects("deals")
+    [contact] = hubspot.objects("contacts")
+    assert deal.properties == {"dealname": "Upgrade Ada", "pipeline": "sales",
+                               "dealstage": "qualifiedtobuy", "amount": "1299.00",
+                               "deal_currency_code": "EUR",
+                               "signalbox_command_id": command.command_id}
+    assert deal.contacts == {contact.id}
+    await channel.send(crm("move_stage", pipeline="sales", stage="closedwon"))
+    assert deal.properties["dealstage"] == "closedwon"
+    await channel.send(crm("move_stage", pipeline="renewals", stage="open"))
+    [renewal] = [d for d in hubspot.objects("deals") if d.properties["pipeline"] == "renewals"]
+    assert renewal.properties["dealstage"] == "open"
+    assert renewal.properties["dealname"] == "ada@example.com (renewals)"
+
+
+async def test_task_and_note_associated_and_created_once(hubspot: FakeHubSpot,
+                                                         channel: CrmChannel) -> None:
+    task = crm("create_task", title="Call {{ customer_name }}", body="Card declined",
+               due_in_days="2")
+    await channel.send(task)
+    await channel.send(task)
+    note = crm("add_note", body="Payment failed for {{ plan }}")
+    await channel.send(note)
+    await channel.send(note)
+    [t], [n], [contact] = (hubspot.objects(k) for k in ("tasks", "notes", "contacts"))
+    assert t.properties["hs_task_subject"] == "Call Ada"
+    assert t.properties["hs_timestamp"] == "2026-09-23T14:13:20.000Z"  # issued + 2 days
+    assert t.properties["hs_task_body"] == f"Card declined\n\n[signalbox {task.command_id}]"
+    assert n.properties["hs_note_body"].startswith("Payment failed for pro")
+    assert t.contacts == n.contacts == {contact.id}
+
+
+async def test_hubspot_failures(hubspot: FakeHubSpot, channel: CrmChannel) -> None:
+    with pytest.raises(PermanentError, match=r"params\.tag is required"):
+        await channel.send(crm("add_tag"))
+    hubspot.fail_next(1, 429)
+    with pytest.raises(TransientError, match="HTTP 429"):
+        await channel.send(crm("add_tag", tag="x"))
+    hubspot.fail_next(1, 500, skip=1)  # the search passes, the PATCH fails
+    with pytest.raises(TransientError, match=r"PATCH /crm/v3/objects/contacts/.*HTTP 500"):
+        await channel.send(crm("add_tag", tag="x"))
+    hubspot.hang_next(1)
+    with pytest.raises(InDoubtError):
+        await channel.send(crm("add_tag", tag="x"))
+    hubspot.release()
+    bad = CrmChannel({"default": CrmConnection("default", "hubspot", hubspot.url, token="no")},
+                     TemplateStore())
+    try:
+        with pytest.raises(PermanentError, match=r"HTTP 401.*INVALID_AUTHENTICATION"):
+            await bad.send(crm("add_tag", tag="x"))
+    finally:
+        await bad.aclose()
+    no_email = crm("add_tag", tag="x")
+    del no_email.action["variables"]["customer_email"]
+    with pytest.raises(PermanentError, match="no email to find the HubSpot contact"):
+        await channel.send(no_email)
+
+
+async def test_generic_rest_mapping(rest: FakeRest, channel: CrmChannel) -> None:
+    command = crm("add_tag", connection="legacy", tag='say "hi"')
+    delivery = await channel.send(command)
+    [r] = rest.recorded
+    assert (r.method, r.path) == ("POST", "/api/contacts/cus-1/tags")
+    assert json.loads(r.body) == {"tag": 'say "hi"', "by": "signalbox"}
+    assert r.headers["Authorization"] == "Bearer legacy-token"
+    assert r.headers["X-Tenant"] == "acme"
+    assert r.headers["Idempotency-Key"] == command.command_id
+    assert r.headers["Content-Type"] == "application/json"
+    assert delivery.provider_ref == f"{rest.url}/items/1"
+    await channel.send(crm("update_field", connection="legacy", field="plan", value="pro"))
+    assert (rest.recorded[1].method, rest.recorded[1].path) == ("PATCH", "/api/contacts/cus-1")
+    assert json.loads(rest.recorded[1].body) == {"plan": "pro"}
+    assert channel.endpoint(command) == rest.url.removeprefix("http://")
+
+
+async def test_generic_rest_errors(rest: FakeRest, channel: CrmChannel) -> None:
+    with pytest.raises(PermanentError, match=r"operation 'add_note' is not configured"):
+        await channel.send(crm("add_note", connection="legacy", body="x"))
+    with pytest.raises(PermanentError, match=r"crm connection 'nope' is not configured"):
+        await channel.send(crm("add_tag", connection="nope", tag="x"))
+    with pytest.raises(PermanentError, match=r"legacy\.operations\.update_field\.body: not JSON"):
+        await channel.send(crm("update_field", connection="legacy", field='a"b', value="1"))
+    with pytest.raises(PermanentError,
+                       match=r"template crm\.params\.tag: undefined variable: 'nope'"):
+        await channel.send(crm("add_tag", connection="legacy", tag="{{ nope }}"))
+    with pytest.raises(PermanentError, match=r"crm\.params\.tag: sandbox violation"):
+        await channel.send(crm("add_tag", connection="legacy",
+                               tag="{{ ''.__class__.__mro__[1].__subclasses__() }}"))
+    rest.down()
+    with pytest.raises(TransientError, match="cannot connect"):
+        await channel.send(crm("add_tag", connection="legacy", tag="x"))
+    rest.up()
+    assert rest.recorded == []
