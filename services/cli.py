@@ -26,6 +26,18 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _automations(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from signalbox.common.topics import wait_for_broker
+    from signalbox.evaluator.publish import apply_command, list_command
+
+    wait_for_broker(settings.kafka)
+    if args.action == "list":
+        return list_command(settings)
+    return apply_command(settings, args.file, args.prune, args.by or getpass.getuser())
+
+
 def _service(name: str) -> int:
     import importlib
 
@@ -54,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=help_)
     topics = sub.add_parser("topics", help="the topic catalogue")
     topics.add_argument("action", choices=("apply", "list"))
+    automations = sub.add_parser(
+        "automations", help="automations on the compacted automations topic")
+    actions = automations.add_subparsers(dest="action", required=True)
+    apply_ = actions.add_parser(
+        "apply", help="validate FILE whole, then write each changed automation to the topic")
+    apply_.add_argument("file", help="automations YAML (the SIGNALBOX_AUTOMATIONS_FILE format)")
+    apply_.add_argument("--prune", action="store_true",
+                        help="also delete topic entries whose id is not in FILE")
+    apply_.add_argument("--by", help="who applies (default: the OS user), kept on each record")
+    actions.add_parser("list", help="what the topic holds, and what evaluators rejected")
     capture = sub.add_parser(
         "smtp-capture", help="development SMTP server that stores every message it receives"
     )
@@ -66,12 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "topics":
+        if args.command in ("topics", "automations"):
             settings = Settings.from_env()
             from signalbox.common.telemetry import configure_logging
 
             configure_logging("cli", settings.log_level, settings.log_format)
-            return _topics(settings, args)
+            return (_topics if args.command == "topics" else _automations)(settings, args)
         if args.command == "smtp-capture":
             return _smtp_capture(args)
         return _service(args.command)
