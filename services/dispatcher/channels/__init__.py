@@ -10,14 +10,15 @@ from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.base import Channel
 from signalbox.dispatcher.channels.crm import CrmChannel
 from signalbox.dispatcher.channels.email import EmailChannel
+from signalbox.dispatcher.channels.export import ExportChannel
 from signalbox.dispatcher.channels.outbox import OutboxChannel
 from signalbox.dispatcher.channels.sms import SmsChannel
 from signalbox.dispatcher.channels.webhook import WebhookChannel
 from signalbox.dispatcher.config import CHANNEL_NAMES, DispatcherConfig
 from signalbox.dispatcher.templates import TemplateStore
 
-__all__ = ["Channel", "CrmChannel", "EmailChannel", "OutboxChannel", "SmsChannel", "WebhookChannel",
-           "build_channels"]
+__all__ = ["Channel", "CrmChannel", "EmailChannel", "ExportChannel", "OutboxChannel",
+           "SmsChannel", "WebhookChannel", "build_channels"]
 
 
 def _driver(name: str, settings: Settings, config: DispatcherConfig,
@@ -30,6 +31,8 @@ def _driver(name: str, settings: Settings, config: DispatcherConfig,
         return WebhookChannel(config.webhooks)
     if name == "crm":
         return CrmChannel(config.crm, templates)
+    if name == "export":
+        return ExportChannel(config.exports, templates)
     return None
 
 
