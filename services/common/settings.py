@@ -186,6 +186,7 @@ class SmtpSettings:
     tls: str = "none"  # none | starttls | implicit
     sender: str = "signalbox <noreply@signalbox.local>"
     timeout_s: float = 15.0
+    ca_file: str = ""  # PEM CA bundle for the relay's certificate; empty: the system store
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,8 @@ class Settings:
     dispatcher_backoff_s: float = 0.5
     dispatcher_backoff_cap_s: float = 30.0
     templates_dir: str = ""
+    public_url: str = ""  # where customers reach signalbox (unsubscribe links)
+    unsubscribe_secret: str = field(default="", repr=False)  # signs unsubscribe links
     scheduler_port: int = 8083
     tick_interval_s: float = 60.0
 
@@ -237,7 +240,10 @@ class Settings:
             tls=e.choice("SMTP_TLS", "none", ("none", "starttls", "implicit")),
             sender=e.text("SMTP_FROM", SmtpSettings.sender),
             timeout_s=e.number("SMTP_TIMEOUT_SECONDS", SmtpSettings.timeout_s, minimum=0.1),
+            ca_file=e.text("SMTP_TLS_CA_FILE", ""),
         )
+        if smtp.ca_file and not os.path.isfile(smtp.ca_file):
+            raise SettingsError(f"SMTP_TLS_CA_FILE: no such file: {smtp.ca_file!r}")
         return cls(
             kafka=kafka,
             smtp=smtp,
@@ -266,6 +272,8 @@ class Settings:
             dispatcher_backoff_cap_s=e.number("DISPATCHER_BACKOFF_CAP_SECONDS",
                                              cls.dispatcher_backoff_cap_s),
             templates_dir=e.text("SIGNALBOX_TEMPLATES_DIR", ""),
+            public_url=e.text("SIGNALBOX_PUBLIC_URL", ""),
+            unsubscribe_secret=e.text("SIGNALBOX_UNSUBSCRIBE_SECRET", ""),
             scheduler_port=e.integer("SCHEDULER_PORT", cls.scheduler_port, minimum=0),
             tick_interval_s=e.number("TICK_INTERVAL_SECONDS", cls.tick_interval_s, minimum=0.01),
         )

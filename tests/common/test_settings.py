@@ -48,6 +48,8 @@ EVERY_VARIABLE = {
     "DISPATCHER_BACKOFF_SECONDS": "0",
     "DISPATCHER_BACKOFF_CAP_SECONDS": "120",
     "SIGNALBOX_TEMPLATES_DIR": "/etc/signalbox/templates",
+    "SIGNALBOX_PUBLIC_URL": "https://signalbox.acme.example",
+    "SIGNALBOX_UNSUBSCRIBE_SECRET": "unsubscribe-s3cret",
     "SCHEDULER_PORT": "9083",
     "TICK_INTERVAL_SECONDS": "0.25",
 }
@@ -56,7 +58,8 @@ EVERY_VARIABLE = {
 @pytest.fixture
 def every_variable(tls_files: TlsFiles) -> dict[str, str]:
     return {**EVERY_VARIABLE, "KAFKA_SSL_CA_FILE": tls_files.cert,
-            "KAFKA_SSL_CERT_FILE": tls_files.cert, "KAFKA_SSL_KEY_FILE": tls_files.key}
+            "KAFKA_SSL_CERT_FILE": tls_files.cert, "KAFKA_SSL_KEY_FILE": tls_files.key,
+            "SMTP_TLS_CA_FILE": tls_files.cert}
 
 
 def test_defaults_from_an_empty_environment_work_on_a_fresh_machine() -> None:
@@ -84,7 +87,8 @@ def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFi
                             ssl_cert_file=tls_files.cert, ssl_key_file=tls_files.key),
         smtp=SmtpSettings(host="smtp.example.com", port=465, username="mailer",
                           password="hunter2", tls="implicit",
-                          sender="Acme Billing <billing@acme.example>", timeout_s=2.5),
+                          sender="Acme Billing <billing@acme.example>", timeout_s=2.5,
+                          ca_file=tls_files.cert),
         schema_registry_url="https://registry.example.com/apis/ccompat/v7",
         schema_registry_username="signalbox", schema_registry_password="s3cret",
         log_level="debug", log_format="console", instance_id="worker-7", bind_host="0.0.0.0",
@@ -94,6 +98,7 @@ def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFi
         teams={"finance": "ar@acme.example", "support": "help@acme.example"},
         dispatcher_port=9082, dispatcher_max_attempts=9, dispatcher_backoff_s=0.0,
         dispatcher_backoff_cap_s=120.0, templates_dir="/etc/signalbox/templates",
+        public_url="https://signalbox.acme.example", unsubscribe_secret="unsubscribe-s3cret",
         scheduler_port=9083, tick_interval_s=0.25,
     )
 
@@ -142,6 +147,7 @@ def test_a_team_address_may_contain_equals_signs() -> None:
     ("DISPATCHER_MAX_ATTEMPTS", "0", "DISPATCHER_MAX_ATTEMPTS: must be at least 1, got 0"),
     ("SMTP_TIMEOUT_SECONDS", "soon", "SMTP_TIMEOUT_SECONDS: expected a number, got 'soon'"),
     ("SMTP_TIMEOUT_SECONDS", "0", "SMTP_TIMEOUT_SECONDS: must be at least 0.1, got 0.0"),
+    ("SMTP_TLS_CA_FILE", "/nonexistent.pem", "SMTP_TLS_CA_FILE: no such file: '/nonexistent.pem'"),
     ("DISPATCHER_BACKOFF_SECONDS", "-0.5",
      "DISPATCHER_BACKOFF_SECONDS: must be at least 0.0, got -0.5"),
     ("TICK_INTERVAL_SECONDS", "1m", "TICK_INTERVAL_SECONDS: expected a number, got '1m'"),

@@ -1,16 +1,25 @@
-"""A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+"""A real SMTP server (aiosmtpd) on loopback that keeps what it receives.
+
+Optionally with TLS (``starttls``, required before anything else, or ``implicit``)
+using a certificate for 127.0.0.1 from a throwaway CA (``ca_file`` is its PEM), and
+with AUTH required (``auth=(user, password)``).
+"""
 
 from __future__ import annotations
 
+import ssl
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from pathlib import Path
 from typing import Any, cast
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support.processes import free_port
 
@@ -29,26 +38,62 @@ class Received:
         part = self.message.get_body(preferencelist=("plain",))
         return "" if part is None else str(cast(EmailMessage, part).get_content())
 
+    def html(self) -> str:
+        part = self.message.get_body(preferencelist=("html",))
+        return "" if part is None else str(cast(EmailMessage, part).get_content())
+
 
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.sink._lock:
+            self.sink.peers.add(tuple(session.peer))
         return self.sink._accept(envelope)
 
 
 class SmtpSink:
     """Start with ``with SmtpSink() as smtp:``; ``smtp.port`` is where it listens."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, tls: str = "none",
+                 auth: tuple[str, str] | None = None) -> None:
         self._lock = threading.Lock()
         self.messages: list[Received] = []
         self.reply = "250 OK"
         self._rejections: list[str] = []
         self.rejected = 0
+        self.peers: set[tuple[Any, ...]] = set()  # client addresses seen: one per connection
         self.port = port or free_port()
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.ca_file = ""
+        options: dict[str, Any] = {}
+        if tls != "none":
+            import trustme
+
+            ca = trustme.CA()
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("127.0.0.1").configure_cert(context)
+            self._dir = tempfile.TemporaryDirectory()
+            self.ca_file = str(Path(self._dir.name) / "ca.pem")
+            ca.cert_pem.write_to_path(self.ca_file)
+            if tls == "implicit":
+                options["ssl_context"] = context
+            else:
+                options.update(tls_context=context, require_starttls=True)
+        if auth is not None:
+            # aiosmtpd cannot see implicit TLS, so it may only insist on STARTTLS
+            options.update(authenticator=self._authenticator(*auth), auth_required=True,
+                           auth_require_tls=tls == "starttls")
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                      **options)
+
+    def _authenticator(self, user: str, password: str) -> Any:
+        def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
+                         data: Any) -> AuthResult:
+            ok = isinstance(data, LoginPassword) and \
+                (data.login, data.password) == (user.encode(), password.encode())
+            return AuthResult(success=ok, handled=False)
+        return authenticate
 
     def reject_next(self, count: int, reply: str) -> None:
         """Answer the next ``count`` messages with ``reply``, then accept again."""

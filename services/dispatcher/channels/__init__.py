@@ -24,7 +24,8 @@ __all__ = ["Channel", "CrmChannel", "EmailChannel", "ExportChannel", "OutboxChan
 def _driver(name: str, settings: Settings, config: DispatcherConfig,
             templates: TemplateStore) -> Channel | None:
     if name == "email":
-        return EmailChannel(settings.smtp, templates)
+        return EmailChannel(settings.smtp, templates, settings.public_url,
+                            settings.unsubscribe_secret)
     if name == "sms" and config.sms is not None:
         return SmsChannel(config.sms, templates)
     if name == "webhook":

@@ -1,20 +1,34 @@
 """Email over SMTP (aiosmtplib), with the phase of a failure deciding retry vs. in doubt.
 
-A failure before the message data is handed over (connect, auth, MAIL, RCPT)
-or an explicit 4xx reply is safe to retry; a 5xx reply is permanent; a lost
+A failure before the message data is handed over (connect, TLS, auth, MAIL,
+RCPT) or an explicit 4xx reply is safe to retry; a 5xx reply is permanent; a lost
 connection while the data is in flight is *in doubt*, because the relay may have
 queued the message, and a duplicate dunning email is worse than an operator
 decision.
+
+TLS is ``SMTP_TLS`` (``starttls`` or ``implicit``), verified against the system
+store or ``SMTP_TLS_CA_FILE``; ``SMTP_USERNAME``/``SMTP_PASSWORD`` log in.
+Connections are kept open and reused (up to ``pool_size`` idle ones): a kept
+connection the relay has closed meanwhile fails before any data, and is replaced
+by a fresh one once, transparently.
+
+Customer mail (``audience: customer``) gets an unsubscribe link when
+``SIGNALBOX_PUBLIC_URL`` and ``SIGNALBOX_UNSUBSCRIBE_SECRET`` are set: as the
+template variable ``unsubscribe_url`` (empty otherwise) and as RFC 8058 one-click
+``List-Unsubscribe`` and ``List-Unsubscribe-Post`` headers.
 """
 
 from __future__ import annotations
 
+import ssl
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
+from typing import Any
 
 import aiosmtplib
 
 from signalbox.common.settings import SmtpSettings
+from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.model import (
     Command,
     Delivery,
@@ -23,27 +37,46 @@ from signalbox.dispatcher.model import (
     TransientError,
 )
 from signalbox.dispatcher.templates import TemplateStore
+from signalbox.dispatcher.unsubscribe import unsubscribe_url
+
+
+class _Failed(Exception):
+    """An SMTP session failed at ``phase``; ``fresh`` says whether its connection was new."""
+
+    def __init__(self, phase: str, fresh: bool, cause: BaseException) -> None:
+        super().__init__(phase)
+        self.phase, self.fresh, self.cause = phase, fresh, cause
 
 
 class EmailChannel:
     name = "email"
 
-    def __init__(self, smtp: SmtpSettings, templates: TemplateStore) -> None:
+    def __init__(self, smtp: SmtpSettings, templates: TemplateStore, public_url: str = "",
+                 unsubscribe_secret: str = "", pool_size: int = 4) -> None:
         self._smtp = smtp
         self._templates = templates
+        self._public_url = public_url
+        self._secret = unsubscribe_secret.encode()
+        self._pool_size = pool_size
+        self._idle: list[aiosmtplib.SMTP] = []
 
     def recipients(self, command: Command) -> tuple[str, ...]:
-        return tuple(a for a in command.action.get("to", ()) if a)
+        return recipients_of(command)
 
     def endpoint(self, command: Command) -> str:
         return f"{self._smtp.host}:{self._smtp.port}"
 
-    async def aclose(self) -> None:
-        return None
+    def unsubscribe_link(self, command: Command) -> str:
+        """The customer's one-click unsubscribe URL, or "" (internal mail, or not configured)."""
+        if command.action.get("audience") != "customer" or not (self._public_url and self._secret):
+            return ""
+        return unsubscribe_url(self._public_url, self._secret, command.customer_id, self.name)
 
     def build(self, command: Command) -> EmailMessage:
         a = command.action
-        rendered = self._templates.email(a["template"], a.get("locale"), a["variables"])
+        link = self.unsubscribe_link(command)
+        variables: dict[str, Any] = {**a["variables"], "unsubscribe_url": link}
+        rendered = self._templates.email(a["template"], a.get("locale"), variables)
         msg = EmailMessage()
         name, address = parseaddr(self._smtp.sender)
         msg["From"] = formataddr((name, address))
@@ -56,46 +89,106 @@ class EmailChannel:
         msg["X-Signalbox-Automation"] = command.automation_id
         if a.get("audience") == "internal":
             msg["Auto-Submitted"] = "auto-generated"
+        if link:
+            msg["List-Unsubscribe"] = f"<{link}>"
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         msg.set_content(rendered.text)
         if rendered.html is not None:
             msg.add_alternative(rendered.html, subtype="html")
         return msg
 
-    async def send(self, command: Command) -> Delivery:
-        message = self.build(command)
-        recipients = list(self.recipients(command))
+    async def _connect(self) -> aiosmtplib.SMTP:
         s = self._smtp
         client = aiosmtplib.SMTP(
             hostname=s.host, port=s.port, timeout=s.timeout_s,
             use_tls=s.tls == "implicit", start_tls=s.tls == "starttls",
-        )
+            cert_bundle=s.ca_file or None)
+        await client.connect()
+        if s.username:
+            await client.login(s.username, s.password)
+        return client
+
+    async def _session(self, client: aiosmtplib.SMTP | None, message: bytes,
+                       recipients: list[str]) -> tuple[aiosmtplib.SMTP, Any]:
+        """One transaction; on a failure the connection is dropped and :class:`_Failed` raised."""
+        fresh = client is None
         phase = "connect"
         try:
-            await client.connect()
-            if s.username:
-                phase = "auth"
-                await client.login(s.username, s.password)
+            if client is None:
+                client = await self._connect()
             phase = "envelope"
-            await client.mail(parseaddr(s.sender)[1])
+            await client.mail(parseaddr(self._smtp.sender)[1])
             for rcpt in recipients:
                 await client.rcpt(rcpt)
             phase = "data"
-            response = await client.data(message.as_bytes())
-        except aiosmtplib.SMTPResponseException as exc:
-            if 400 <= exc.code < 500:
-                raise TransientError(f"SMTP {exc.code} during {phase}: {exc.message}") from exc
-            raise PermanentError(f"SMTP {exc.code} during {phase}: {exc.message}") from exc
+            return client, await client.data(message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            if phase == "data":
-                raise InDoubtError(
-                    f"connection lost while sending data: {type(exc).__name__}: {exc}"
-                ) from exc
-            raise TransientError(f"{phase}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                    client.close()
+            if client is not None:
+                await _drop(client, polite=isinstance(exc, aiosmtplib.SMTPResponseException))
+            raise _Failed(phase, fresh, exc) from exc
+
+    async def send(self, command: Command) -> Delivery:
+        message = self.build(command).as_bytes()
+        recipients = list(self.recipients(command))
+        kept = self._idle.pop() if self._idle else None
+        try:
+            try:
+                client, response = await self._session(kept, message, recipients)
+            except _Failed as failed:
+                if failed.fresh or failed.phase != "envelope" or not _closed(failed.cause):
+                    raise
+                # A kept connection the relay had closed: nothing was sent, start afresh.
+                client, response = await self._session(None, message, recipients)
+        except _Failed as failed:
+            raise _classify(failed) from failed.cause
+        if len(self._idle) < self._pool_size and client.is_connected:
+            self._idle.append(client)
+        else:
+            await _drop(client, polite=True)
         return Delivery(provider_ref=response.message.strip() or None,
                         detail=f"SMTP {response.code} to {', '.join(recipients)}")
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for client in idle:
+            await _drop(client, polite=True)
+
+
+def _closed(exc: BaseException) -> bool:
+    """The relay closed the connection (dropped, or 421 "closing transmission channel")."""
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return exc.code == 421
+    return True
+
+
+def _untrusted(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _classify(failed: _Failed) -> Exception:
+    exc, phase = failed.cause, failed.phase
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        if 400 <= exc.code < 500:
+            return TransientError(f"SMTP {exc.code} during {phase}: {exc.message}")
+        return PermanentError(f"SMTP {exc.code} during {phase}: {exc.message}")
+    if _untrusted(exc):
+        return PermanentError(f"TLS certificate of the relay not trusted (set SMTP_TLS_CA_FILE "
+                              f"for a private CA): {exc}")
+    if phase == "data":
+        return InDoubtError(f"connection lost while sending data: {type(exc).__name__}: {exc}")
+    return TransientError(f"{phase}: {type(exc).__name__}: {exc}")
+
+
+async def _drop(client: aiosmtplib.SMTP, polite: bool) -> None:
+    """Close a connection: QUIT when the relay is still talking to us, else just close."""
+    if polite and client.is_connected:
+        try:
+            await client.quit()
+            return
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass
+    client.close()
