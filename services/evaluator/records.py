@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
 from signalbox.evaluator.engine import (
+    Agreement,
+    Appointment,
+    ChannelCommand,
     Command,
+    CrmCommand,
     CustomerState,
+    EmailCommand,
     Event,
+    ExportCommand,
+    OpenInvoice,
+    OpenTask,
+    PendingApproval,
     Profile,
+    SmsCommand,
     Tick,
+    TriggerInfo,
+    UsagePeriod,
+    WebhookCommand,
 )
+from signalbox.evaluator.engine.state import event_digest, remember
+
+_PROFILE_FIELDS = ("email", "phone", "name", "timezone", "locale")
 
 
 def _profile(raw: Mapping[str, Any] | None) -> Profile | None:
     if raw is None:
         return None
-    return Profile(**{k: raw.get(k) for k in ("email", "phone", "name", "timezone", "locale")})
+    return Profile(**{k: raw.get(k) for k in _PROFILE_FIELDS})
+
+
+def _plain(value: Any) -> Any:
+    """Decoded timestamp-millis → epoch ms; everything else as decoded."""
+    return epoch_ms(value) if isinstance(value, datetime) else value
 
 
 def event_from_record(record: Mapping[str, Any]) -> Event:
@@ -30,7 +53,7 @@ def event_from_record(record: Mapping[str, Any]) -> Event:
         type=schemas.event_type_by_record()[record_name],
         occurred_at=epoch_ms(record["occurred_at"]),
         received_at=epoch_ms(record["received_at"]),
-        data=dict(payload),
+        data={k: _plain(v) for k, v in payload.items()},
         profile=_profile(record.get("customer")),
         attributes=dict(record.get("attributes") or {}),
         source=record.get("source", "api"),
@@ -42,15 +65,46 @@ def tick_from_record(record: Mapping[str, Any]) -> Tick:
                 interval_ms=record["interval_ms"])
 
 
+# -- customer state -----------------------------------------------------------------
+
+
 def state_from_record(record: Mapping[str, Any]) -> CustomerState:
-    profile = _profile(record["profile"]) or Profile()
+    recent = bytes(record.get("recent_events") or b"")
+    for legacy_id in record.get("recent_event_ids") or ():  # version 1's window
+        recent = remember(recent, event_digest(legacy_id))
     return CustomerState(
         customer_id=record["customer_id"],
-        profile=profile,
+        profile=_profile(record["profile"]) or Profile(),
         first_seen_at=epoch_ms(record["first_seen_at"]),
         last_event_at=epoch_ms(record["last_event_at"]),
         failed_payments=dict(record.get("failed_payments") or {}),
-        recent_event_ids=tuple(record.get("recent_event_ids") or ()),
+        recent_events=recent,
+        attributes=dict(record.get("attributes") or {}),
+        tags=tuple(record.get("tags") or ()),
+        account_status=record.get("account_status"),
+        balance_minor=record.get("balance_minor", 0),
+        past_due_minor=record.get("past_due_minor", 0),
+        past_due_since=record.get("past_due_since"),
+        invoices={k: OpenInvoice(**v) for k, v in (record.get("invoices") or {}).items()},
+        subscriptions={k: Agreement(**v)
+                       for k, v in (record.get("subscriptions") or {}).items()},
+        card_expires_at=record.get("card_expires_at"),
+        card_known_at=record.get("card_known_at", 0),
+        usage={k: UsagePeriod(**v) for k, v in (record.get("usage") or {}).items()},
+        feature_seconds=dict(record.get("feature_seconds") or {}),
+        feature_last_used=dict(record.get("feature_last_used") or {}),
+        last_login_at=record.get("last_login_at"),
+        score=record.get("score", 0),
+        milestones=tuple(record.get("milestones") or ()),
+        health=record.get("health"),
+        fired=tuple(record.get("fired") or ()),
+        appointments={k: Appointment(**v)
+                      for k, v in (record.get("appointments") or {}).items()},
+        tasks={k: OpenTask(**v) for k, v in (record.get("tasks") or {}).items()},
+        approvals={k: _pending_from_record(v)
+                   for k, v in (record.get("approvals") or {}).items()},
+        clock=record.get("clock", 0),
+        timer_marks=dict(record.get("timer_marks") or {}),
     )
 
 
@@ -58,17 +112,100 @@ def state_to_record(state: CustomerState) -> dict[str, Any]:
     p = state.profile
     return {
         "customer_id": state.customer_id,
-        "profile": {"email": p.email, "phone": p.phone, "name": p.name,
-                    "timezone": p.timezone, "locale": p.locale},
+        "profile": {k: getattr(p, k) for k in _PROFILE_FIELDS},
         "first_seen_at": state.first_seen_at,
         "last_event_at": state.last_event_at,
         "failed_payments": dict(state.failed_payments),
-        "recent_event_ids": list(state.recent_event_ids),
+        "recent_event_ids": [],
+        "recent_events": state.recent_events,
+        "attributes": dict(state.attributes),
+        "tags": list(state.tags),
+        "account_status": state.account_status,
+        "balance_minor": state.balance_minor,
+        "past_due_minor": state.past_due_minor,
+        "past_due_since": state.past_due_since,
+        "invoices": {k: vars(v) for k, v in state.invoices.items()},
+        "subscriptions": {k: vars(v) for k, v in state.subscriptions.items()},
+        "card_expires_at": state.card_expires_at,
+        "card_known_at": state.card_known_at,
+        "usage": {k: vars(v) for k, v in state.usage.items()},
+        "feature_seconds": dict(state.feature_seconds),
+        "feature_last_used": dict(state.feature_last_used),
+        "last_login_at": state.last_login_at,
+        "score": state.score,
+        "milestones": list(state.milestones),
+        "health": state.health,
+        "fired": list(state.fired),
+        "appointments": {k: vars(v) for k, v in state.appointments.items()},
+        "tasks": {k: vars(v) for k, v in state.tasks.items()},
+        "approvals": {k: _pending_to_record(v) for k, v in state.approvals.items()},
+        "clock": state.clock,
+        "timer_marks": dict(state.timer_marks),
     }
 
 
+def _pending_to_record(p: PendingApproval) -> dict[str, Any]:
+    return {
+        "automation_id": p.automation_id,
+        "automation_version": p.automation_version,
+        "requested_at": p.requested_at,
+        "trigger_type": p.trigger.type,
+        "occurrence": p.trigger.occurrence,
+        "facts": dict(p.trigger.facts),
+        "team": p.team,
+        "summary": p.summary,
+        "commands": [json.dumps(command_to_json(c), sort_keys=True, separators=(",", ":"))
+                     for c in p.commands],
+    }
+
+
+def _pending_from_record(r: Mapping[str, Any]) -> PendingApproval:
+    return PendingApproval(
+        automation_id=r["automation_id"],
+        automation_version=r["automation_version"],
+        requested_at=r["requested_at"],
+        trigger=TriggerInfo(r["trigger_type"], r["occurrence"], dict(r.get("facts") or {})),
+        summary=r["summary"],
+        commands=tuple(command_from_json(json.loads(c)) for c in r["commands"]),
+        team=r.get("team"),
+    )
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def _action_record(a: ChannelCommand) -> tuple[str, dict[str, Any]]:
+    if isinstance(a, EmailCommand | SmsCommand):
+        return (schemas.EMAIL_ACTION if isinstance(a, EmailCommand) else schemas.SMS_ACTION,
+                {"to": list(a.to), "audience": a.audience, "template": a.template,
+                 "locale": a.locale, "variables": dict(a.variables)})
+    if isinstance(a, WebhookCommand):
+        return schemas.WEBHOOK_ACTION, {"endpoint": a.endpoint, "event": a.event,
+                                        "variables": dict(a.variables)}
+    if isinstance(a, CrmCommand):
+        return schemas.CRM_ACTION, {"connection": a.connection, "operation": a.operation,
+                                    "params": dict(a.params), "variables": dict(a.variables)}
+    return schemas.EXPORT_ACTION, {"target": a.target, "format": a.format,
+                                   "filename": a.filename, "record": dict(a.record)}
+
+
+def _action_value(branch: str, r: Mapping[str, Any]) -> ChannelCommand:
+    if branch in (schemas.EMAIL_ACTION, schemas.SMS_ACTION):
+        kind = EmailCommand if branch == schemas.EMAIL_ACTION else SmsCommand
+        return kind(tuple(r["to"]), r["audience"], r["template"], r.get("locale"),
+                    dict(r.get("variables") or {}))
+    if branch == schemas.WEBHOOK_ACTION:
+        return WebhookCommand(r["endpoint"], r["event"], dict(r.get("variables") or {}))
+    if branch == schemas.CRM_ACTION:
+        return CrmCommand(r["operation"], dict(r.get("params") or {}),
+                          dict(r.get("variables") or {}), r.get("connection", "default"))
+    if branch == schemas.EXPORT_ACTION:
+        return ExportCommand(r["target"], r["format"], r["filename"], dict(r["record"]))
+    raise ValueError(f"unknown action branch {branch!r}")
+
+
 def command_to_record(command: Command) -> dict[str, Any]:
-    a = command.action
+    """The ``signalbox.ActionCommand`` record (the action as a (branch, fields) pair)."""
     return {
         "command_id": command.command_id,
         "automation_id": command.automation_id,
@@ -81,10 +218,36 @@ def command_to_record(command: Command) -> dict[str, Any]:
             "occurrence": command.trigger.occurrence,
             "facts": dict(command.trigger.facts),
         },
-        "action": (
-            schemas.EMAIL_ACTION,
-            {"to": list(a.to), "audience": a.audience, "template": a.template,
-             "locale": a.locale, "variables": dict(a.variables)},
-        ),
+        "action": _action_record(command.action),
+        "customer_timezone": command.customer_timezone,
+        "critical": command.critical,
     }
 
+
+def command_from_record(record: Mapping[str, Any]) -> Command:
+    branch, fields = record["action"]
+    trigger = record["trigger"]
+    return Command(
+        command_id=record["command_id"],
+        automation_id=record["automation_id"],
+        automation_version=record["automation_version"],
+        action_index=record["action_index"],
+        customer_id=record["customer_id"],
+        issued_at=epoch_ms(record["issued_at"]),
+        trigger=TriggerInfo(trigger["type"], trigger["occurrence"],
+                            dict(trigger.get("facts") or {})),
+        action=_action_value(branch, fields),
+        customer_timezone=record.get("customer_timezone"),
+        critical=record.get("critical", False),
+    )
+
+
+def command_to_json(command: Command) -> dict[str, Any]:
+    """The command record as JSON-ready data (the action union as ``[branch, fields]``)."""
+    record = command_to_record(command)
+    record["action"] = list(record["action"])
+    return record
+
+
+def command_from_json(data: Mapping[str, Any]) -> Command:
+    return command_from_record({**data, "action": tuple(data["action"])})

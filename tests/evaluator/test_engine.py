@@ -18,7 +18,7 @@ from signalbox.evaluator.engine import (
     evaluate,
     parse_automations,
 )
-from signalbox.evaluator.engine.engine import DEDUPE_WINDOW
+from signalbox.evaluator.engine.state import DEDUPE_WINDOW, DIGEST_BYTES
 
 AUTOMATIONS = parse_automations(
     """
@@ -65,7 +65,8 @@ def test_payment_failed_for_the_product_emails_customer_and_alerts_finance() -> 
     assert alert.action.variables["failed_count"] == "1"
     assert customer.trigger.type == "payment.failed"
     assert customer.trigger.occurrence == "e1"
-    assert customer.trigger.facts == {"product": "pro", "event_type": "payment.failed"}
+    assert customer.trigger.facts == {"product": "pro", "event_type": "payment.failed",
+                                      "failed_count": "1"}
     assert customer.issued_at == 1_000  # event time, not the wall clock
     assert customer.command_id == command_id("payment-failed-pro", 1, "cus-1", "e1", 0)
     assert alert.command_id == command_id("payment-failed-pro", 1, "cus-1", "e1", 1)
@@ -112,8 +113,10 @@ def test_dedupe_window_is_bounded() -> None:
     state = None
     for i in range(DEDUPE_WINDOW + 10):
         state = evaluate(state, failed(f"e{i}", product="basic"), AUTOMATIONS).state
-    assert state is not None and len(state.recent_event_ids) == DEDUPE_WINDOW
-    assert state.recent_event_ids[-1] == f"e{DEDUPE_WINDOW + 9}"
+    assert state is not None and len(state.recent_events) == DEDUPE_WINDOW * DIGEST_BYTES
+    newest = evaluate(state, failed(f"e{DEDUPE_WINDOW + 9}", product="basic"), AUTOMATIONS)
+    oldest = evaluate(state, failed("e0", product="basic"), AUTOMATIONS)
+    assert newest.duplicate and not oldest.duplicate
 
 
 def test_tick_leaves_customer_state_alone() -> None:

@@ -2,47 +2,108 @@
 
 No Kafka, no clock, no network: the same input gives the same output, byte for
 byte, whether it runs in the Faust agent, in ``signalbox simulate`` or in a test.
+``next_due`` tells the shell when a customer next needs a tick and ``TimerIndex``
+finds the due customers of a tick without looking at the others.
 """
 
-from signalbox.evaluator.engine.automations import (
+from signalbox.evaluator.engine.actions import (
+    Action,
     AlertAction,
+    ApprovalAction,
+    CrmAction,
+    EmailAction,
+    ExportAction,
+    ScoreAction,
+    SmsAction,
+    Team,
+    WebhookAction,
+)
+from signalbox.evaluator.engine.automations import (
+    FORMAT,
     Automation,
     AutomationError,
     AutomationSet,
-    EmailAction,
     Trigger,
     load_automations,
     parse_automations,
 )
-from signalbox.evaluator.engine.engine import command_id, evaluate
+from signalbox.evaluator.engine.commands import approval_id, command_id, describe
+from signalbox.evaluator.engine.conditions import Comparison, Conditions
+from signalbox.evaluator.engine.engine import evaluate
 from signalbox.evaluator.engine.model import (
+    Agreement,
+    Appointment,
+    ApprovalRequest,
+    ChannelCommand,
     Command,
+    CrmCommand,
     CustomerState,
     Decision,
     EmailCommand,
     Event,
+    ExportCommand,
+    OpenInvoice,
+    OpenTask,
+    PendingApproval,
     Profile,
+    SmsCommand,
     Tick,
     TriggerInfo,
+    UsagePeriod,
+    WebhookCommand,
 )
+from signalbox.evaluator.engine.timer_index import TimerIndex
+from signalbox.evaluator.engine.timers import Occurrence, next_due
+from signalbox.evaluator.engine.triggers import CATALOGUE, TIME_TRIGGERS, TriggerSpec
 
 __all__ = [
+    "CATALOGUE",
+    "FORMAT",
+    "TIME_TRIGGERS",
+    "Action",
+    "Agreement",
     "AlertAction",
+    "Appointment",
+    "ApprovalAction",
+    "ApprovalRequest",
     "Automation",
     "AutomationError",
     "AutomationSet",
+    "ChannelCommand",
     "Command",
+    "Comparison",
+    "Conditions",
+    "CrmAction",
+    "CrmCommand",
     "CustomerState",
     "Decision",
     "EmailAction",
     "EmailCommand",
     "Event",
+    "ExportAction",
+    "ExportCommand",
+    "Occurrence",
+    "OpenInvoice",
+    "OpenTask",
+    "PendingApproval",
     "Profile",
+    "ScoreAction",
+    "SmsAction",
+    "SmsCommand",
+    "Team",
     "Tick",
+    "TimerIndex",
     "Trigger",
     "TriggerInfo",
+    "TriggerSpec",
+    "UsagePeriod",
+    "WebhookAction",
+    "WebhookCommand",
+    "approval_id",
     "command_id",
+    "describe",
     "evaluate",
     "load_automations",
+    "next_due",
     "parse_automations",
 ]

@@ -1,149 +1,212 @@
-"""The decision function. Pure: every input it needs is an argument."""
+"""The decision function. Pure: every input it needs is an argument.
+
+``evaluate(state, event, automations)``: fold the event into the state, fire the
+event's automations and the derived triggers the change implies (usage levels,
+feature minutes, score milestones, health band), release or drop held approvals.
+
+``evaluate(state, tick, automations)``: fire every time trigger due up to the tick
+(see :mod:`signalbox.evaluator.engine.timers`).
+
+Score changes of an input (the event's and those of adjust_score actions) are
+summed and checked once for milestones and health after the input's automations
+ran; the actions of those derived automations change the state but do not trigger
+again, so one input always ends.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from signalbox.evaluator.engine.automations import (
-    AlertAction,
-    Automation,
-    AutomationSet,
-    EmailAction,
-)
+from signalbox.evaluator.engine.automations import Automation, AutomationSet
+from signalbox.evaluator.engine.commands import Firing, facts_text, fire
 from signalbox.evaluator.engine.model import (
+    ApprovalRequest,
     Command,
     CustomerState,
     Decision,
-    EmailCommand,
     Event,
-    Profile,
     Tick,
     TriggerInfo,
 )
+from signalbox.evaluator.engine.state import (
+    apply_event,
+    event_digest,
+    health_of,
+    known_time,
+    new_state,
+    seen,
+)
+from signalbox.evaluator.engine.timers import due_occurrences
 
-#: How many processed event ids a customer's state remembers, so that a redelivered
-#: event (at-least-once consumption) changes nothing and issues no new command.
-DEDUPE_WINDOW = 256
 
+class _Run:
+    """Accumulates one input's state changes, commands and approvals."""
 
-def command_id(
-    automation_id: str, version: int, customer_id: str, occurrence: str, action_index: int
-) -> str:
-    """Deterministic id: the same occurrence of the same automation is the same command."""
-    key = "\x1f".join((automation_id, str(version), customer_id, occurrence, str(action_index)))
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    def __init__(self, state: CustomerState, automations: AutomationSet) -> None:
+        self.state = state
+        self.automations = automations
+        self.commands: list[Command] = []
+        self.approvals: list[ApprovalRequest] = []
+
+    def fire(self, firing: Firing) -> None:
+        fired = fire(self.state, firing, self.automations.teams)
+        self.state = fired.state
+        self.commands.extend(fired.commands)
+        self.approvals.extend(fired.approvals)
+
+    def decision(self) -> Decision:
+        return Decision(self.state, tuple(self.commands), tuple(self.approvals))
 
 
 def evaluate(
     state: CustomerState | None, item: Event | Tick, automations: AutomationSet
 ) -> Decision:
-    """``(state, input, automations) -> (new state, commands)``."""
+    """``(state, input, automations) -> (new state, commands, approvals)``."""
     if isinstance(item, Tick):
-        # Time triggers are driven by ticks; the per-customer clock has nothing
-        # to do until timers are registered.
-        return Decision(state, ())
-    if state is not None and item.event_id in state.recent_event_ids:
+        return _tick(state, item, automations) if state is not None else Decision(None)
+    if state is not None and seen(state, event_digest(item.event_id)):
         return Decision(state, (), duplicate=True)
-    new_state = _apply(state, item)
-    commands: list[Command] = []
-    for automation in automations.for_trigger(item.type):
-        if _matches(automation, item):
-            commands.extend(_commands(automation, new_state, item, automations.teams))
-    return Decision(new_state, tuple(commands))
+    return _event(state or new_state(item), item, automations)
 
 
-def _apply(state: CustomerState | None, event: Event) -> CustomerState:
-    if state is None:
-        state = CustomerState(
-            customer_id=event.customer_id,
-            profile=Profile(),
-            first_seen_at=event.occurred_at,
-            last_event_at=event.occurred_at,
-        )
-    failed = dict(state.failed_payments)
-    product = str(event.data.get("product", ""))
-    if event.type == "payment.failed":
-        failed[product] = failed.get(product, 0) + 1
-    elif event.type == "payment.succeeded":
-        failed.pop(product, None)
-    recent = (*state.recent_event_ids, event.event_id)[-DEDUPE_WINDOW:]
-    return replace(
-        state,
-        profile=state.profile.merged(event.profile),
-        first_seen_at=min(state.first_seen_at, event.occurred_at),
-        last_event_at=max(state.last_event_at, event.occurred_at),
-        failed_payments=dict(sorted(failed.items())),
-        recent_event_ids=recent,
-    )
+def _event(before: CustomerState, event: Event, automations: AutomationSet) -> Decision:
+    state = apply_event(before, event)
+    marks = dict(state.timer_marks)
+    for a in automations.timed:
+        marks.setdefault(a.id, known_time(event))
+    run = _Run(replace(state, timer_marks=dict(sorted(marks.items()))), automations)
+    if event.type == "approval.decided":
+        _decide(run, event.data)
+    for a in automations.for_trigger(event.type):
+        facts = _event_facts(a, run.state, event)
+        if facts is not None and a.conditions.holds(run.state, event.data):
+            run.fire(Firing(a, TriggerInfo(event.type, event.event_id, facts),
+                            event.occurred_at, event.data, event.event_id, event.attributes))
+    for firing in _derived(before, run.state, event, automations):
+        if firing.automation.conditions.holds(run.state, firing.data):
+            run.fire(firing)
+    _score_and_health(run, before, event.occurred_at, event.event_id, event.attributes)
+    return run.decision()
 
 
-def _matches(automation: Automation, event: Event) -> bool:
-    return all(str(event.data.get(k)) == v for k, v in automation.trigger.filters.items())
+def _event_facts(a: Automation, state: CustomerState, event: Event) -> dict[str, str] | None:
+    """The facts that matched, or ``None`` when the trigger's filters do not match."""
+    facts = {"event_type": event.type}
+    for key, allowed in a.trigger.filters.items():
+        value = event.data.get(key)
+        if value is None or str(value) not in allowed:
+            return None
+        facts[key] = str(value)
+    min_failures = a.trigger.params.get("min_failures")
+    if min_failures is not None:
+        count = state.failed_payments.get(str(event.data.get("product", "")), 0)
+        if count < min_failures:
+            return None
+        facts["failed_count"] = str(count)
+    return dict(sorted(facts.items()))
 
 
-def _facts(automation: Automation, event: Event) -> dict[str, str]:
-    facts = {k: str(event.data.get(k)) for k in automation.trigger.filters}
-    facts["event_type"] = event.type
-    return facts
+def _derived(before: CustomerState, after: CustomerState, event: Event,
+             automations: AutomationSet) -> Iterator[Firing]:
+    """Usage levels and feature minutes crossed by this event."""
+    if event.type in ("usage.recorded", "allowance.set"):
+        metric = str(event.data["metric"])
+        old, new = before.usage.get(metric), after.usage.get(metric)
+        if new is not None and new.allowance > 0:
+            used_before = old.used if old is not None and \
+                old.period_start == new.period_start else 0.0
+            for a in automations.for_trigger("usage.threshold_met"):
+                if a.trigger.params.get("metric", metric) != metric:
+                    continue
+                for level in a.trigger.params["levels"]:
+                    line = new.allowance * level / 100
+                    if used_before < line <= new.used:
+                        data = {"metric": metric, "level": level, "used": new.used,
+                                "allowance": new.allowance, "period_start": new.period_start,
+                                "period_end": new.period_end}
+                        yield _derived_firing(a, event, data,
+                                              f"usage:{metric}:{new.period_start}:{level}")
+    if event.type == "feature.used":
+        feature = str(event.data["feature"])
+        old_s = before.feature_seconds.get(feature, 0)
+        new_s = after.feature_seconds.get(feature, 0)
+        for a in automations.for_trigger("feature.used_minutes"):
+            minutes = a.trigger.params["minutes"]
+            if a.trigger.params.get("feature", feature) == feature and \
+                    old_s < minutes * 60 <= new_s:
+                data = {"feature": feature, "minutes": minutes, "total_seconds": new_s}
+                yield _derived_firing(a, event, data, f"feature:{feature}:{minutes}m")
 
 
-def _variables(state: CustomerState, event: Event, automation: Automation) -> dict[str, str]:
-    out: dict[str, str] = {
-        "customer_id": state.customer_id,
-        "customer_name": state.profile.name or "",
-        "customer_email": state.profile.email or "",
-        "automation_name": automation.name,
-        "event_type": event.type,
-        "event_id": event.event_id,
-    }
-    out.update({f"attr_{k}": v for k, v in event.attributes.items()})
-    out.update({k: _text(v) for k, v in event.data.items()})
-    if event.type == "payment.failed":
-        out["failed_count"] = str(state.failed_payments.get(str(event.data.get("product")), 0))
-    return dict(sorted(out.items()))
+def _derived_firing(a: Automation, event: Event, data: Mapping[str, Any],
+                    occurrence: str) -> Firing:
+    trigger = TriggerInfo(a.trigger.type, occurrence, facts_text(data))
+    return Firing(a, trigger, event.occurred_at, data, event.event_id, event.attributes)
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+def _score_and_health(run: _Run, before: CustomerState, at: int, input_id: str,
+                      attributes: Mapping[str, str]) -> None:
+    old, new = before.score, run.state.score
+    reached = set(run.state.milestones)
+    crossed: set[int] = set()
+    for a in run.automations.for_trigger("score.milestone"):
+        for m in a.trigger.params["milestones"]:
+            if old < m <= new and m not in reached:
+                crossed.add(m)
+                data = {"milestone": m, "score": new, "previous_score": old}
+                trigger = TriggerInfo(a.trigger.type, f"milestone:{m}", facts_text(data))
+                if a.conditions.holds(run.state, data):
+                    run.fire(Firing(a, trigger, at, data, input_id, attributes))
+    if crossed:
+        run.state = replace(run.state, milestones=tuple(sorted(reached | crossed)))
+    band = health_of(run.state)
+    previous = run.state.health
+    if band == previous:
+        return
+    run.state = replace(run.state, health=band)
+    if previous is None:
+        return  # the first band is not a change
+    for a in run.automations.for_trigger("health.changed"):
+        p = a.trigger.params
+        if ("to" in p and band not in p["to"]) or ("from" in p and previous not in p["from"]):
+            continue
+        data = {"from": previous, "to": band, "score": run.state.score}
+        trigger = TriggerInfo(a.trigger.type, f"health:{input_id}:{band}", facts_text(data))
+        if a.conditions.holds(run.state, data):
+            run.fire(Firing(a, trigger, at, data, input_id, attributes))
 
 
-def _commands(
-    automation: Automation, state: CustomerState, event: Event, teams: Mapping[str, str]
-) -> list[Command]:
-    trigger = TriggerInfo(type=event.type, occurrence=event.event_id,
-                          facts=_facts(automation, event))
-    variables = _variables(state, event, automation)
-    out = []
-    for index, action in enumerate(automation.actions):
-        if isinstance(action, EmailAction):
-            to = action.to or ((state.profile.email,) if state.profile.email else ())
-            email = EmailCommand(
-                to=tuple(to),
-                audience="customer" if not action.to else "internal",
-                template=action.template,
-                locale=state.profile.locale if not action.to else None,
-                variables=variables,
-            )
-        elif isinstance(action, AlertAction):
-            email = EmailCommand(
-                to=(teams[action.team],), audience="internal", template=action.template,
-                locale=None, variables={**variables, "team": action.team},
-            )
-        out.append(
-            Command(
-                command_id=command_id(
-                    automation.id, automation.version, state.customer_id, event.event_id, index
-                ),
-                automation_id=automation.id,
-                automation_version=automation.version,
-                action_index=index,
-                customer_id=state.customer_id,
-                issued_at=event.occurred_at,
-                trigger=trigger,
-                action=email,
-            )
-        )
-    return out
+def _decide(run: _Run, data: Mapping[str, Any]) -> None:
+    """approval.decided: approved releases the held commands; rejected drops them."""
+    pending = run.state.approvals.get(str(data["approval_id"]))
+    if pending is None:
+        return  # unknown or already decided
+    approvals = {k: v for k, v in run.state.approvals.items() if k != data["approval_id"]}
+    run.state = replace(run.state, approvals=approvals)
+    if data["decision"] == "approved":
+        run.commands.extend(pending.commands)
+
+
+def _tick(state: CustomerState, tick: Tick, automations: AutomationSet) -> Decision:
+    timed = automations.timed
+    armed = tick.at - tick.interval_ms
+    marks = {a.id: state.timer_marks.get(a.id, armed) for a in timed}
+    run = _Run(state, automations)
+    for o in due_occurrences(state, automations, marks, tick.at):
+        a = o.automation
+        if not a.conditions.holds(run.state, o.facts):
+            continue
+        if a.trigger.type == "affiliate.qualified":  # once ever
+            if a.id in run.state.fired:
+                continue
+            run.state = replace(run.state, fired=tuple(sorted({*run.state.fired, a.id})))
+        trigger = TriggerInfo(a.trigger.type, o.occurrence, facts_text(o.facts))
+        run.fire(Firing(a, trigger, o.due, o.facts, o.occurrence, {}))
+    _score_and_health(run, state, tick.at, f"tick:{tick.at}", {})
+    new_marks = {k: max(v, tick.at) for k, v in sorted(marks.items())}
+    if new_marks == state.timer_marks and run.state is state:
+        return Decision(state)
+    run.state = replace(run.state, timer_marks=new_marks, clock=max(state.clock, tick.at))
+    return run.decision()

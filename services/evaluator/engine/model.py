@@ -1,10 +1,19 @@
-"""Immutable values the engine reads and returns."""
+"""Immutable values the engine reads and returns.
+
+Times are epoch milliseconds (UTC) everywhere. Collections inside the state are
+plain mappings treated as read-only: the engine builds a new mapping whenever it
+changes one, so an old state value is never mutated behind a caller's back.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -55,13 +64,45 @@ class Tick:
 
 
 @dataclass(frozen=True)
-class CustomerState:
-    customer_id: str
-    profile: Profile
-    first_seen_at: int
-    last_event_at: int
-    failed_payments: Mapping[str, int] = field(default_factory=dict)
-    recent_event_ids: tuple[str, ...] = ()
+class OpenInvoice:
+    amount_minor: int
+    currency: str
+    due_at: int
+    known_at: int
+    product: str | None = None
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A subscription or service agreement."""
+
+    product: str
+    active: bool
+    known_at: int
+    kind: str = "subscription"
+    ends_at: int | None = None
+
+
+@dataclass(frozen=True)
+class UsagePeriod:
+    period_start: int
+    period_end: int
+    allowance: float
+    used: float = 0.0
+
+
+@dataclass(frozen=True)
+class Appointment:
+    starts_at: int
+    known_at: int
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    title: str
+    known_at: int
+    due_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,14 +115,56 @@ class TriggerInfo:
 
 
 @dataclass(frozen=True)
-class EmailCommand:
+class MessageCommand:
+    """A message (email or SMS): to the customer, or internal (alerts, fixed recipients)."""
+
     to: tuple[str, ...]
     audience: Literal["customer", "internal"]
     template: str
     locale: str | None
     variables: Mapping[str, str]
 
+
+@dataclass(frozen=True)
+class EmailCommand(MessageCommand):
     channel = "email"
+
+
+@dataclass(frozen=True)
+class SmsCommand(MessageCommand):
+    channel = "sms"
+
+
+@dataclass(frozen=True)
+class WebhookCommand:
+    endpoint: str
+    event: str
+    variables: Mapping[str, str]
+
+    channel = "webhook"
+
+
+@dataclass(frozen=True)
+class CrmCommand:
+    operation: str
+    params: Mapping[str, str]
+    variables: Mapping[str, str]
+    connection: str = "default"
+
+    channel = "crm"
+
+
+@dataclass(frozen=True)
+class ExportCommand:
+    target: str
+    format: Literal["csv", "jsonl"]
+    filename: str
+    record: Mapping[str, str]
+
+    channel = "export"
+
+
+ChannelCommand = EmailCommand | SmsCommand | WebhookCommand | CrmCommand | ExportCommand
 
 
 @dataclass(frozen=True)
@@ -93,13 +176,85 @@ class Command:
     customer_id: str
     issued_at: int
     trigger: TriggerInfo
-    action: EmailCommand
+    action: ChannelCommand
+    customer_timezone: str | None = None
+    critical: bool = False
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    """Commands held by an approval action until someone decides."""
+
+    automation_id: str
+    automation_version: int
+    requested_at: int
+    trigger: TriggerInfo
+    summary: str
+    commands: tuple[Command, ...]
+    team: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """An approval the engine opened: the shell lists it for operators to decide.
+
+    The decision comes back as an ``approval.decided`` event with ``approval_id``.
+    """
+
+    approval_id: str
+    customer_id: str
+    automation_id: str
+    automation_version: int
+    requested_at: int
+    trigger: TriggerInfo
+    summary: str
+    command_ids: tuple[str, ...]
+    team: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerState:
+    customer_id: str
+    profile: Profile
+    first_seen_at: int
+    last_event_at: int
+    failed_payments: Mapping[str, int] = field(default_factory=dict)
+    recent_events: bytes = b""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    account_status: str | None = None
+    balance_minor: int = 0
+    past_due_minor: int = 0
+    past_due_since: int | None = None
+    invoices: Mapping[str, OpenInvoice] = field(default_factory=dict)
+    subscriptions: Mapping[str, Agreement] = field(default_factory=dict)
+    card_expires_at: int | None = None
+    card_known_at: int = 0
+    usage: Mapping[str, UsagePeriod] = field(default_factory=dict)
+    feature_seconds: Mapping[str, int] = field(default_factory=dict)
+    feature_last_used: Mapping[str, int] = field(default_factory=dict)
+    last_login_at: int | None = None
+    score: int = 0
+    milestones: tuple[int, ...] = ()
+    health: str | None = None
+    fired: tuple[str, ...] = ()
+    appointments: Mapping[str, Appointment] = field(default_factory=dict)
+    tasks: Mapping[str, OpenTask] = field(default_factory=dict)
+    approvals: Mapping[str, PendingApproval] = field(default_factory=dict)
+    clock: int = 0
+    timer_marks: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def has_active_subscription(self) -> bool:
+        return any(a.active for a in self.subscriptions.values())
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What the engine decided: the state to store and the commands to send, in order."""
+    """What the engine decided: the state to store, the commands to send (in order)
+    and the approvals it opened."""
 
     state: CustomerState | None
     commands: tuple[Command, ...] = ()
+    approvals: tuple[ApprovalRequest, ...] = ()
     duplicate: bool = False

@@ -1,0 +1,281 @@
+"""How one event changes a customer's state. Pure: ``apply_event(state, event)``.
+
+Facts kept for triggers: the past-due streak (starts when the past-due balance
+becomes positive; any fall of it — a payment or a lower ``balance.updated`` —
+restarts it while some stays past due; it ends at zero), open invoices,
+subscriptions, the card's expiry, usage per billing period, feature time, last
+login, score and health band, appointments and open tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from signalbox.evaluator.engine.model import (
+    Agreement,
+    Appointment,
+    CustomerState,
+    Event,
+    OpenInvoice,
+    OpenTask,
+    Profile,
+    UsagePeriod,
+)
+
+#: How many processed event ids a customer remembers (8-byte digests: 1 KiB), so a
+#: redelivered event changes nothing and issues nothing. Kafka redelivers what came
+#: after the last committed offset — a handful of a customer's events — and a
+#: producer's retry comes within seconds, so 128 is a wide margin.
+DEDUPE_WINDOW = 128
+DIGEST_BYTES = 8
+
+#: Health bands from the score (state may override to struggling, see health_of).
+THRIVING_SCORE = 900
+HEALTHY_SCORE = 300
+
+V = TypeVar("V")
+
+
+def event_digest(event_id: str) -> bytes:
+    return hashlib.blake2b(event_id.encode("utf-8"), digest_size=DIGEST_BYTES).digest()
+
+
+def seen(state: CustomerState, digest: bytes) -> bool:
+    window = state.recent_events
+    start = window.find(digest)
+    while start != -1:
+        if start % DIGEST_BYTES == 0:
+            return True
+        start = window.find(digest, start + 1)
+    return False
+
+
+def remember(window: bytes, digest: bytes) -> bytes:
+    window += digest
+    return window[-DEDUPE_WINDOW * DIGEST_BYTES:]
+
+
+def health_of(state: CustomerState) -> str:
+    """struggling with money trouble (past due, failed payments) or a negative score;
+    otherwise thriving from 900 points, healthy from 300, else steady."""
+    if state.past_due_minor > 0 or any(state.failed_payments.values()) or state.score < 0:
+        return "struggling"
+    if state.score >= THRIVING_SCORE:
+        return "thriving"
+    if state.score >= HEALTHY_SCORE:
+        return "healthy"
+    return "steady"
+
+
+def card_expiry(exp_month: int, exp_year: int) -> int:
+    """A card is valid through the last day of its expiry month: the first instant after."""
+    year, month = (exp_year + 1, 1) if exp_month >= 12 else (exp_year, exp_month + 1)
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp()) * 1000
+
+
+def known_time(event: Event) -> int:
+    """When signalbox learned of the event: its time, or ingest's stamp if later (an
+    imported old event does not make history due)."""
+    return max(event.occurred_at, event.received_at)
+
+
+def new_state(event: Event) -> CustomerState:
+    return CustomerState(customer_id=event.customer_id, profile=Profile(),
+                         first_seen_at=event.occurred_at, last_event_at=event.occurred_at)
+
+
+def _with(mapping: Mapping[str, V], key: str, value: V | None) -> dict[str, V]:
+    """A sorted copy with ``key`` set (or removed for ``None``)."""
+    out = dict(mapping)
+    if value is None:
+        out.pop(key, None)
+    else:
+        out[key] = value
+    return dict(sorted(out.items()))
+
+
+def apply_event(state: CustomerState, event: Event) -> CustomerState:
+    """The state after ``event`` (the dedupe window and clock included)."""
+    attributes = dict(state.attributes)
+    attributes.update(event.attributes)
+    tags = state.tags
+    if "tags" in event.attributes:
+        extra = [t.strip() for t in event.attributes["tags"].split(",") if t.strip()]
+        tags = tuple(sorted({*tags, *extra}))
+    state = replace(
+        state,
+        profile=state.profile.merged(event.profile),
+        first_seen_at=min(state.first_seen_at, event.occurred_at),
+        last_event_at=max(state.last_event_at, event.occurred_at),
+        recent_events=remember(state.recent_events, event_digest(event.event_id)),
+        attributes=dict(sorted(attributes.items())),
+        tags=tags,
+        clock=max(state.clock, known_time(event)),
+    )
+    handler = _HANDLERS.get(event.type)
+    return handler(state, event, event.data) if handler else state
+
+
+Handler = Callable[[CustomerState, Event, Mapping[str, Any]], CustomerState]
+
+
+def _signed_up(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    if d.get("plan"):
+        return replace(s, attributes=_with(s.attributes, "plan", str(d["plan"])))
+    return s
+
+
+def _status(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    return replace(s, account_status=str(d["status"]))
+
+
+def _custom_field(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    value = d.get("value")
+    return replace(s, attributes=_with(s.attributes, str(d["field"]),
+                                       None if value is None else str(value)))
+
+
+def _card(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    return replace(s, card_expires_at=card_expiry(int(d["exp_month"]), int(d["exp_year"])),
+                   card_known_at=known_time(e))
+
+
+def _paid(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    amount = int(d["amount_minor"])
+    failed = _with(s.failed_payments, str(d.get("product", "")), None)
+    invoices = _with(s.invoices, str(d["invoice_id"]), None) if d.get("invoice_id") \
+        else s.invoices
+    return _past_due(replace(s, failed_payments=failed, invoices=invoices,
+                             balance_minor=max(0, s.balance_minor - amount)),
+                     max(0, s.past_due_minor - amount), e.occurred_at)
+
+
+def _past_due(s: CustomerState, amount: int, at: int) -> CustomerState:
+    """A positive past-due balance starts a streak; any fall restarts it; zero ends it."""
+    if amount <= 0:
+        return replace(s, past_due_minor=0, past_due_since=None)
+    if s.past_due_minor <= 0 or s.past_due_since is None or amount < s.past_due_minor:
+        return replace(s, past_due_minor=amount, past_due_since=at)
+    return replace(s, past_due_minor=amount)
+
+
+def _failed(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    product = str(d.get("product", ""))
+    return replace(s, failed_payments=_with(s.failed_payments, product,
+                                            s.failed_payments.get(product, 0) + 1))
+
+
+def _balance(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    return _past_due(replace(s, balance_minor=int(d["balance_minor"])),
+                     int(d.get("past_due_minor", 0)), e.occurred_at)
+
+
+def _invoice(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    invoice = OpenInvoice(int(d["amount_minor"]), str(d["currency"]), int(d["due_at"]),
+                          known_time(e), d.get("product"))
+    return replace(s, invoices=_with(s.invoices, str(d["invoice_id"]), invoice))
+
+
+def _invoice_paid(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    return replace(s, invoices=_with(s.invoices, str(d["invoice_id"]), None))
+
+
+def _agreement(active: bool) -> Handler:
+    def handle(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+        sid = str(d["subscription_id"])
+        ends_at = d.get("ends_at")
+        # cancelled stays active until it ends (subscription.ended), unless it ends now
+        active_now = active and not (e.type == "subscription.cancelled" and ends_at is None)
+        agreement = Agreement(str(d["product"]), active_now, known_time(e),
+                              str(d.get("kind") or "subscription"),
+                              None if ends_at is None else int(ends_at))
+        return replace(s, subscriptions=_with(s.subscriptions, sid, agreement))
+    return handle
+
+
+def _replaced(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    sid = d.get("subscription_id")
+    current = s.subscriptions.get(str(sid)) if sid else None
+    if current is None:
+        return s
+    return replace(s, subscriptions=_with(s.subscriptions, str(sid),
+                                          replace(current, product=str(d["product"]))))
+
+
+def _allowance(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    metric, start = str(d["metric"]), int(d["period_start"])
+    current = s.usage.get(metric)
+    used = current.used if current is not None and current.period_start == start else 0.0
+    period = UsagePeriod(start, int(d["period_end"]), float(d["allowance"]), used)
+    return replace(s, usage=_with(s.usage, metric, period))
+
+
+def _usage(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    metric = str(d["metric"])
+    current = s.usage.get(metric) or UsagePeriod(0, 0, 0.0)
+    if current.period_end and e.occurred_at >= current.period_end:
+        return s  # after the period the allowance covers: the next allowance.set counts it
+    period = replace(current, used=current.used + float(d["quantity"]))
+    return replace(s, usage=_with(s.usage, metric, period))
+
+
+def _feature(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    feature = str(d["feature"])
+    seconds = s.feature_seconds.get(feature, 0) + max(0, int(d["duration_seconds"]))
+    last = max(s.feature_last_used.get(feature, 0), e.occurred_at)
+    return replace(s, feature_seconds=_with(s.feature_seconds, feature, seconds),
+                   feature_last_used=_with(s.feature_last_used, feature, last))
+
+
+def _login(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    return replace(s, last_login_at=max(s.last_login_at or 0, e.occurred_at))
+
+
+def _score(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    return replace(s, score=s.score + int(d["delta"]))
+
+
+def _appointment(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    aid = str(d["appointment_id"])
+    booked = Appointment(int(d["starts_at"]), known_time(e), d.get("title")) \
+        if e.type == "appointment.booked" else None
+    return replace(s, appointments=_with(s.appointments, aid, booked))
+
+
+def _task(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    due = d.get("due_at")
+    task = OpenTask(str(d["title"]), known_time(e), None if due is None else int(due)) \
+        if e.type == "task.added" else None
+    return replace(s, tasks=_with(s.tasks, str(d["task_id"]), task))
+
+
+_HANDLERS: Mapping[str, Handler] = {
+    "customer.signed_up": _signed_up,
+    "account.status_changed": _status,
+    "custom_field.changed": _custom_field,
+    "card.updated": _card,
+    "payment.succeeded": _paid,
+    "payment.failed": _failed,
+    "balance.updated": _balance,
+    "invoice.issued": _invoice,
+    "invoice.paid": _invoice_paid,
+    "subscription.started": _agreement(True),
+    "subscription.renewed": _agreement(True),
+    "subscription.cancelled": _agreement(True),
+    "subscription.ended": _agreement(False),
+    "product.replaced": _replaced,
+    "allowance.set": _allowance,
+    "usage.recorded": _usage,
+    "feature.used": _feature,
+    "user.logged_in": _login,
+    "score.adjusted": _score,
+    "appointment.booked": _appointment,
+    "appointment.attended": _appointment,
+    "appointment.cancelled": _appointment,
+    "task.added": _task,
+    "task.completed": _task,
+}
