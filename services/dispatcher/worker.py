@@ -23,7 +23,7 @@ Commands are handled concurrently (bounded per channel); for each one:
    together with consumer offsets that never pass a command still in flight.
 
 A retry tier's record is handled once it is due; until then its partition is
-paused (the tier's records are due roughly in order), so waiting costs nothing
+paused (see :mod:`signalbox.dispatcher.policy.retry`), so waiting costs nothing
 and never holds up ``actions.commands``.
 """
 
@@ -75,7 +75,12 @@ from signalbox.dispatcher.policy.clock import Clock, SystemClock
 from signalbox.dispatcher.policy.config import PolicyConfig, policy_from_mapping
 from signalbox.dispatcher.policy.limits import ChannelLimiter
 from signalbox.dispatcher.policy.protection import cap_reached, quiet_until
-from signalbox.dispatcher.policy.retry import BOUNDS, DeliveryState, state_from_headers, tier_for
+from signalbox.dispatcher.policy.retry import (
+    DeliveryState,
+    ripe_at,
+    state_from_headers,
+    tier_for,
+)
 from signalbox.dispatcher.suppressions import Suppressions
 
 log = structlog.get_logger(__name__)
@@ -314,16 +319,11 @@ class Dispatcher:
             hop = False
             if tier is not None:
                 now = self.clock.now_ms()
-                if state.due_ms > now:
-                    # Held at most for its tier's bound after it was written (record time
-                    # is real time); a longer wait is re-queued (a hop) so it never blocks
-                    # the records behind it.
-                    held = time.time() * 1000 - record.timestamp
-                    hop = held >= BOUNDS[tier] * 1000
-                    if not hop:
-                        self._pause(tp, record.offset,
-                                    min(state.due_ms - now, BOUNDS[tier] * 1000 - held))
-                        return
+                ripe = ripe_at(state.due_ms, record.timestamp, tier)
+                if now < ripe:
+                    self._pause(tp, record.offset, ripe - now)
+                    return
+                hop = state.due_ms > now  # ripe, not due: on to the tier that fits
             self.offsets.start(tp, record.offset)
             work = _Work(tp, record, state, hop=hop)
             task = asyncio.create_task(self._run(work))
@@ -567,7 +567,8 @@ class Dispatcher:
         wait_s = max(0.0, retry.wait_s)
         state = replace(retry.state, due_ms=now + int(wait_s * 1000))
         topic = self.retry_topics[tier_for(wait_s)]
-        writes = [Write(topic, r.key, r.value, p, state.headers())]
+        # Record time from the policy clock: ripeness is measured against it.
+        writes = [Write(topic, r.key, r.value, p, state.headers(), timestamp_ms=now)]
         if retry.attempted:  # the attempt is over and did nothing: retract it
             writes.append(Write(self.topics[ACTIONS_LEDGER], work.ledger_key.encode(), None, p))
             self.ledger.discard(p, work.ledger_key)

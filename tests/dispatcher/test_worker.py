@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,52 +12,21 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from signalbox.common import schemas
-from signalbox.common.codec import AvroCodec
-from signalbox.common.settings import Settings, SmtpSettings
+from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_LEDGER, ACTIONS_RESULTS
 from signalbox.dispatcher.main import build
-from signalbox.evaluator.engine import command_id
+from tests.dispatcher.records import codec, command, send
 from tests.support.kafka import consume, drain, produce
 from tests.support.processes import ServiceProcess, free_port, service_env
 from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
-codec = AvroCodec()
-
-
-def command(n: int, to: list[str] | None = None, template: str = "payment_failed",
-            customer: str = "cus-1") -> tuple[str, bytes]:
-    cid = command_id("payment-failed-pro", 1, customer, f"evt-{n}", 0)
-    value = codec.encode(schemas.ACTION_COMMAND, {
-        "command_id": cid, "automation_id": "payment-failed-pro", "automation_version": 1,
-        "action_index": 0, "customer_id": customer, "issued_at": 1_790_000_000_000,
-        "trigger": {"type": "payment.failed", "occurrence": f"evt-{n}", "facts": {}},
-        "action": ("signalbox.actions.EmailAction", {
-            "to": ["ada@example.com"] if to is None else to, "audience": "customer",
-            "template": template, "locale": None,
-            "variables": {"customer_name": "Ada", "product": "pro", "amount_minor": "4900",
-                          "currency": "EUR", "reason": "card declined", "payment_id": f"p-{n}"},
-        }),
-    })
-    return cid, value
 
 
 def results(settings: Settings, count: int) -> list[dict[str, Any]]:
     k = settings.kafka
     return [codec.decode(schemas.ACTION_RESULT, r.value)
             for r in consume(k.bootstrap_servers, k.topic(ACTIONS_RESULTS), count)]
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def dsettings(settings: Settings, smtp: SmtpSink) -> Settings:
-    return replace(settings, smtp=SmtpSettings(port=smtp.port, timeout_s=5),
-                   dispatcher_backoff_s=0.05, dispatcher_max_attempts=4)
 
 
 @pytest.fixture
@@ -71,12 +39,6 @@ async def running(dsettings: Settings) -> AsyncIterator[None]:
     yield
     stop.set()
     await asyncio.wait_for(task, 30)
-
-
-def send(settings: Settings, *records: tuple[str, bytes], key: bytes = b"cus-1") -> None:
-    k = settings.kafka
-    produce(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS), [(key, v) for _, v in records],
-            partition=0)
 
 
 async def test_delivers_email_and_records_one_result(

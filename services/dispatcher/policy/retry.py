@@ -1,13 +1,15 @@
 """Retry topics: where a command waits for its next attempt without blocking its partition.
 
 A command that cannot be carried out now (transient failure, open breaker, busy
-channel, quiet hours) is written, unchanged, to the retry tier whose delay bound
-covers its wait, with its delivery state in Kafka headers. The tiers are
-``actions.retry.1s`` … ``actions.retry.1h``; within a tier every record waits at
-most the tier's bound, so records are due roughly in offset order and a
-consumer can pause a partition until its first record is due. A wait longer than
-the last tier's bound is covered by hops: the record is re-queued, unchanged,
-until it is due within the bound.
+channel, quiet hours) is written, unchanged, to a retry tier with its delivery
+state in Kafka headers. Each tier has a fixed delay (``actions.retry.1s`` …
+``actions.retry.1h``): a record is held until ``min(due, written + delay)``, and
+since every record of a tier was written with at least that tier's delay still
+to wait (the shortest tier excepted), those times grow with the offset: the
+consumer pauses a partition until its first record is ripe, and nothing waits
+behind a record that is due later. A ripe record that is not yet due is
+re-queued (a hop) to the longest tier that fits its remaining wait, so a wait of
+9 h 30 min takes 9 hops through the 1 h tier, 3 through 10 min, and so on.
 
 Headers (ASCII): ``signalbox-due`` (epoch ms), ``signalbox-attempts`` (attempts
 made), ``signalbox-first-attempt`` (epoch ms, 0 before the first one),
@@ -22,9 +24,9 @@ from dataclasses import dataclass
 
 from signalbox.common.topics import ACTIONS_RETRY
 
-#: The longest wait of each tier (seconds), in the order of ``ACTIONS_RETRY``.
-BOUNDS: tuple[float, ...] = (1.0, 10.0, 60.0, 600.0, 3600.0)
-assert len(BOUNDS) == len(ACTIONS_RETRY)
+#: The delay of each tier (seconds), in the order of ``ACTIONS_RETRY``.
+DELAYS: tuple[float, ...] = (1.0, 10.0, 60.0, 600.0, 3600.0)
+assert len(DELAYS) == len(ACTIONS_RETRY)
 
 DUE = "signalbox-due"
 ATTEMPTS = "signalbox-attempts"
@@ -71,8 +73,11 @@ def state_from_headers(headers: Headers | None) -> DeliveryState:
 
 
 def tier_for(wait_seconds: float) -> int:
-    """Index of the shortest tier whose bound covers the wait (the last for longer waits)."""
-    for i, bound in enumerate(BOUNDS):
-        if wait_seconds <= bound:
-            return i
-    return len(BOUNDS) - 1
+    """Index of the longest tier whose delay fits in the wait (the shortest for short waits)."""
+    fitting = [i for i, delay in enumerate(DELAYS) if delay <= wait_seconds]
+    return fitting[-1] if fitting else 0
+
+
+def ripe_at(due_ms: int, written_ms: int, tier: int) -> int:
+    """When a record of ``tier`` is next looked at: its due time, or its tier's delay."""
+    return min(due_ms, written_ms + int(DELAYS[tier] * 1000))

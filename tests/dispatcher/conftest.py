@@ -1,0 +1,25 @@
+"""Fixtures of the dispatcher's worker and policy tests: an SMTP server, fast back-off."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from signalbox.common.settings import Settings, SmtpSettings
+from tests.support.smtp import SmtpSink
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def dsettings(settings: Settings, smtp: SmtpSink) -> Settings:
+    """``settings`` with the SMTP sink as relay and back-off in tens of milliseconds."""
+    return replace(settings, smtp=SmtpSettings(port=smtp.port, timeout_s=5),
+                   dispatcher_backoff_s=0.05, dispatcher_backoff_cap_s=0.5,
+                   dispatcher_max_attempts=4)
