@@ -6,6 +6,12 @@ instead of crash-looping the agent. Commands are acknowledged by Kafka before
 the new state is written: after a crash the input is redelivered and either the
 state was not yet written (same commands, same ids, deduplicated by the
 dispatcher) or it was (the engine sees a duplicate and issues nothing).
+Approval requests are written to the approvals topic under the same rule.
+
+Ticks wake only the customers whose timer is due (:mod:`signalbox.evaluator.timers`);
+each is evaluated under the tick's event, so its state goes to the tick's partition,
+the partition the customer lives on. The automation set is the shell's live one,
+re-read for every input (:mod:`signalbox.evaluator.shell`).
 """
 
 from __future__ import annotations
@@ -32,7 +38,15 @@ from signalbox.common.topics import (
     TICKS,
 )
 from signalbox.evaluator import metrics
-from signalbox.evaluator.engine import AutomationSet, Decision, Event, Tick, evaluate
+from signalbox.evaluator.definitions import Definitions
+from signalbox.evaluator.engine import (
+    AutomationSet,
+    CustomerState,
+    Decision,
+    Event,
+    Tick,
+    evaluate,
+)
 from signalbox.evaluator.records import (
     command_to_record,
     event_from_record,
@@ -40,6 +54,8 @@ from signalbox.evaluator.records import (
     state_to_record,
     tick_from_record,
 )
+from signalbox.evaluator.shell import EvaluatorShell
+from signalbox.evaluator.timers import PartitionTimers
 
 log = structlog.get_logger(__name__)
 SERVICE = "evaluator"
@@ -53,8 +69,17 @@ class InputRejected(ValueError):
         return str(self)
 
 
-def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
-    """Build the evaluator's Faust app; nothing connects until a worker starts it."""
+def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> faust.App:
+    """Build the evaluator's Faust app; nothing connects until a worker starts it.
+
+    ``shell`` is the running shell (automations topic, approvals, admin API), or a
+    fixed automation set for tools that only need the app's shape.
+    """
+    codec = codec_for(settings)
+    if isinstance(shell, AutomationSet):
+        shell = EvaluatorShell(settings, codec, Definitions(schemas.event_types()), shell,
+                               live=False)
+    live: EvaluatorShell = shell
     k = settings.kafka
     app = faust.App(
         settings.evaluator_app_id,
@@ -82,8 +107,6 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
         producer_acks=-1,
         producer_linger_ms=0,
     )
-    codec = codec_for(settings)
-    metrics.AUTOMATIONS.set(sum(1 for a in automations.automations if a.enabled))
     names = {n: k.topic(n) for n in (EVENTS_BILLING, EVENTS_USAGE, TICKS)}
     source = app.topic(*names.values(), key_type=bytes, value_type=bytes,
                        partitions=k.partitions)
@@ -91,9 +114,38 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
                          partitions=k.partitions)
     dlq = app.topic(k.topic(EVENTS_DLQ), key_type=bytes, value_type=bytes,
                     partitions=k.partitions)
-    state_table = app.Table(CUSTOMER_STATE_TABLE, partitions=k.partitions,
-                            key_type=bytes, value_type=bytes)
     ticks_topic = names[TICKS]
+    timers = PartitionTimers()
+
+    async def learn_residence(event: Any) -> None:
+        """Changelog replay: the changelog partition is the customer's partition."""
+        if event.message.key is not None:
+            timers.lives_on(event.message.key.decode("utf-8", "replace"),
+                            event.message.partition)
+
+    state_table = app.Table(CUSTOMER_STATE_TABLE, partitions=k.partitions,
+                            key_type=bytes, value_type=bytes,
+                            on_changelog_event=learn_residence)
+
+    def state_of(customer_id: str) -> CustomerState | None:
+        raw = state_table.get(customer_id.encode("utf-8"))
+        return state_from_record(codec.decode(schemas.CUSTOMER_STATE, raw)) if raw else None
+
+    @state_table.on_recover
+    async def index_timers() -> None:
+        """After every rebalance: index the customers of the partitions now ours."""
+        started = time.perf_counter()
+        partitions = {tp.partition for tp in app.assignor.assigned_actives()
+                      if tp.topic == ticks_topic}
+        due = timers.rebuild(partitions, state_of, live.automations)
+        log.info("timers_indexed", partitions=sorted(partitions), timers=due,
+                 seconds=round(time.perf_counter() - started, 3))
+
+    def reindex(automations: AutomationSet) -> None:
+        due = timers.rebuild(timers.partitions(), state_of, automations)
+        log.info("timers_reindexed", timers=due)
+
+    live.source.subscribe(reindex)
 
     def decode(message: Any) -> Event | Tick:
         if message.topic == ticks_topic:
@@ -120,37 +172,55 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
                              partition=message.partition)
         await fut
 
-    async def process(item: Event | Tick, message: Any) -> None:
-        if isinstance(item, Tick):
-            metrics.INPUTS.labels("tick", "tick").inc()
-            metrics.TICK_AT.labels(str(item.partition)).set(item.at / 1000)
-            return
-        key = message.key
-        raw_state = state_table.get(key)
-        state = state_from_record(codec.decode(schemas.CUSTOMER_STATE, raw_state)) \
-            if raw_state else None
+    async def decide(customer_id: str, item: Event | Tick, partition: int,
+                     automations: AutomationSet) -> None:
+        """One customer, one input: commands and approval requests acknowledged, then the
+        state written, then the customer re-indexed."""
+        key = customer_id.encode("utf-8")
+        state = state_of(customer_id)
         decision: Decision = evaluate(state, item, automations)
-        metrics.INPUTS.labels("event", item.type).inc()
         if decision.duplicate:
             metrics.DUPLICATES.inc()
-            log.info("duplicate_event", event_id=item.event_id, customer_id=item.customer_id)
+            log.info("duplicate_input", customer_id=customer_id)
+            timers.note(customer_id, partition, state, automations)
             return
         pending = []
         for command in decision.commands:
             value = codec.encode(schemas.ACTION_COMMAND, command_to_record(command))
-            pending.append(await commands.send(key=key, value=value, partition=message.partition))
+            pending.append(await commands.send(key=key, value=value, partition=partition))
             metrics.COMMANDS.labels(command.automation_id).inc()
             log.info("command_issued", command_id=command.command_id,
                      automation_id=command.automation_id, customer_id=command.customer_id,
-                     event_id=item.event_id, template=command.action.template)
+                     channel=getattr(command.action, "channel", None))
+        for request in decision.approvals:
+            if live.live:
+                pending.append(await live.approvals.request(request, partition))
         for fut in pending:  # acknowledged before the state moves on
-            await fut
+            if fut is not None:
+                await fut
         if decision.state is not None:
             state_table[key] = codec.encode(schemas.CUSTOMER_STATE,
                                             state_to_record(decision.state))
+        timers.note(customer_id, partition,
+                    decision.state if decision.state is not None else state, automations)
+
+    async def on_tick(tick: Tick, partition: int, automations: AutomationSet) -> None:
+        metrics.INPUTS.labels("tick", "tick").inc()
+        metrics.TICK_AT.labels(str(partition)).set(tick.at / 1000)
+        if tick.partition != partition:
+            log.warning("tick_on_other_partition", tick_partition=tick.partition,
+                        partition=partition)
+        for customer_id in timers.pop_due(partition, tick.at):
+            try:
+                with structlog.contextvars.bound_contextvars(customer_id=customer_id):
+                    await decide(customer_id, tick, partition, automations)
+            except Exception:  # one customer's failure must not cost the others their timers
+                log.exception("timer_failed", customer_id=customer_id, at=tick.at)
+                timers.note(customer_id, partition, state_of(customer_id), automations)
 
     @app.agent(source, concurrency=1)
     async def evaluate_inputs(stream: faust.StreamT[bytes]) -> None:
+        await live.wait_until_ready_for_inputs()
         async for event in stream.events():
             message = event.message
             started = time.perf_counter()
@@ -159,12 +229,15 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
             except (DecodeError, InputRejected) as exc:
                 await to_dlq(message, exc)
                 continue
+            automations = live.automations  # one set for the whole input
             try:
-                with structlog.contextvars.bound_contextvars(
-                    event_id=getattr(item, "event_id", None),
-                    customer_id=getattr(item, "customer_id", None),
-                ):
-                    await process(item, message)
+                if isinstance(item, Tick):
+                    await on_tick(item, message.partition, automations)
+                else:
+                    metrics.INPUTS.labels("event", item.type).inc()
+                    with structlog.contextvars.bound_contextvars(
+                            event_id=item.event_id, customer_id=item.customer_id):
+                        await decide(item.customer_id, item, message.partition, automations)
             except Exception as exc:  # an engine bug must not stall the partition
                 log.exception("input_failed", topic=message.topic, offset=message.offset)
                 await to_dlq(message, exc)
@@ -181,6 +254,11 @@ def create_app(settings: Settings, automations: AutomationSet) -> faust.App:
             failing["kafka"] = "rebalancing"
         if getattr(app, "in_recovery", False):
             failing["state"] = "restoring tables from the changelog"
+        if live.live:
+            for name, check in live.checks().items():
+                reason = await check()
+                if reason is not None:
+                    failing[name] = reason
         status = 503 if failing else 200
         return web.json({"status": "not ready" if failing else "ready", "failing": failing},
                         status=status)

@@ -15,7 +15,7 @@ topic wins, by the same rule on every reader; a losing concurrent decision gets
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -27,42 +27,11 @@ from signalbox.common.settings import Settings
 from signalbox.common.topics import APPROVALS
 from signalbox.evaluator import metrics
 from signalbox.evaluator.compacted import CompactedReader, Entry, Producer
+from signalbox.evaluator.engine import ApprovalRequest
 
 log = structlog.get_logger(__name__)
 DECIDED_TYPE = "approval.decided"
 PENDING = "pending"
-
-
-class TriggerLike(Protocol):
-    @property
-    def type(self) -> str: ...
-    @property
-    def occurrence(self) -> str: ...
-    @property
-    def facts(self) -> Mapping[str, str]: ...
-
-
-class RequestLike(Protocol):
-    """What the engine's ``ApprovalRequest`` carries."""
-
-    @property
-    def approval_id(self) -> str: ...
-    @property
-    def customer_id(self) -> str: ...
-    @property
-    def automation_id(self) -> str: ...
-    @property
-    def automation_version(self) -> int: ...
-    @property
-    def requested_at(self) -> int: ...
-    @property
-    def trigger(self) -> TriggerLike: ...
-    @property
-    def summary(self) -> str: ...
-    @property
-    def command_ids(self) -> tuple[str, ...]: ...
-    @property
-    def team(self) -> str | None: ...
 
 
 class ApprovalConflict(Exception):
@@ -73,7 +42,7 @@ class ApprovalConflict(Exception):
         self.approval = dict(approval)
 
 
-def pending_record(request: RequestLike, partition: int) -> dict[str, Any]:
+def pending_record(request: ApprovalRequest, partition: int) -> dict[str, Any]:
     """A ``signalbox.Approval`` record for a request the engine just made."""
     t = request.trigger
     return {
@@ -168,7 +137,7 @@ class ApprovalsService:
         metrics.APPROVALS_PENDING.set(
             sum(1 for r in self._items.values() if r["status"] == PENDING))
 
-    async def request(self, request: RequestLike, partition: int) -> Any:
+    async def request(self, request: ApprovalRequest, partition: int) -> Any:
         """Send the pending record; returns a future the caller awaits before it stores
         the customer's state. A request already on the topic is not written again, so a
         redelivered input never turns a decided approval back into a pending one."""

@@ -1,18 +1,22 @@
-"""``signalbox evaluator``: run the Faust worker around the engine."""
+"""``signalbox evaluator``: run the Faust worker around the engine, with its shell."""
 
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import faust
 import structlog
 
 from signalbox.common import schemas
+from signalbox.common.registry import codec_for
 from signalbox.common.runtime import prepare
 from signalbox.common.settings import Settings
 from signalbox.common.telemetry import logging_dict_config
 from signalbox.evaluator.app import create_app
-from signalbox.evaluator.engine import AutomationSet, load_automations
+from signalbox.evaluator.definitions import Definitions, from_file
+from signalbox.evaluator.engine import AutomationError, AutomationSet
+from signalbox.evaluator.shell import EvaluatorShell
 
 log = structlog.get_logger(__name__)
 
@@ -21,19 +25,33 @@ def default_automations_path() -> str:
     return str(resources.files("signalbox").joinpath("defaults", "automations.yaml"))
 
 
-def automations_for(settings: Settings) -> AutomationSet:
+def file_definitions(settings: Settings) -> Definitions:
+    """The automations file (``SIGNALBOX_AUTOMATIONS_FILE`` or the built-in default),
+    validated whole; the automations topic overrides it by id once it is read."""
     path = settings.automations_file or default_automations_path()
-    automations = load_automations(path, schemas.event_types(), settings.teams)
-    log.info("automations_loaded", file=path,
-             automations=[f"{a.id}@{a.version}" for a in automations.automations])
-    return automations
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise AutomationError(path, [f"cannot read: {exc.strerror}"]) from exc
+    return from_file(text, path, schemas.event_types(), settings.teams)
+
+
+def automations_for(settings: Settings) -> AutomationSet:
+    """The file's automation set alone (benchmarks, tools)."""
+    return file_definitions(settings).build()
 
 
 def main(settings: Settings) -> None:
     prepare("evaluator", settings)
-    app = create_app(settings, automations_for(settings))
+    definitions = file_definitions(settings)
+    automations = definitions.build()
+    log.info("automations_loaded", file=definitions.file_source,
+             automations=[f"{a.id}@{a.version}" for a in automations.automations])
+    shell = EvaluatorShell(settings, codec_for(settings), definitions, automations)
+    app = create_app(settings, shell)
     worker = faust.Worker(
         app,
+        shell,
         loglevel=settings.log_level,
         logging_config=logging_dict_config("evaluator", settings.log_level, settings.log_format),
         redirect_stdouts=False,

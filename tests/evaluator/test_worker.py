@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,10 @@ import pytest
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
-from signalbox.common.topics import ACTIONS_COMMANDS, EVENTS_BILLING, EVENTS_DLQ
+from signalbox.common.topics import ACTIONS_COMMANDS, AUTOMATIONS, EVENTS_BILLING, EVENTS_DLQ
 from signalbox.dispatcher.model import command_from_record
+from signalbox.evaluator.definitions import AUTOMATION, Stored, record_from_stored
+from signalbox.evaluator.main import file_definitions
 from tests.support.kafka import consume, drain, produce
 from tests.support.processes import ServiceProcess, free_port, service_env
 
@@ -30,10 +34,10 @@ def payment_failed(event_id: str, customer: str, product: str = "pro",
     })
 
 
-@pytest.fixture
-def evaluator(settings: Settings, tmp_path: Path) -> ServiceProcess:
+@contextmanager
+def running_evaluator(settings: Settings, tmp_path: Path) -> Iterator[ServiceProcess]:
     port = free_port()
-    env = service_env(settings, EVALUATOR_PORT=str(port),
+    env = service_env(settings, EVALUATOR_PORT=str(port), EVALUATOR_ADMIN_PORT=str(free_port()),
                       EVALUATOR_DATA_DIR=str(tmp_path / "evaluator"))
     proc = ServiceProcess("evaluator", env, tmp_path, port).start()
     try:
@@ -42,6 +46,12 @@ def evaluator(settings: Settings, tmp_path: Path) -> ServiceProcess:
     finally:
         code = proc.stop()
         assert code == 0, f"evaluator did not shut down cleanly ({code}):\n{proc.tail()}"
+
+
+@pytest.fixture
+def evaluator(settings: Settings, tmp_path: Path) -> Iterator[ServiceProcess]:
+    with running_evaluator(settings, tmp_path) as proc:
+        yield proc
 
 
 def test_poison_record_is_dead_lettered_and_processing_continues(
@@ -89,8 +99,48 @@ def test_ops_endpoints(evaluator: ServiceProcess) -> None:
 
     assert httpx.get(evaluator.url("/healthz")).json() == {"status": "ok"}
     ready = httpx.get(evaluator.url("/readyz"))
-    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "failing": {}}
     metrics = httpx.get(evaluator.url("/metrics"))
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain; version=")
-    assert "signalbox_evaluator_automations 1.0" in metrics.text
+    enabled = sum(a.enabled for a in file_definitions(Settings.from_env({})).build().automations)
+    assert f"signalbox_evaluator_automations {enabled:.1f}" in metrics.text
+
+
+def test_the_automations_topic_is_read_before_the_first_event(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The topic disables the file's automation before the worker starts: no event is
+    ever evaluated against the file alone."""
+    k = settings.kafka
+    file_automation = file_definitions(settings).file_automations["payment-failed-pro"]
+    disabled = Stored("payment-failed-pro", AUTOMATION, {**file_automation, "enabled": False},
+                      1_790_000_000_000, "test")
+    produce(k.bootstrap_servers, k.topic(AUTOMATIONS), [
+        (b"payment-failed-pro", codec.encode(schemas.AUTOMATION_RECORD,
+                                             record_from_stored(disabled)))])
+    produce(k.bootstrap_servers, k.topic(EVENTS_BILLING),
+            [(b"cus-1", payment_failed("e-1", "cus-1"))])
+    with running_evaluator(settings, tmp_path) as proc:
+        import httpx
+
+        enabled = sum(a.enabled for a in file_definitions(settings).build().automations)
+        metrics = httpx.get(proc.url("/metrics")).text
+        assert f"signalbox_evaluator_automations {enabled - 1:.1f}" in metrics
+        assert 'signalbox_evaluator_inputs_total{kind="event",type="payment.failed"} 1.0' \
+            in wait_for_metric(proc, "signalbox_evaluator_inputs_total")
+        assert drain(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS), settle=2) == []
+
+
+def wait_for_metric(proc: ServiceProcess, name: str, timeout: float = 30) -> str:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = httpx.get(proc.url("/metrics")).text
+        if any(line.startswith(name) for line in text.splitlines()):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"no {name} in {timeout}s")

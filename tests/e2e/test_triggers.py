@@ -1,0 +1,209 @@
+"""Triggers through the real broker and a real evaluator process.
+
+An event trigger, a tick trigger (no login for 7 days), automations changed live
+through the admin API, and an approval approved or rejected through it. Ticks are
+written by the test (the scheduler's records, with the times the test chooses), so
+days pass in milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from signalbox.common import schemas
+from signalbox.common.clock import epoch_ms
+from signalbox.common.codec import AvroCodec
+from signalbox.common.settings import Settings
+from signalbox.common.topics import (
+    ACTIONS_COMMANDS,
+    CUSTOMER_STATE_TABLE,
+    EVENTS_BILLING,
+    EVENTS_USAGE,
+    TICKS,
+    changelog_topic,
+)
+from tests.support.kafka import Record, consume, drain, produce
+from tests.support.processes import ServiceProcess, free_port, service_env
+
+pytestmark = pytest.mark.kafka
+codec = AvroCodec()
+DAY = 86_400_000
+T0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
+AUTOMATIONS = """
+format: signalbox/automations@2
+automations:
+  - id: payment-failed
+    trigger: {type: payment.failed}
+    actions: [{type: email, to: customer, template: payment_failed}]
+  - id: inactive-7d
+    trigger: {type: no_login, days: 7}
+    actions: [{type: email, to: customer, template: we_miss_you}]
+"""
+
+
+def event(event_id: str, customer: str, payload: tuple[str, dict[str, Any]],
+          at: int = T0) -> bytes:
+    return codec.encode(schemas.EVENT, {
+        "event_id": event_id, "customer_id": customer, "occurred_at": at, "received_at": at,
+        "source": "test", "customer": {"email": f"{customer}@example.com", "name": customer},
+        "payload": payload})
+
+
+def payment_failed(event_id: str, customer: str) -> bytes:
+    return event(event_id, customer, ("signalbox.events.PaymentFailed", {
+        "payment_id": f"pay-{event_id}", "product": "pro", "amount_minor": 4900,
+        "currency": "EUR"}))
+
+
+def logged_in(event_id: str, customer: str, at: int) -> bytes:
+    return event(event_id, customer, ("signalbox.events.UserLoggedIn", {"user_id": "u1"}), at)
+
+
+def tick(partition: int, at: int) -> bytes:
+    return codec.encode(schemas.TICK, {"tick_id": f"{partition}:{at}", "partition": partition,
+                                       "at": at, "interval_ms": 60_000, "emitted_by": "test"})
+
+
+def commands(records: list[Record]) -> list[dict[str, Any]]:
+    return [codec.decode(schemas.ACTION_COMMAND, r.value) for r in records]
+
+
+class Evaluator:
+    def __init__(self, settings: Settings, proc: ServiceProcess, admin_port: int) -> None:
+        self.settings, self.proc = settings, proc
+        self.admin = httpx.Client(base_url=f"http://127.0.0.1:{admin_port}", timeout=30)
+
+    def produce(self, logical: str, records: list[tuple[bytes, bytes]],
+                partition: int = 0) -> None:
+        k = self.settings.kafka
+        produce(k.bootstrap_servers, k.topic(logical), records, partition=partition)
+
+    def commands(self, count: int) -> list[dict[str, Any]]:
+        k = self.settings.kafka
+        return commands(consume(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS), count))
+
+    def all_commands(self, settle: float = 3.0) -> list[dict[str, Any]]:
+        k = self.settings.kafka
+        return commands(drain(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS), settle=settle))
+
+
+@pytest.fixture
+def evaluator(settings: Settings, tmp_path: Path) -> Iterator[Evaluator]:
+    path = tmp_path / "automations.yaml"
+    path.write_text(AUTOMATIONS)
+    port, admin_port = free_port(), free_port()
+    env = service_env(settings, EVALUATOR_PORT=str(port), EVALUATOR_ADMIN_PORT=str(admin_port),
+                      EVALUATOR_DATA_DIR=str(tmp_path / "evaluator"),
+                      SIGNALBOX_AUTOMATIONS_FILE=str(path))
+    proc = ServiceProcess("evaluator", env, tmp_path, port).start()
+    try:
+        proc.wait_ready()
+        yield Evaluator(settings, proc, admin_port)
+    finally:
+        code = proc.stop()
+        assert code == 0, f"evaluator did not shut down cleanly ({code}):\n{proc.tail()}"
+
+
+def test_an_event_trigger_and_an_automation_added_live(evaluator: Evaluator) -> None:
+    evaluator.produce(EVENTS_BILLING, [(b"cus-1", payment_failed("e-1", "cus-1"))])
+    [first] = evaluator.commands(1)
+    assert first["automation_id"] == "payment-failed" and first["customer_id"] == "cus-1"
+    assert first["trigger"]["type"] == "payment.failed"
+
+    # A new automation through the admin API: no restart, the next login fires it.
+    welcome = {"version": 1, "trigger": {"type": "user.logged_in"},
+               "actions": [{"type": "email", "to": "customer", "template": "welcome_back"}]}
+    r = evaluator.admin.put("/v1/automations/welcome-back", json=welcome)
+    assert r.status_code == 201, r.text
+    evaluator.produce(EVENTS_USAGE, [(b"cus-1", logged_in("e-2", "cus-1", T0 + 1000))])
+    by_automation = {c["automation_id"]: c for c in evaluator.commands(2)}
+    assert by_automation["welcome-back"]["customer_id"] == "cus-1"
+
+    # Disabled live: the next login fires nothing.
+    assert evaluator.admin.post("/v1/automations/welcome-back/disable").status_code == 200
+    evaluator.produce(EVENTS_USAGE, [(b"cus-1", logged_in("e-3", "cus-1", T0 + 2000))])
+    assert [c["automation_id"] for c in evaluator.all_commands()] == [
+        "payment-failed", "welcome-back"]
+
+
+def test_no_login_for_7_days_fires_once_at_its_due_time(evaluator: Evaluator) -> None:
+    evaluator.produce(EVENTS_USAGE, [(b"cus-7", logged_in("login-1", "cus-7", T0))])
+    evaluator.produce(TICKS, [(b"0", tick(0, T0 + DAY))])  # nothing due yet
+    late = T0 + 7 * DAY + 3 * 3_600_000  # the tick comes hours after the due time
+    evaluator.produce(TICKS, [(b"0", tick(0, late))])
+    [fired] = evaluator.commands(1)
+    assert fired["automation_id"] == "inactive-7d" and fired["customer_id"] == "cus-7"
+    assert fired["trigger"]["type"] == "no_login"
+    assert epoch_ms(fired["issued_at"]) == T0 + 7 * DAY  # when it fell due, not the tick
+    evaluator.produce(TICKS, [(b"0", tick(0, late + DAY)), (b"0", tick(0, late))])
+    assert len(evaluator.all_commands()) == 1
+
+    metrics = httpx.get(evaluator.proc.url("/metrics")).text
+    assert "signalbox_evaluator_timers_due_total 1.0" in metrics  # one customer woken
+
+
+def test_an_approval_releases_its_actions_and_a_rejection_drops_them(
+        evaluator: Evaluator) -> None:
+    held = {"version": 1, "trigger": {"type": "payment.failed"},
+            "actions": [{"type": "approval", "summary": "Email about the failed payment",
+                         "actions": [{"type": "email", "to": "customer",
+                                      "template": "payment_failed_personal"}]}]}
+    assert evaluator.admin.put("/v1/automations/held", json=held).status_code == 201
+    assert evaluator.admin.post("/v1/automations/payment-failed/disable").status_code == 200
+    evaluator.produce(EVENTS_BILLING, [(b"cus-a", payment_failed("pa", "cus-a")),
+                                       (b"cus-b", payment_failed("pb", "cus-b"))])
+    pending = wait_for_pending(evaluator, 2)
+    by_customer = {a["customer_id"]: a for a in pending}
+    assert by_customer["cus-a"]["automation_id"] == "held"
+    assert by_customer["cus-a"]["summary"]
+    assert evaluator.all_commands(settle=2) == []  # held, not sent
+
+    a, b = by_customer["cus-a"]["approval_id"], by_customer["cus-b"]["approval_id"]
+    r = evaluator.admin.post(f"/v1/approvals/{a}/approve", json={"decided_by": "ada"})
+    assert r.status_code == 200, r.text
+    r = evaluator.admin.post(f"/v1/approvals/{b}/reject",
+                             json={"decided_by": "ada", "reason": "goodwill"})
+    assert r.status_code == 200, r.text
+    assert evaluator.admin.post(f"/v1/approvals/{a}/reject",
+                                json={"decided_by": "bob"}).status_code == 409
+
+    [released] = evaluator.commands(1)
+    assert released["customer_id"] == "cus-a" and released["automation_id"] == "held"
+    assert len(evaluator.all_commands()) == 1
+
+
+def wait_for_pending(evaluator: Evaluator, count: int, timeout: float = 60) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    found: list[Any] = []
+    while time.monotonic() < deadline:
+        found = evaluator.admin.get("/v1/approvals", params={"status": "pending"}
+                                    ).json()["approvals"]
+        if len(found) >= count:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"expected {count} pending approvals, got {found}")
+
+
+def test_timers_are_rebuilt_from_the_changelog_after_a_restart(
+        settings: Settings, evaluator: Evaluator, tmp_path: Path) -> None:
+    evaluator.produce(EVENTS_USAGE, [(b"cus-r", logged_in("login-r", "cus-r", T0))], partition=1)
+    k = settings.kafka  # the state is stored: the login was processed
+    consume(k.bootstrap_servers, changelog_topic(settings, CUSTOMER_STATE_TABLE), 1)
+    assert evaluator.proc.stop() == 0
+
+    restarted = ServiceProcess("evaluator", evaluator.proc.env, tmp_path / "again",
+                               evaluator.proc.port)
+    (tmp_path / "again").mkdir()
+    evaluator.proc = restarted.start()
+    restarted.wait_ready()
+    evaluator.produce(TICKS, [(b"0", tick(0, T0 + 8 * DAY))], partition=0)  # not its partition
+    assert evaluator.all_commands(settle=3) == []
+    evaluator.produce(TICKS, [(b"1", tick(1, T0 + 8 * DAY))], partition=1)
+    [fired] = evaluator.commands(1)
+    assert fired["customer_id"] == "cus-r" and epoch_ms(fired["issued_at"]) == T0 + 7 * DAY
