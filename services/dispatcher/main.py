@@ -10,13 +10,14 @@ from aiohttp import web
 from signalbox.common import runtime
 from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
-from signalbox.common.settings import Settings
+from signalbox.common.settings import Settings, SettingsError
 from signalbox.common.topics import ACTIONS_SUPPRESSIONS
+from signalbox.dispatcher.admin import Admin
 from signalbox.dispatcher.channels import build_channels
-from signalbox.dispatcher.config import DispatcherConfig
+from signalbox.dispatcher.config import ConfigError, DispatcherConfig
 from signalbox.dispatcher.config import load as load_config
 from signalbox.dispatcher.policy.clock import Clock
-from signalbox.dispatcher.policy.config import policy_from_mapping
+from signalbox.dispatcher.policy.config import PolicyError, policy_from_mapping
 from signalbox.dispatcher.suppressions import KafkaSuppressions
 from signalbox.dispatcher.worker import Dispatcher
 
@@ -35,10 +36,19 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
         clock=clock, recheck_s=recheck_s)
 
 
-async def serve(settings: Settings, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-    """The delivery loop beside /healthz, /readyz, /metrics on ``DISPATCHER_PORT``."""
+def admin(settings: Settings, config: DispatcherConfig, dispatcher: Dispatcher) -> Admin:
+    """The opt-out endpoints, writing to the dispatcher's suppression list."""
+    return Admin(dispatcher.suppressions, settings.unsubscribe_secret,
+                 config.sms.auth_token if config.sms else "", settings.public_url)
+
+
+async def serve(settings: Settings, dispatcher: Dispatcher, admin: Admin,
+                stop: asyncio.Event) -> None:
+    """The delivery loop beside the ops routes (/healthz, /readyz, /metrics) and the
+    opt-out endpoints, on ``DISPATCHER_PORT``."""
     app = web.Application()
     add_ops_routes(app, {"kafka": dispatcher.ready})
+    admin.routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, settings.dispatcher_port).start()
@@ -50,7 +60,12 @@ async def serve(settings: Settings, dispatcher: Dispatcher, stop: asyncio.Event)
 
 def main(settings: Settings) -> None:
     runtime.prepare("dispatcher", settings)
-    dispatcher = build(settings)
+    try:  # a bad file stops start-up like a bad variable: exit 2 with the reason
+        config = load_config()
+        dispatcher = build(settings, config)
+    except (ConfigError, PolicyError) as exc:
+        raise SettingsError(str(exc)) from None
+    endpoints = admin(settings, config, dispatcher)
     log.info("dispatcher_started", smtp=f"{settings.smtp.host}:{settings.smtp.port}",
              port=settings.dispatcher_port, channels=sorted(dispatcher.channels))
-    runtime.run(lambda stop: serve(settings, dispatcher, stop))
+    runtime.run(lambda stop: serve(settings, dispatcher, endpoints, stop))

@@ -13,15 +13,15 @@ import pytest
 
 from signalbox.common import schemas
 from signalbox.common.settings import Settings
-from signalbox.common.topics import ACTIONS_DLQ, ACTIONS_RESULTS
+from signalbox.common.topics import ACTIONS_DLQ
 from signalbox.dispatcher import metrics
 from signalbox.dispatcher.config import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.main import build
 from signalbox.dispatcher.policy.clock import Clock, ManualClock
 from signalbox.dispatcher.worker import Dispatcher
-from tests.dispatcher.records import codec, command, send
+from tests.dispatcher.records import all_results, codec, command, results, send
 from tests.support.fakes.twilio import FakeTwilio
-from tests.support.kafka import consume, drain
+from tests.support.kafka import consume
 from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
@@ -54,23 +54,6 @@ async def dispatching(settings: Settings, cfg: DispatcherConfig,
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-
-
-async def results(settings: Settings, count: int) -> dict[str, Any]:
-    k = settings.kafka
-    got = await asyncio.to_thread(consume, k.bootstrap_servers, k.topic(ACTIONS_RESULTS),
-                                  count, 60)
-    out = {}
-    for r in got:
-        result = codec.decode(schemas.ACTION_RESULT, r.value)
-        out[result["command_id"]] = result
-    return out
-
-
-async def all_results(settings: Settings) -> list[dict[str, Any]]:
-    k = settings.kafka
-    return [codec.decode(schemas.ACTION_RESULT, r.value) for r in await asyncio.to_thread(
-        drain, k.bootstrap_servers, k.topic(ACTIONS_RESULTS), 2.0)]
 
 
 async def test_a_hanging_channel_does_not_hold_up_email_on_the_same_partition(
