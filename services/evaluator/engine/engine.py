@@ -38,7 +38,7 @@ from signalbox.evaluator.engine.state import (
     new_state,
     seen,
 )
-from signalbox.evaluator.engine.timers import due_occurrences
+from signalbox.evaluator.engine.timers import due_occurrences, settle
 
 
 class _Run:
@@ -72,11 +72,8 @@ def evaluate(
 
 
 def _event(before: CustomerState, event: Event, automations: AutomationSet) -> Decision:
-    state = apply_event(before, event)
-    marks = dict(state.timer_marks)
-    for a in automations.timed:
-        marks.setdefault(a.id, known_time(event))
-    run = _Run(replace(state, timer_marks=dict(sorted(marks.items()))), automations)
+    marks = settle(before, automations, known_time(event))
+    run = _Run(replace(apply_event(before, event), timer_marks=marks), automations)
     if event.type == "approval.decided":
         _decide(run, event.data)
     for a in automations.for_trigger(event.type):

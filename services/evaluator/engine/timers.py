@@ -6,10 +6,16 @@ occurrence with ``mark < due <= at`` (each once, in due order, ``issued_at`` = i
 due time) and moves the mark to ``at``. So a late or missing tick is caught up by
 the next one, and a tick delivered twice fires nothing the second time.
 
+**Events move the marks over quiet time.** An event learned at time *E*
+(``max(occurred_at, received_at)``) moves each mark up to *E*, but never past a due
+time still pending under the state before the event (that one waits for its tick).
+So a due time is judged by the state at that time: a customer who gets a
+subscription on day 20 of a past-due streak is not sent the day-14 notice on day
+20 (it fires at 30), and a score that rises on day 70 qualifies at the next check.
+
 **A new automation does not back-fill.** The first input that meets an automation
-without a mark arms it: an event at the time signalbox learned of the event
-(``max(occurred_at, received_at)``), a tick at ``at - interval_ms`` (due times of
-the last interval still fire). Older due times are history, not a flood.
+without a mark arms it: an event at *E*, a tick at ``at - interval_ms`` (due times
+of the last interval still fire). Older due times are history, not a flood.
 
 **Reminders never fire for a moment that had passed when the fact was learned**
 (an appointment booked 3 hours ahead gets its 1-hour reminder, not the 1-day one);
@@ -204,6 +210,20 @@ GENERATORS: Mapping[str, Generator] = {
     "card.expiring": _card_expiring,
     "card.expired": _card_expired,
 }
+
+
+def settle(state: CustomerState, automations: AutomationSet, at: int) -> dict[str, int]:
+    """The marks after an event learned at ``at``, from the state before it (see above)."""
+    marks = {}
+    for a in automations.timed:
+        mark = state.timer_marks.get(a.id)
+        if mark is None or mark >= at:
+            marks[a.id] = at if mark is None else mark
+            continue
+        pending = min((o.due for o in GENERATORS[a.trigger.type](a, state, mark, at)),
+                      default=None)
+        marks[a.id] = at if pending is None else pending - 1
+    return dict(sorted(marks.items()))
 
 
 def due_occurrences(state: CustomerState, automations: AutomationSet, marks: Mapping[str, int],
