@@ -52,7 +52,7 @@ class EmailChannel:
     name = "email"
 
     def __init__(self, smtp: SmtpSettings, templates: TemplateStore, public_url: str = "",
-                 unsubscribe_secret: str = "", pool_size: int = 4) -> None:
+                 unsubscribe_secret: str = "", pool_size: int = 8) -> None:
         self._smtp = smtp
         self._templates = templates
         self._public_url = public_url

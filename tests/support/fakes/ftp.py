@@ -7,6 +7,7 @@ connections and a certificate for 127.0.0.1 issued by a throwaway CA (trustme);
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
 
 from tests.support.processes import free_port
+
+# No line per FTP command; a handler of its own keeps pyftpdlib from configuring logging.
+logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+logging.getLogger("pyftpdlib").addHandler(logging.NullHandler())
 
 
 class FtpServer:
@@ -48,7 +53,7 @@ class FtpServer:
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            self._server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+            self._server.ioloop.loop(timeout=0.05, blocking=False)
         self._server.close_all()
 
     def files(self) -> dict[str, bytes]:

@@ -1,0 +1,157 @@
+"""Delivered commands per second per channel driver, against the local servers the tests use.
+
+    python -m bench.channels [--count 400] [--concurrency 8] [--only sms,webhook]
+
+Each driver is called directly (no Kafka, no policy): first one command at a
+time, then ``--concurrency`` at once. The servers (aiosmtpd, the Twilio-format,
+HubSpot-format and REST fakes, pyftpdlib, asyncssh) run in threads of this same
+process, so on a small machine the figures include the servers' own cost and
+are a floor for the drivers, not a measurement of any real provider.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.support.fakes.ftp import FtpServer
+from tests.support.fakes.hubspot import FakeHubSpot
+from tests.support.fakes.rest import FakeRest
+from tests.support.fakes.sftp import SftpServer
+from tests.support.fakes.twilio import FakeTwilio
+from tests.support.fakes.webhook import FakeReceiver
+from tests.support.smtp import SmtpSink
+
+from signalbox.common.settings import SmtpSettings
+from signalbox.dispatcher.channels import (
+    Channel,
+    CrmChannel,
+    EmailChannel,
+    ExportChannel,
+    OutboxChannel,
+    SmsChannel,
+    WebhookChannel,
+)
+from signalbox.dispatcher.config import (
+    CrmConnection,
+    ExportTarget,
+    RestOperation,
+    SmsProvider,
+    WebhookEndpoint,
+)
+from signalbox.dispatcher.model import Command
+from signalbox.dispatcher.templates import TemplateStore
+
+VARIABLES = {"customer_name": "Ada", "product": "pro", "amount_minor": "4900",
+             "currency": "EUR", "reason": "card declined", "payment_id": "p-1"}
+
+
+def command(channel: str, action: dict[str, Any], i: int) -> Command:
+    return Command(command_id=uuid.uuid4().hex[:32], customer_id=f"cus-{i}",
+                   automation_id="bench", channel=channel, action=action,
+                   issued_at=1_790_000_000_000, trigger_type="payment.failed")
+
+
+Make = Callable[[int], Command]
+Case = tuple[str, Channel, Make]
+
+
+@contextlib.contextmanager
+def cases(root: Path) -> Iterator[list[Case]]:
+    templates = TemplateStore()
+    with contextlib.ExitStack() as stack:
+        smtp = stack.enter_context(SmtpSink())
+        twilio = stack.enter_context(FakeTwilio())
+        receiver = stack.enter_context(FakeReceiver())
+        hubspot = stack.enter_context(FakeHubSpot())
+        rest = stack.enter_context(FakeRest())
+        ftp = stack.enter_context(FtpServer(root / "ftp"))
+        sftp = stack.enter_context(SftpServer(root / "sftp"))
+        record = {"customer_id": "cus-1", "amount": "49.00", "plan": "pro"}
+
+        def export(target: str) -> Make:
+            return lambda i: command("export", {"target": target, "format": "csv",
+                                                "filename": "{{ command_id }}.csv",
+                                                "record": record}, i)
+
+        yield [
+            ("email (SMTP)", EmailChannel(SmtpSettings(port=smtp.port, timeout_s=10), templates),
+             lambda i: command("email", {"to": [f"c{i}@example.com"], "audience": "customer",
+                                         "template": "payment_failed", "variables": VARIABLES},
+                               i)),
+            ("sms (Twilio format)", SmsChannel(SmsProvider(
+                twilio.account_sid, twilio.auth_token, "+14155550100", twilio.url), templates),
+             lambda i: command("sms", {"to": ["+14155552671"], "audience": "customer",
+                                       "template": "payment_failed", "variables": VARIABLES}, i)),
+            ("webhook (signed)", WebhookChannel({"hook": WebhookEndpoint(
+                "hook", f"{receiver.url}/in", receiver.secret, allow_private=True)}),
+             lambda i: command("webhook", {"endpoint": "hook", "event": "customer.past_due",
+                                           "variables": {"days": "14"}}, i)),
+            ("crm (HubSpot add_tag)", CrmChannel({"default": CrmConnection(
+                "default", "hubspot", hubspot.url, token=hubspot.token)}, templates),
+             lambda i: command("crm", {"operation": "add_tag", "params": {"tag": "past-due"},
+                                       "variables": {"customer_email": f"c{i}@example.com"}}, i)),
+            ("crm (generic REST)", CrmChannel({"default": CrmConnection(
+                "default", "rest", rest.url, operations={"add_tag": RestOperation(
+                    "POST", "/contacts/{{ customer_id }}/tags", '{"tag": {{ tag | tojson }}}')})},
+                templates),
+             lambda i: command("crm", {"operation": "add_tag", "params": {"tag": "x"},
+                                       "variables": {}}, i)),
+            ("export (FTP)", ExportChannel({"ftp": ExportTarget(
+                "ftp", "ftp", "127.0.0.1", ftp.port, ftp.user, ftp.password)}, templates),
+             export("ftp")),
+            ("export (SFTP)", ExportChannel({"sftp": ExportTarget(
+                "sftp", "sftp", "127.0.0.1", sftp.port, sftp.user, sftp.password)}, templates),
+             export("sftp")),
+            ("outbox (files)", OutboxChannel("email", root / "outbox", templates),
+             lambda i: command("email", {"to": [f"c{i}@example.com"], "audience": "customer",
+                                         "template": "payment_failed", "variables": VARIABLES},
+                               i)),
+        ]
+
+
+async def rate(channel: Channel, make: Make, count: int, concurrency: int) -> float:
+    commands = [make(i) for i in range(count)]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(c: Command) -> None:
+        async with gate:
+            await channel.send(c)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in commands))
+    return count / (time.perf_counter() - started)
+
+
+async def run(count: int, concurrency: int, only: set[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp, cases(Path(tmp)) as all_cases:
+        print(f"{'channel':24} {'sequential/s':>13} {f'x{concurrency} /s':>10}   ({count} each)")
+        for name, channel, make in all_cases:
+            if only and not any(o in name for o in only):
+                continue
+            n = max(20, count // 4) if "export" in name else count
+            await rate(channel, make, 5, 1)  # warm up: connections, templates
+            sequential = await rate(channel, make, n, 1)
+            parallel = await rate(channel, make, n, concurrency)
+            await channel.aclose()
+            print(f"{name:24} {sequential:13.0f} {parallel:10.0f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--only", default="", help="comma-separated channel name parts")
+    args = parser.parse_args()
+    asyncio.run(run(args.count, args.concurrency, set(filter(None, args.only.split(",")))))
+
+
+if __name__ == "__main__":
+    main()
