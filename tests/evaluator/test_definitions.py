@@ -89,7 +89,7 @@ def test_a_change_that_breaks_another_automation_is_rejected_and_the_set_stays()
     assert built is None and after == defs
     assert [r.key for r in rejected] == [TEAMS_KEY]
     assert "unknown team 'ops'" in rejected[0].errors[0]
-    assert before.teams == {"ops": "ops@example.com"}
+    assert before.teams["ops"].email == "ops@example.com"
 
 
 def test_a_definition_whose_id_is_not_its_key_is_rejected() -> None:
