@@ -4,7 +4,7 @@
   never left, so it is **transient**;
 * a timeout or lost connection after the request was sent: the provider may
   have acted, so it is **in doubt**;
-* 429 and 5xx: **transient** (the provider asks us to come back);
+* 408, 429 and 5xx: **transient** (the provider asks us to come back);
 * any other 3xx or 4xx: **permanent** (redirects are not followed: a moved
   endpoint is a configuration change, not something to guess).
 """
@@ -16,6 +16,15 @@ from typing import Any
 import httpx
 
 from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
+
+
+class HttpRefused(PermanentError):
+    """A provider's 3xx or 4xx answer; ``status`` lets a driver recognise one it can handle."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
@@ -53,7 +62,7 @@ async def call(client: httpx.AsyncClient, method: str, url: str, what: str,
     if 200 <= status < 300:
         return response
     reason = f"{what}: HTTP {status}: {_excerpt(response)}"
-    if status == 429 or status >= 500:
+    if status in (408, 429) or status >= 500:
         retry_after = response.headers.get("Retry-After")
         raise TransientError(reason + (f" (Retry-After: {retry_after})" if retry_after else ""))
-    raise PermanentError(reason)
+    raise HttpRefused(reason, status)

@@ -21,15 +21,17 @@ and field updates set a value, which is idempotent by nature.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from signalbox.dispatcher.channels.http import call
+from signalbox.dispatcher.channels.http import HttpRefused, call
 from signalbox.dispatcher.config import CrmConnection
-from signalbox.dispatcher.model import Command, Delivery, PermanentError
+from signalbox.dispatcher.model import Command, Delivery, PermanentError, TransientError
 
 # HubSpot-defined association type ids, from the object to a contact.
 TO_CONTACT = {"deals": 3, "notes": 202, "tasks": 204}
@@ -49,6 +51,8 @@ class HubSpot:
         self._c = connection
         self._client = client
         self._headers = {"Authorization": f"Bearer {connection.token}", **connection.headers}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = \
+            weakref.WeakValueDictionary()
 
     async def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None,
                     idempotency_key: str | None = None) -> dict[str, Any]:
@@ -75,8 +79,19 @@ class HubSpot:
             "contacts", [{"propertyName": "email", "operator": "EQ", "value": email}], props)
         if found is not None:
             return found
-        return await self._call("POST", "/crm/v3/objects/contacts",
-                                {"properties": {"email": email}})
+        try:
+            return await self._call("POST", "/crm/v3/objects/contacts",
+                                    {"properties": {"email": email}})
+        except HttpRefused as exc:
+            if exc.status != 409:
+                raise
+        # Created meanwhile by a concurrent command for the same customer: use that one.
+        found = await self._search(
+            "contacts", [{"propertyName": "email", "operator": "EQ", "value": email}], props)
+        if found is None:
+            raise TransientError(f"crm {self._c.name}: contact {email} exists (409) but "
+                                 f"is not found yet")
+        return found
 
     async def _update_contact(self, contact: Mapping[str, Any],
                               properties: Mapping[str, str]) -> Delivery:
@@ -113,20 +128,27 @@ class HubSpot:
             props["deal_currency_code"] = p["currency"]
         return props
 
+    def _edit_tags(self, op: str, contact: Mapping[str, Any], tag: str) -> dict[str, str]:
+        current = (contact.get("properties") or {}).get(self._c.tag_property) or ""
+        tags = [t for t in current.split(";") if t]
+        if op == "add_tag":
+            wanted = tags if tag in tags else [*tags, tag]
+        else:
+            wanted = [t for t in tags if t != tag]
+        return {self._c.tag_property: ";".join(wanted)}
+
     async def perform(self, command: Command, params: Mapping[str, str]) -> Delivery:
         op = command.action["operation"]
         email = params.get("email") or command.action.get("variables", {}).get("customer_email")
         if not email:
             raise PermanentError(f"crm {self._c.name} {op}: no email to find the HubSpot "
                                  f"contact by (params.email or the customer's email)")
-        contact = await self._contact(email)
-        if op in ("add_tag", "remove_tag"):
-            tag = _need(params, "tag", command)
-            current = (contact.get("properties") or {}).get(self._c.tag_property) or ""
-            tags = [t for t in current.split(";") if t]
-            wanted = ([*tags, tag] if tag not in tags else tags) if op == "add_tag" \
-                else [t for t in tags if t != tag]
-            return await self._update_contact(contact, {self._c.tag_property: ";".join(wanted)})
+        # One lookup-or-create, and one read-change-write of the tags, at a time per contact.
+        async with self._locks.setdefault(email.lower(), asyncio.Lock()):
+            contact = await self._contact(email)
+            if op in ("add_tag", "remove_tag"):
+                return await self._update_contact(
+                    contact, self._edit_tags(op, contact, _need(params, "tag", command)))
         if op == "update_field":
             return await self._update_contact(
                 contact, {_need(params, "field", command): params.get("value", "")})

@@ -138,9 +138,10 @@ class WebhookChannel:
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
+            async with asyncio.timeout(ep.timeout_s):
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM)
+        except (OSError, TimeoutError) as exc:
             raise TransientError(f"webhook {ep.name}: cannot resolve {host}: {exc}") from exc
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not ep.allow_private:

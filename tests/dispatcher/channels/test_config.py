@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from signalbox.common.settings import Settings
-from signalbox.dispatcher.channels import EmailChannel, OutboxChannel, build_channels
+from signalbox.dispatcher.channels import (
+    CrmChannel,
+    EmailChannel,
+    ExportChannel,
+    OutboxChannel,
+    SmsChannel,
+    WebhookChannel,
+    build_channels,
+)
 from signalbox.dispatcher.config import ConfigError, DispatcherConfig, load
 
 FULL = """
@@ -52,7 +60,7 @@ def test_no_file_means_outbox_for_everything_but_email(tmp_path: Path) -> None:
     assert all(isinstance(channels[c], OutboxChannel) for c in ("sms", "webhook", "crm", "export"))
 
 
-def test_full_file_with_secrets_from_the_environment(tmp_path: Path) -> None:
+async def test_full_file_with_secrets_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, FULL.format(outbox=tmp_path / "out"))
     config = load(environ={**ENV, "SIGNALBOX_DISPATCHER_CONFIG": str(path)})
     assert config.outbox_dir == str(tmp_path / "out")
@@ -67,6 +75,12 @@ def test_full_file_with_secrets_from_the_environment(tmp_path: Path) -> None:
     assert config.exports["dwh"].port == 22
     assert config.policy == {"anything": ["goes", "here"]}
     assert all(config.configured(c) for c in ("email", "sms", "webhook", "crm", "export"))
+    channels = build_channels(Settings.from_env({}), config)
+    assert {n: type(c) for n, c in channels.items()} == {
+        "email": EmailChannel, "sms": SmsChannel, "webhook": WebhookChannel,
+        "crm": CrmChannel, "export": ExportChannel}
+    for channel in channels.values():
+        await channel.aclose()
 
 
 def test_forced_outbox_channels(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 
@@ -175,3 +176,29 @@ async def test_generic_rest_errors(rest: FakeRest, channel: CrmChannel) -> None:
         await channel.send(crm("add_tag", connection="legacy", tag="x"))
     rest.up()
     assert rest.recorded == []
+
+
+async def test_concurrent_commands_for_one_contact(
+        hubspot: FakeHubSpot, channel: CrmChannel) -> None:
+    await asyncio.gather(*(channel.send(crm("add_tag", tag=f"t{i}")) for i in range(4)))
+    [contact] = hubspot.objects("contacts")
+    assert contact.properties["email"] == "ada@example.com"
+    assert sorted(contact.properties["signalbox_tags"].split(";")) == ["t0", "t1", "t2", "t3"]
+
+
+async def test_two_replicas_creating_one_contact(hubspot: FakeHubSpot) -> None:
+    """Two drivers (no shared lock) racing to create the contact: a 409 is resolved by search."""
+    conn = {"default": CrmConnection("default", "hubspot", hubspot.url, token=hubspot.token)}
+    a, b = CrmChannel(conn, TemplateStore()), CrmChannel(conn, TemplateStore())
+    try:
+        for i in range(5):
+            email = f"race{i}@example.com"
+            commands = [crm("update_field", field=f"f{n}", value="1", email=email)
+                        for n in range(2)]
+            await asyncio.gather(a.send(commands[0]), b.send(commands[1]))
+            [contact] = [c for c in hubspot.objects("contacts") if c.properties["email"] == email]
+            assert contact.properties["f0"] == contact.properties["f1"] == "1"
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert hubspot.conflicts > 0  # the race did happen, and was resolved

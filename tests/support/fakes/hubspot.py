@@ -50,6 +50,7 @@ class FakeHubSpot(FakeServer):
         self.token = token
         self.store: dict[str, dict[str, Obj]] = {k: {} for k in OBJECTS}
         self.calls: list[tuple[str, str, Any]] = []
+        self.conflicts = 0  # 409s answered
         self._next = 1000
 
     def routes(self, app: web.Application) -> None:
@@ -135,6 +136,7 @@ class FakeHubSpot(FakeServer):
                 contacts.add(to)
             if kind == "contacts" and any(o.properties["email"].lower() == props["email"].lower()
                                           for o in self.store["contacts"].values()):
+                self.conflicts += 1
                 return _error(409, "CONFLICT", "Contact already exists.")
             self._next += 1
             obj = Obj(str(self._next), dict(props), contacts)
