@@ -128,8 +128,8 @@ def fire(state: CustomerState, firing: Firing, teams: Mapping[str, Team]) -> Fir
         if isinstance(action, ApprovalAction):
             first = index
             held = []
-            for inner in action.actions:
-                state, command = _one(state, firing, teams, inner, index)
+            for inner in action.actions:  # built now, effects only once approved
+                _, command = _one(state, firing, teams, inner, index)
                 index += 1
                 if command is not None:
                     held.append(command)
@@ -158,6 +158,15 @@ def _hold(state: CustomerState, firing: Firing, action: ApprovalAction, first: i
     return replace(state, approvals=dict(sorted(approvals.items()))), request
 
 
+def with_tags(state: CustomerState, action: ChannelCommand) -> CustomerState:
+    """The engine knows the tags it sets: add_tag / remove_tag change the state too."""
+    if not isinstance(action, CrmCommand) or action.operation not in ("add_tag", "remove_tag"):
+        return state
+    tags, tag = set(state.tags), action.params["tag"]
+    tags.add(tag) if action.operation == "add_tag" else tags.discard(tag)
+    return replace(state, tags=tuple(sorted(tags)))
+
+
 def describe(command: Command) -> str:
     """One line for a human deciding an approval."""
     c = command.action
@@ -176,14 +185,9 @@ def _one(state: CustomerState, firing: Firing, teams: Mapping[str, Team], action
          index: int) -> tuple[CustomerState, Command | None]:
     if isinstance(action, ScoreAction):
         return replace(state, score=state.score + action.delta), None
-    if isinstance(action, CrmAction) and action.operation in ("add_tag", "remove_tag"):
-        tags = set(state.tags)
-        tag = action.params["tag"]
-        tags.add(tag) if action.operation == "add_tag" else tags.discard(tag)
-        state = replace(state, tags=tuple(sorted(tags)))
     channel = _channel(state, firing, teams, action)
     a = firing.automation
-    return state, Command(
+    return with_tags(state, channel), Command(
         command_id=command_id(a.id, a.version, state.customer_id, firing.trigger.occurrence,
                               index),
         automation_id=a.id,

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from signalbox.evaluator.engine.automations import Automation, AutomationSet
-from signalbox.evaluator.engine.commands import Firing, facts_text, fire
+from signalbox.evaluator.engine.commands import Firing, facts_text, fire, with_tags
 from signalbox.evaluator.engine.model import (
     ApprovalRequest,
     Command,
@@ -183,6 +183,8 @@ def _decide(run: _Run, data: Mapping[str, Any]) -> None:
     approvals = {k: v for k, v in run.state.approvals.items() if k != data["approval_id"]}
     run.state = replace(run.state, approvals=approvals)
     if data["decision"] == "approved":
+        for command in pending.commands:
+            run.state = with_tags(run.state, command.action)
         run.commands.extend(pending.commands)
 
 

@@ -31,6 +31,7 @@ from signalbox.evaluator.engine.model import DAY_MS, HOUR_MS, MINUTE_MS
 from signalbox.evaluator.records import (
     command_from_record,
     command_to_record,
+    event_from_record,
     state_from_record,
     state_to_record,
 )
@@ -52,6 +53,20 @@ def automations(body: str, teams: Mapping[str, Any] | None = None) -> Automation
                              source="story")
 
 
+def event_record(event: Event) -> dict[str, Any]:
+    """The ``signalbox.Event`` record ingest would write for ``event``."""
+    record = {t.name: t.record for t in schemas.event_types().values()}[event.type]
+    p = event.profile
+    return {
+        "event_id": event.event_id, "customer_id": event.customer_id,
+        "occurred_at": event.occurred_at, "received_at": event.received_at,
+        "source": event.source, "attributes": dict(event.attributes),
+        "customer": None if p is None else {k: getattr(p, k) for k in (
+            "email", "phone", "name", "timezone", "locale")},
+        "payload": (record, dict(event.data)),
+    }
+
+
 class Story:
     def __init__(self, body: str, customer: str = "cus-1",
                  profile: Profile | None = None, interval: int = HOUR_MS,
@@ -69,6 +84,9 @@ class Story:
         self.ticks = 0
 
     def _apply(self, item: Event | Tick) -> Decision:
+        if isinstance(item, Event):  # through the Avro contract, as the shell reads it
+            item = event_from_record(CODEC.decode(schemas.EVENT, CODEC.encode(
+                schemas.EVENT, event_record(item))))
         decision = evaluate(self.state, item, self.automations)
         if decision.state is not None:
             raw = CODEC.encode(schemas.CUSTOMER_STATE, state_to_record(decision.state))
