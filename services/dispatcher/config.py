@@ -73,6 +73,7 @@ class WebhookEndpoint:
     secret: str = field(repr=False)
     allow_private: bool = False
     timeout_s: float = 10.0
+    ca_file: str = ""  # PEM CA bundle that replaces the system store (a private CA)
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,13 @@ class _Reader:
             raise self.error(key, f"expected an http(s) URL, got {value!r}")
         return value.rstrip("/")
 
+    def file(self, key: str) -> str:
+        """The path of an existing file, or "" when the key is absent."""
+        path = self.text(key, "")
+        if path and not Path(path).is_file():
+            raise self.error(key, f"no such file: {path!r}")
+        return path
+
     def strings(self, key: str) -> dict[str, str]:
         sub = self.child(key)
         return {k: sub.text(k) for k in (str(k) for k in sub.data)}
@@ -231,13 +239,14 @@ def _sms(r: _Reader) -> SmsProvider:
 
 
 def _webhook(name: str, r: _Reader) -> WebhookEndpoint:
-    r.only("url", "secret", "allow_private", "timeout_seconds")
+    r.only("url", "secret", "allow_private", "timeout_seconds", "ca_file")
     secret = r.text("secret")
     if len(secret) < 16:
         raise r.error("secret", "must be at least 16 characters")
     return WebhookEndpoint(name=name, url=r.url("url"), secret=secret,
                            allow_private=r.flag("allow_private", False),
-                           timeout_s=r.number("timeout_seconds", WebhookEndpoint.timeout_s))
+                           timeout_s=r.number("timeout_seconds", WebhookEndpoint.timeout_s),
+                           ca_file=r.file("ca_file"))
 
 
 def _crm(name: str, r: _Reader) -> CrmConnection:
@@ -278,14 +287,10 @@ def _export(name: str, r: _Reader) -> ExportTarget:
     target = ExportTarget(
         name=name, protocol=protocol, host=r.text("host"),
         port=r.port("port", _DEFAULT_PORTS[protocol]), user=r.text("user"),
-        password=r.text("password", ""), private_key=r.text("private_key", ""),
-        known_hosts=r.text("known_hosts", ""), ca_file=r.text("ca_file", ""),
+        password=r.text("password", ""), private_key=r.file("private_key"),
+        known_hosts=r.file("known_hosts"), ca_file=r.file("ca_file"),
         directory=r.text("directory", "/"),
         timeout_s=r.number("timeout_seconds", ExportTarget.timeout_s))
-    for key in ("private_key", "known_hosts", "ca_file"):
-        path = getattr(target, key)
-        if path and not Path(path).is_file():
-            raise r.error(key, f"no such file: {path!r}")
     if protocol != "sftp" and (target.private_key or target.known_hosts):
         raise r.error("private_key", "private_key and known_hosts are for sftp only")
     return target

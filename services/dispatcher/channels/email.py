@@ -20,7 +20,6 @@ template variable ``unsubscribe_url`` (empty otherwise) and as RFC 8058 one-clic
 
 from __future__ import annotations
 
-import ssl
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
@@ -29,6 +28,7 @@ import aiosmtplib
 
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.recipients import recipients_of
+from signalbox.dispatcher.channels.tls import untrusted
 from signalbox.dispatcher.model import (
     Command,
     Delivery,
@@ -161,21 +161,13 @@ def _closed(exc: BaseException) -> bool:
     return True
 
 
-def _untrusted(exc: BaseException | None) -> bool:
-    while exc is not None:
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
 def _classify(failed: _Failed) -> Exception:
     exc, phase = failed.cause, failed.phase
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         if 400 <= exc.code < 500:
             return TransientError(f"SMTP {exc.code} during {phase}: {exc.message}")
         return PermanentError(f"SMTP {exc.code} during {phase}: {exc.message}")
-    if _untrusted(exc):
+    if untrusted(exc):
         return PermanentError(f"TLS certificate of the relay not trusted (set SMTP_TLS_CA_FILE "
                               f"for a private CA): {exc}")
     if phase == "data":

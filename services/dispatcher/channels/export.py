@@ -31,6 +31,7 @@ import aioftp
 import asyncssh
 
 from signalbox.dispatcher.channels.recipients import recipients_of
+from signalbox.dispatcher.channels.tls import untrusted
 from signalbox.dispatcher.config import ExportTarget
 from signalbox.dispatcher.model import (
     Command,
@@ -70,7 +71,7 @@ class _Phase:
             return PermanentError(f"{where}: permission denied: {_message(exc)}")
         if isinstance(exc, asyncssh.HostKeyNotVerifiable):
             return PermanentError(f"{where}: host key not verifiable: {_message(exc)}")
-        if isinstance(exc, ssl.SSLCertVerificationError):
+        if untrusted(exc):
             return PermanentError(f"{where}: TLS certificate not trusted: {_message(exc)}")
         if self.now == "rename" and code is None:
             return InDoubtError(f"{where}: connection lost while renaming; the file may be "

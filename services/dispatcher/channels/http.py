@@ -1,7 +1,8 @@
 """One HTTP call to a provider, with its failure classified for the delivery policy.
 
 * no connection (refused, DNS, connect timeout, pool exhausted): the request
-  never left, so it is **transient**;
+  never left, so it is **transient** — except a server certificate that is not
+  trusted, which is a configuration problem: **permanent**;
 * a timeout or lost connection after the request was sent: the provider may
   have acted, so it is **in doubt**;
 * 408, 429 and 5xx: **transient** (the provider asks us to come back);
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from signalbox.dispatcher.channels.tls import untrusted
 from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
 
 
@@ -49,6 +51,9 @@ async def call(client: httpx.AsyncClient, method: str, url: str, what: str,
     try:
         response = await client.request(method, url, **kwargs)
     except _NOT_SENT as exc:
+        if untrusted(exc):
+            raise PermanentError(f"{what}: TLS certificate not trusted (a private CA needs "
+                                 f"ca_file): {exc}") from exc
         raise TransientError(f"{what}: cannot connect: {type(exc).__name__}: {exc}") from exc
     except httpx.TimeoutException as exc:
         raise InDoubtError(f"{what}: no answer in time after the request was sent "

@@ -22,6 +22,7 @@ Private, loopback, link-local and other non-public addresses are refused unless
 the endpoint sets ``allow_private``: the host is resolved, *every* address is
 checked, and the request goes to the checked address (with the original Host
 header and TLS server name), so DNS cannot swap in another address afterwards.
+An endpoint's ``ca_file`` replaces the system trust store for its certificate.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import hmac
 import ipaddress
 import json
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -94,6 +96,10 @@ def _refusal(address: str) -> str | None:
     return None if ip.is_global else "not a public address"
 
 
+def _trust(ep: WebhookEndpoint) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=ep.ca_file) if ep.ca_file else True
+
+
 def body_of(command: Command) -> bytes:
     a = command.action
     issued = datetime.fromtimestamp(command.issued_at / 1000, UTC)
@@ -113,7 +119,9 @@ class WebhookChannel:
                  clock: Callable[[], float] = time.time) -> None:
         self._endpoints = dict(endpoints)
         self._clock = clock
-        self._client = new_client()
+        # One client per endpoint: each may trust its own CA.
+        self._clients = {name: new_client(verify=_trust(ep))
+                         for name, ep in self._endpoints.items()}
 
     def recipients(self, command: Command) -> tuple[str, ...]:
         return recipients_of(command)
@@ -168,11 +176,12 @@ class WebhookChannel:
             "Signalbox-Event": command.action["event"], "Idempotency-Key": command.command_id,
         }
         response = await call(
-            self._client, "POST", url, f"webhook {ep.name} POST {parts.netloc}",
+            self._clients[ep.name], "POST", url, f"webhook {ep.name} POST {parts.netloc}",
             content=body, headers=headers, timeout=ep.timeout_s,
             extensions={"sni_hostname": parts.hostname or ""})
         return Delivery(provider_ref=response.headers.get("X-Request-Id"),
                         detail=f"webhook {ep.name}: HTTP {response.status_code}")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients.values():
+            await client.aclose()

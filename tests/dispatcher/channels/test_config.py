@@ -96,6 +96,8 @@ def test_forced_outbox_channels(tmp_path: Path) -> None:
      "webhooks.w.url: expected an http(s) URL, got 'ftp://x'"),
     ("webhooks: {w: {url: 'https://x', secret: '${NOPE}'}}",
      "webhooks.w.secret: environment variable NOPE is not set"),
+    ("webhooks: {w: {url: 'https://x', secret: '0123456789abcdef', ca_file: /nope.pem}}",
+     "webhooks.w.ca_file: no such file: '/nope.pem'"),
     ("crm: {c: {kind: salesforce}}",
      "crm.c.kind: expected one of hubspot, rest, got 'salesforce'"),
     ("crm: {c: {kind: rest, base_url: 'http://x', operations: {fly: {url: /}}}}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -140,3 +141,23 @@ async def test_failure_classes(receiver: FakeReceiver, channel: WebhookChannel) 
     receiver.up()
     await channel.send(hook())
     assert len(receiver.hooks) == 1
+
+
+async def test_https_pinned_address_keeps_the_host_name_for_tls() -> None:
+    with FakeReceiver(SECRET, tls=True) as secure:
+        assert secure.url.startswith("https://localhost:")
+        ep = WebhookEndpoint("crm-sync", f"{secure.url}/in", SECRET, allow_private=True,
+                             timeout_s=2.0, ca_file=secure.ca_file)
+        ch = WebhookChannel({"crm-sync": ep})
+        try:
+            await ch.send(hook())  # connects to the resolved address, verifies "localhost"
+        finally:
+            await ch.aclose()
+        untrusting = WebhookChannel({"crm-sync": replace(ep, ca_file="")})
+        try:
+            with pytest.raises(PermanentError, match="TLS certificate not trusted"):
+                await untrusting.send(hook())
+        finally:
+            await untrusting.aclose()
+    assert len(secure.hooks) == 1
+    assert secure.hooks[0].headers["Host"] == secure.url.removeprefix("https://")

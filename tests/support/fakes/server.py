@@ -9,10 +9,14 @@ the same port.
 from __future__ import annotations
 
 import asyncio
+import ssl
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import trustme
 from aiohttp import web
 
 from tests.support.processes import free_port
@@ -23,9 +27,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class FakeServer:
     """Start with ``with Fake() as server:``; ``server.url`` is its base URL."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, tls: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ca_file = ""
+        self._ssl: ssl.SSLContext | None = None
+        if tls:  # https://localhost:<port>, certificate from a throwaway CA in ``ca_file``
+            ca = trustme.CA()
+            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("localhost", "127.0.0.1").configure_cert(self._ssl)
+            self._certs = tempfile.TemporaryDirectory()
+            self.ca_file = str(Path(self._certs.name) / "ca.pem")
+            ca.cert_pem.write_to_path(self.ca_file)
+            self.url = f"https://localhost:{self.port}"
         self.lock = threading.Lock()
         self.requests = 0
         self._failures: list[int | None] = []
@@ -89,7 +103,8 @@ class FakeServer:
         self.routes(app)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True,
+                          ssl_context=self._ssl).start()
 
     async def _stop(self) -> None:
         if self._runner is not None:

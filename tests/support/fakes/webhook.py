@@ -21,8 +21,8 @@ class Hook:
 
 class FakeReceiver(FakeServer):
     def __init__(self, secret: str = "receiver-secret-0123456789", port: int | None = None,
-                 tolerance_s: float = 300.0) -> None:
-        super().__init__(port)
+                 tolerance_s: float = 300.0, tls: bool = False) -> None:
+        super().__init__(port, tls)
         self.secret, self.tolerance_s = secret, tolerance_s
         self.hooks: list[Hook] = []
         self.rejected: list[str] = []
