@@ -135,6 +135,7 @@ async def _sftp(target: ExportTarget, temp: str, final: str, data: bytes, phase:
                 await sftp.posix_rename(temp, final)
             except asyncssh.SFTPOpUnsupported:
                 await sftp.rename(temp, final)
+            phase.now = "quit"
 
 
 Uploader = Callable[[ExportTarget, str, str, bytes, _Phase], Awaitable[None]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 
 from signalbox.dispatcher.channels.export import ExportChannel, file_body
 from signalbox.dispatcher.config import ExportTarget
-from signalbox.dispatcher.model import Command, PermanentError, TransientError
+from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.templates import TemplateStore
 from tests.dispatcher.channels.support import make_command
 from tests.support.fakes.ftp import FtpServer
@@ -135,3 +136,12 @@ async def test_bad_file_names_are_permanent(ftp: FtpServer, filename: str) -> No
 async def test_unknown_target_is_permanent() -> None:
     with pytest.raises(PermanentError, match="export target 'x' is not configured"):
         await ExportChannel({}, TemplateStore()).send(export(target="x"))
+
+
+async def test_no_answer_to_the_rename_is_in_doubt(tmp_path: Path) -> None:
+    with FtpServer(tmp_path / "slow", slow_rename_s=2.0) as slow:
+        target = replace(ftp_target(slow), timeout_s=1.0)
+        with pytest.raises(InDoubtError, match="during rename: .*the file may be in place"):
+            await channel(target).send(export(filename="x.csv"))
+        await asyncio.sleep(1.5)
+        assert "in/x.csv" in slow.files()  # it was in place after all: resending is unsafe

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import trustme
 from pyftpdlib.authorizers import DummyAuthorizer
@@ -25,7 +27,7 @@ logging.getLogger("pyftpdlib").addHandler(logging.NullHandler())
 
 class FtpServer:
     def __init__(self, root: Path, tls: bool = False, user: str = "signalbox",
-                 password: str = "ftp-password") -> None:
+                 password: str = "ftp-password", slow_rename_s: float = 0.0) -> None:
         self.root, self.user, self.password = root, user, password
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -47,6 +49,14 @@ class FtpServer:
         else:
             handler = type("Handler", (FTPHandler,), {})
         handler.authorizer = authorizer
+        if slow_rename_s:  # answer RNTO late (after renaming): the client cannot know
+            base = handler
+
+            def ftp_RNTO(self: FTPHandler, path: str) -> Any:
+                time.sleep(slow_rename_s)
+                return base.ftp_RNTO(self, path)
+
+            handler = type("SlowRename", (base,), {"ftp_RNTO": ftp_RNTO})
         self._server = FTPServer(("127.0.0.1", self.port), handler)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
