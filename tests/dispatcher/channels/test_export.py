@@ -141,7 +141,7 @@ async def test_unknown_target_is_permanent() -> None:
 async def test_no_answer_to_the_rename_is_in_doubt(tmp_path: Path) -> None:
     with FtpServer(tmp_path / "slow", slow_rename_s=2.0) as slow:
         target = replace(ftp_target(slow), timeout_s=1.0)
-        with pytest.raises(InDoubtError, match="during rename: .*the file may be in place"):
+        with pytest.raises(InDoubtError, match=r"during rename: .*the file may be in place"):
             await channel(target).send(export(filename="x.csv"))
         await asyncio.sleep(1.5)
         assert "in/x.csv" in slow.files()  # it was in place after all: resending is unsafe
