@@ -145,3 +145,9 @@ async def test_no_answer_to_the_rename_is_in_doubt(tmp_path: Path) -> None:
             await channel(target).send(export(filename="x.csv"))
         await asyncio.sleep(1.5)
         assert "in/x.csv" in slow.files()  # it was in place after all: resending is unsafe
+
+
+async def test_sftp_with_a_private_key(sftp: SftpServer) -> None:
+    target = replace(sftp_target(sftp), password="", private_key=sftp.client_key_file)
+    await channel(target).send(export(filename="keyed.csv"))
+    assert "in/keyed.csv" in sftp.files()

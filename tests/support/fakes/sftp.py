@@ -19,6 +19,10 @@ class SftpServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        client_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.client_key_file = str(root.parent / f"id_ed25519-{self.port}")  # accepted key
+        client_key.write_private_key(self.client_key_file)
+        self._authorized = client_key.export_public_key()
         self.known_hosts = str(root.parent / f"known_hosts-{self.port}")
         Path(self.known_hosts).write_text(
             f"[127.0.0.1]:{self.port} "
@@ -28,7 +32,7 @@ class SftpServer:
         self._server: Any = None
 
     def _ssh_server(self) -> asyncssh.SSHServer:
-        user, password = self.user, self.password
+        user, password, authorized = self.user, self.password, self._authorized
 
         class Server(asyncssh.SSHServer):
             def begin_auth(self, username: str) -> bool:
@@ -39,6 +43,12 @@ class SftpServer:
 
             def validate_password(self, username: str, given: str) -> bool:
                 return username == user and given == password
+
+            def public_key_auth_supported(self) -> bool:
+                return True
+
+            def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+                return username == user and key.export_public_key() == authorized
 
         return Server()
 
