@@ -54,6 +54,52 @@ def _smtp_capture(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from signalbox.common import schemas
+    from signalbox.evaluator.engine import AutomationError, load_automations
+    from signalbox.evaluator.simulate import (
+        SimulationInputError,
+        parse_duration,
+        parse_time,
+        read_events,
+        run,
+    )
+
+    try:
+        automations = load_automations(args.automations, schemas.event_types())
+        tick_ms = parse_duration(args.tick)
+        until = parse_time(args.until) if args.until else None
+        with open(args.events, encoding="utf-8") as lines:
+            events = read_events(lines, source=args.events)
+    except AutomationError as exc:
+        for error in exc.errors:
+            print(f"signalbox simulate: {exc.source}: {error}", file=sys.stderr)
+        return 2
+    except SimulationInputError as exc:
+        for problem in exc.problems:
+            print(f"signalbox simulate: {problem}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"signalbox simulate: {args.events}: {exc.strerror}", file=sys.stderr)
+        return 2
+    with contextlib.ExitStack() as stack:
+        out = sys.stdout if args.out == "-" else stack.enter_context(
+            open(args.out, "w", encoding="utf-8"))
+        counts = run(automations, events, out, tick_ms, until)
+    print("signalbox simulate: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
+          file=sys.stderr)
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    from signalbox.ingest.catalogue import markdown
+
+    sys.stdout.write(markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signalbox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,12 +122,30 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also delete topic entries whose id is not in FILE")
     apply_.add_argument("--by", help="who applies (default: the OS user), kept on each record")
     actions.add_parser("list", help="what the topic holds, and what evaluators rejected")
+    simulate = sub.add_parser(
+        "simulate", help="run the automation engine offline over a JSONL file of events",
+        description="Runs the evaluator's engine over a JSONL file of events (the format of "
+                    "POST /v1/events, see docs/events.md) with a virtual clock, and writes "
+                    "the commands it would emit as JSON lines. Deterministic: the same input "
+                    "gives the same output, byte for byte.")
+    simulate.add_argument("--automations", required=True, help="automations YAML file")
+    simulate.add_argument("--events", required=True, help="JSONL file, one event per line")
+    simulate.add_argument("--until", help="run ticks up to this time (ISO 8601 or epoch ms); "
+                                          "default: the last event's time")
+    simulate.add_argument("--tick", default="1h", help="virtual tick interval (default 1h)")
+    simulate.add_argument("--out", default="-", help="output file (default: stdout)")
+    events = sub.add_parser("events", help="the event catalogue")
+    events.add_argument("action", choices=("catalogue",),
+                        help="catalogue: print docs/events.md, generated from the Avro schema")
     capture = sub.add_parser(
         "smtp-capture", help="development SMTP server that stores every message it receives"
     )
     capture.add_argument("--host", default="127.0.0.1")
     capture.add_argument("--port", type=int, default=2525)
     capture.add_argument("--maildir", default=".run/mail")
+    from signalbox.dispatcher.dlq import add_parser as add_dlq_parser
+
+    add_dlq_parser(sub)
     return parser
 
 
@@ -94,8 +158,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             configure_logging("cli", settings.log_level, settings.log_format)
             return (_topics if args.command == "topics" else _automations)(settings, args)
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "events":
+            return _events(args)
         if args.command == "smtp-capture":
             return _smtp_capture(args)
+        if args.command == "dlq":
+            from signalbox.dispatcher import dlq
+
+            return dlq.run(Settings.from_env(), args)
         return _service(args.command)
     except SettingsError as exc:
         print(f"signalbox: configuration error: {exc}", file=sys.stderr)
