@@ -100,7 +100,7 @@ def cases(root: Path) -> Iterator[list[Case]]:
                                        "variables": {"customer_email": f"c{i}@example.com"}}, i)),
             ("crm (generic REST)", CrmChannel({"default": CrmConnection(
                 "default", "rest", rest.url, operations={"add_tag": RestOperation(
-                    "POST", "/contacts/{{ customer_id }}/tags", '{"tag": {{ tag | tojson }}}')})},
+                    "POST", "/contacts/{{ customer_id }}/tags", {"tag": "{{ tag }}"})})},
                 templates),
              lambda i: command("crm", {"operation": "add_tag", "params": {"tag": "x"},
                                        "variables": {}}, i)),

@@ -25,7 +25,7 @@ variable ``NAME`` (an unset variable is an error naming the file and key)::
         headers: {Authorization: "Bearer ${LEGACY_TOKEN}"}
         operations:
           add_tag: {method: POST, url: "/contacts/{{ customer_id }}/tags",
-                    body: '{"tag": {{ tag | tojson }}}'}
+                    body: {tag: "{{ tag }}", source: signalbox}}
     exports:
       warehouse: {protocol: sftp, host: sftp.example.com, port: 22, user: signalbox,
                   password: "${SFTP_PASSWORD}", directory: /incoming}
@@ -78,11 +78,16 @@ class WebhookEndpoint:
 
 @dataclass(frozen=True)
 class RestOperation:
-    """One CRM operation of a generic REST connection; url and body are sandboxed templates."""
+    """One CRM operation of a generic REST connection.
+
+    ``url`` is a sandboxed template; ``body`` is the JSON body's structure, in which
+    every string is a template rendered on its own (so a value can never break out
+    of its string, whatever it contains).
+    """
 
     method: str
     url: str
-    body: str | None = None
+    body: Any = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,25 @@ def _webhook(name: str, r: _Reader) -> WebhookEndpoint:
                            ca_file=r.file("ca_file"))
 
 
+def _json_shape(r: _Reader, key: str) -> Any:
+    """A mapping or list of JSON values (strings may be templates), or None when absent."""
+    value = r.data.get(key)
+
+    def check(v: Any, where: str) -> Any:
+        if isinstance(v, Mapping):
+            return {str(k): check(x, f"{where}.{k}") for k, x in v.items()}
+        if isinstance(v, list):
+            return [check(x, f"{where}[{i}]") for i, x in enumerate(v)]
+        if v is None or isinstance(v, str | int | float | bool):
+            return v
+        raise r.error(where, f"expected a JSON value, got {type(v).__name__}")
+
+    if value is not None and not isinstance(value, Mapping | list):
+        raise r.error(key, f"expected a mapping or a list (the JSON body), got "
+                           f"{type(value).__name__}")
+    return check(value, key)
+
+
 def _crm(name: str, r: _Reader) -> CrmConnection:
     r.only("kind", "base_url", "token", "headers", "timeout_seconds", "tag_property",
            "command_id_property", "operations")
@@ -262,7 +286,7 @@ def _crm(name: str, r: _Reader) -> CrmConnection:
             o.only("method", "url", "body")
             operations[op] = RestOperation(
                 method=o.choice("method", ("GET", "POST", "PUT", "PATCH", "DELETE"), "POST"),
-                url=o.text("url"), body=o.text("body", "") or None)
+                url=o.text("url"), body=_json_shape(o, "body"))
         if not operations:
             raise r.error("operations", "a rest connection needs at least one operation")
     elif "operations" in r.data:

@@ -4,14 +4,14 @@ A command names a connection and an operation; its ``params`` values are
 templates, rendered in the sandbox with the command's variables plus
 ``customer_id``, ``command_id`` and ``automation_id``. A ``rest`` connection maps
 each operation to a method, a URL template (relative to ``base_url`` unless
-absolute) and a JSON body template in which the rendered params are variables
-too; the body must render to valid JSON. Requests carry the connection's token
+absolute) and a JSON body whose strings are templates, each rendered on its own
+with the rendered params as variables too (a value cannot break the JSON, however
+it is quoted). Requests carry the connection's token
 as ``Authorization: Bearer``, its extra headers, and ``Idempotency-Key: <command id>``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,14 +50,7 @@ class RestCrm:
         url = self._templates.inline(spec.url, values, f"{where}.url")
         if not urlsplit(url).scheme:
             url = f"{self._c.base_url}/{url.lstrip('/')}"
-        body: Any = None
-        if spec.body:
-            rendered = self._templates.inline(spec.body, values, f"{where}.body")
-            try:
-                body = json.loads(rendered)
-            except ValueError as exc:
-                raise PermanentError(f"template {where}.body: not JSON after rendering: "
-                                     f"{exc}") from exc
+        body = self._render(spec.body, values, f"{where}.body")
         headers = {**self._c.headers, "Idempotency-Key": command.command_id}
         if self._c.token:
             headers["Authorization"] = f"Bearer {self._c.token}"
@@ -66,6 +59,16 @@ class RestCrm:
                               json=body, headers=headers, timeout=self._c.timeout_s)
         return Delivery(provider_ref=response.headers.get("Location"),
                         detail=f"crm {self._c.name} {op}: HTTP {response.status_code}")
+
+
+    def _render(self, shape: Any, values: Mapping[str, Any], where: str) -> Any:
+        if isinstance(shape, str):
+            return self._templates.inline(shape, values, where)
+        if isinstance(shape, Mapping):
+            return {k: self._render(v, values, f"{where}.{k}") for k, v in shape.items()}
+        if isinstance(shape, list):
+            return [self._render(v, values, f"{where}[{i}]") for i, v in enumerate(shape)]
+        return shape
 
 
 class CrmChannel:

@@ -35,7 +35,7 @@ crm:
     base_url: https://crm.example.com/api
     headers: {{X-Api-Key: k}}
     operations:
-      add_tag: {{method: PUT, url: "/c/{{{{ customer_id }}}}/tags", body: '{{"t": 1}}'}}
+      add_tag: {{method: PUT, url: "/c/{{{{ customer_id }}}}/tags", body: {{t: [1, "x"]}}}}
 exports:
   dwh: {{protocol: sftp, host: sftp.example.com, user: sb, password: pw}}
 policy:
@@ -71,7 +71,7 @@ async def test_full_file_with_secrets_from_the_environment(tmp_path: Path) -> No
     assert config.crm["default"].base_url == "https://api.hubapi.com"
     assert config.crm["default"].token == "hs"
     op = config.crm["legacy"].operations["add_tag"]
-    assert (op.method, op.url, op.body) == ("PUT", "/c/{{ customer_id }}/tags", '{"t": 1}')
+    assert (op.method, op.url, op.body) == ("PUT", "/c/{{ customer_id }}/tags", {"t": [1, "x"]})
     assert config.exports["dwh"].port == 22
     assert config.policy == {"anything": ["goes", "here"]}
     assert all(config.configured(c) for c in ("email", "sms", "webhook", "crm", "export"))
@@ -102,6 +102,8 @@ def test_forced_outbox_channels(tmp_path: Path) -> None:
      "crm.c.kind: expected one of hubspot, rest, got 'salesforce'"),
     ("crm: {c: {kind: rest, base_url: 'http://x', operations: {fly: {url: /}}}}",
      "crm.c.operations.fly: unknown operation"),
+    ("crm: {c: {kind: rest, base_url: 'http://x', operations: {add_tag: {url: /, body: '{}'}}}}",
+     "crm.c.operations.add_tag.body: expected a mapping or a list (the JSON body), got str"),
     ("exports: {e: {protocol: sftp, host: h, user: u, port: 70000}}",
      "exports.e.port: expected a port number 1-65535, got 70000"),
     ("exports: {e: {protocol: scp, host: h, user: u}}",

@@ -46,9 +46,10 @@ async def channel(hubspot: FakeHubSpot, rest: FakeRest) -> AsyncIterator[CrmChan
             "legacy", "rest", f"{rest.url}/api", token="legacy-token",
             headers={"X-Tenant": "acme"}, operations={
                 "add_tag": RestOperation("POST", "/contacts/{{ customer_id }}/tags",
-                                         '{"tag": {{ tag | tojson }}, "by": "signalbox"}'),
+                                         {"tag": "{{ tag }}", "by": "signalbox", "n": 1}),
                 "update_field": RestOperation("PATCH", "contacts/{{ customer_id }}",
-                                              '{"{{ field }}": {{ value | tojson }}}')}),
+                                              {"fields": [{"name": "{{ field }}",
+                                                           "value": "{{ value }}"}]})}),
     }, TemplateStore())
     yield ch
     await ch.aclose()
@@ -142,11 +143,11 @@ async def test_hubspot_failures(hubspot: FakeHubSpot, channel: CrmChannel) -> No
 
 
 async def test_generic_rest_mapping(rest: FakeRest, channel: CrmChannel) -> None:
-    command = crm("add_tag", connection="legacy", tag='say "hi"')
+    command = crm("add_tag", connection="legacy", tag='say "hi", "admin": true')
     delivery = await channel.send(command)
     [r] = rest.recorded
     assert (r.method, r.path) == ("POST", "/api/contacts/cus-1/tags")
-    assert json.loads(r.body) == {"tag": 'say "hi"', "by": "signalbox"}
+    assert json.loads(r.body) == {"tag": 'say "hi", "admin": true', "by": "signalbox", "n": 1}
     assert r.headers["Authorization"] == "Bearer legacy-token"
     assert r.headers["X-Tenant"] == "acme"
     assert r.headers["Idempotency-Key"] == command.command_id
@@ -154,7 +155,7 @@ async def test_generic_rest_mapping(rest: FakeRest, channel: CrmChannel) -> None
     assert delivery.provider_ref == f"{rest.url}/items/1"
     await channel.send(crm("update_field", connection="legacy", field="plan", value="pro"))
     assert (rest.recorded[1].method, rest.recorded[1].path) == ("PATCH", "/api/contacts/cus-1")
-    assert json.loads(rest.recorded[1].body) == {"plan": "pro"}
+    assert json.loads(rest.recorded[1].body) == {"fields": [{"name": "plan", "value": "pro"}]}
     assert channel.endpoint(command) == rest.url.removeprefix("http://")
 
 
@@ -163,8 +164,9 @@ async def test_generic_rest_errors(rest: FakeRest, channel: CrmChannel) -> None:
         await channel.send(crm("add_note", connection="legacy", body="x"))
     with pytest.raises(PermanentError, match=r"crm connection 'nope' is not configured"):
         await channel.send(crm("add_tag", connection="nope", tag="x"))
-    with pytest.raises(PermanentError, match=r"legacy\.operations\.update_field\.body: not JSON"):
-        await channel.send(crm("update_field", connection="legacy", field='a"b', value="1"))
+    with pytest.raises(PermanentError, match=r"template crm\.legacy\.operations\.update_field"
+                                             r"\.body\.fields\[0\]\.value: undefined variable"):
+        await channel.send(crm("update_field", connection="legacy", field="plan"))
     with pytest.raises(PermanentError,
                        match=r"template crm\.params\.tag: undefined variable: 'nope'"):
         await channel.send(crm("add_tag", connection="legacy", tag="{{ nope }}"))
