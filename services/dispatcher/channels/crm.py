@@ -4,17 +4,18 @@ A command names a connection and an operation; its ``params`` values are
 templates, rendered in the sandbox with the command's variables plus
 ``customer_id``, ``command_id`` and ``automation_id``. A ``rest`` connection maps
 each operation to a method, a URL template (relative to ``base_url`` unless
-absolute) and a JSON body whose strings are templates, each rendered on its own
-with the rendered params as variables too (a value cannot break the JSON, however
-it is quoted). Requests carry the connection's token
-as ``Authorization: Bearer``, its extra headers, and ``Idempotency-Key: <command id>``.
+absolute; values are percent-encoded in it) and a JSON body whose strings are
+templates, each rendered on its own with the rendered params as variables too, so
+a value cannot break out of its string however it is quoted. Requests carry the
+connection's token as ``Authorization: Bearer``, its extra headers, and
+``Idempotency-Key: <command id>``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -47,7 +48,9 @@ class RestCrm:
                                  f"(configured: {', '.join(sorted(self._c.operations))})")
         where = f"crm.{self._c.name}.operations.{op}"
         values = {**variables_of(command), **params}
-        url = self._templates.inline(spec.url, values, f"{where}.url")
+        # Values are percent-encoded in the URL: "a/../b" stays one path segment.
+        url = self._templates.inline(
+            spec.url, {k: quote(str(v), safe="") for k, v in values.items()}, f"{where}.url")
         if not urlsplit(url).scheme:
             url = f"{self._c.base_url}/{url.lstrip('/')}"
         body = self._render(spec.body, values, f"{where}.body")

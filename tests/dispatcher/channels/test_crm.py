@@ -155,6 +155,8 @@ async def test_generic_rest_mapping(rest: FakeRest, channel: CrmChannel) -> None
     assert delivery.provider_ref == f"{rest.url}/items/1"
     await channel.send(crm("update_field", connection="legacy", field="plan", value="pro"))
     assert (rest.recorded[1].method, rest.recorded[1].path) == ("PATCH", "/api/contacts/cus-1")
+    await channel.send(crm("add_tag", connection="legacy", customer="../admin?x=1", tag="t"))
+    assert rest.recorded[2].path == "/api/contacts/..%2Fadmin%3Fx%3D1/tags"
     assert json.loads(rest.recorded[1].body) == {"fields": [{"name": "plan", "value": "pro"}]}
     assert channel.endpoint(command) == rest.url.removeprefix("http://")
 
