@@ -60,6 +60,7 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.channels
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache
