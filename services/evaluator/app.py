@@ -16,6 +16,7 @@ re-read for every input (:mod:`signalbox.evaluator.shell`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -137,15 +138,27 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
         started = time.perf_counter()
         partitions = {tp.partition for tp in app.assignor.assigned_actives()
                       if tp.topic == ticks_topic}
-        due = timers.rebuild(partitions, state_of, live.automations)
+        due = await timers.rebuild(partitions, state_of, live.automations)
         log.info("timers_indexed", partitions=sorted(partitions), timers=due,
                  seconds=round(time.perf_counter() - started, 3))
 
-    def reindex(automations: AutomationSet) -> None:
-        due = timers.rebuild(timers.partitions(), state_of, automations)
-        log.info("timers_reindexed", timers=due)
+    reindexing: set[asyncio.Task[None]] = set()
 
-    live.source.subscribe(reindex)
+    async def reindex(automations: AutomationSet) -> None:
+        started = time.perf_counter()
+        try:
+            due = await timers.rebuild(timers.partitions(), state_of, automations)
+        except Exception:  # the old index stays; the next rebalance rebuilds it
+            log.exception("timers_reindex_failed")
+            return
+        log.info("timers_reindexed", timers=due, seconds=round(time.perf_counter() - started, 3))
+
+    def on_new_automations(automations: AutomationSet) -> None:
+        task = asyncio.get_running_loop().create_task(reindex(automations))
+        reindexing.add(task)  # keep a reference until it is done
+        task.add_done_callback(reindexing.discard)
+
+    live.source.subscribe(on_new_automations)
 
     def decode(message: Any) -> Event | Tick:
         if message.topic == ticks_topic:

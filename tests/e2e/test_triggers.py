@@ -207,3 +207,6 @@ def test_timers_are_rebuilt_from_the_changelog_after_a_restart(
     evaluator.produce(TICKS, [(b"1", tick(1, T0 + 8 * DAY))], partition=1)
     [fired] = evaluator.commands(1)
     assert fired["customer_id"] == "cus-r" and epoch_ms(fired["issued_at"]) == T0 + 7 * DAY
+    # The tick's state write went to the customer's own changelog partition.
+    changelog = consume(k.bootstrap_servers, changelog_topic(settings, CUSTOMER_STATE_TABLE), 2)
+    assert {(r.key, r.partition) for r in changelog} == {(b"cus-r", 1)}
