@@ -108,7 +108,8 @@ def cases(root: Path) -> Iterator[list[Case]]:
                 "ftp", "ftp", "127.0.0.1", ftp.port, ftp.user, ftp.password)}, templates),
              export("ftp")),
             ("export (SFTP)", ExportChannel({"sftp": ExportTarget(
-                "sftp", "sftp", "127.0.0.1", sftp.port, sftp.user, sftp.password)}, templates),
+                "sftp", "sftp", "127.0.0.1", sftp.port, sftp.user, sftp.password,
+                known_hosts=sftp.known_hosts)}, templates),
              export("sftp")),
             ("outbox (files)", OutboxChannel("email", root / "outbox", templates),
              lambda i: command("email", {"to": [f"c{i}@example.com"], "audience": "customer",

@@ -112,7 +112,7 @@ class ExportTarget:
     user: str
     password: str = field(default="", repr=False)
     private_key: str = ""  # path of an SSH private key (sftp)
-    known_hosts: str = ""  # path of an OpenSSH known_hosts file (sftp); empty: not checked
+    known_hosts: str = ""  # OpenSSH known_hosts file (sftp); empty: ~/.ssh/known_hosts
     ca_file: str = ""  # PEM CA bundle that replaces the system store (ftps)
     directory: str = "/"
     timeout_s: float = 30.0

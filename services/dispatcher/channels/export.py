@@ -8,7 +8,8 @@ name (no ``/``, not hidden). Upload is atomic: the data goes to
 ``.<name>.<id>.part`` in the target directory, then is renamed to ``<name>``, so a
 consumer polling the directory never picks up half a file. FTPS is explicit
 (``AUTH TLS``, then ``PROT P`` for data), with the system trust store or the
-target's ``ca_file``; SFTP checks the host key against ``known_hosts`` when set.
+target's ``ca_file``; SFTP checks the host key against the target's ``known_hosts``
+file, or ``~/.ssh/known_hosts`` like ``ssh`` (an unknown host is refused).
 
 Failure classes follow the phase: before the rename nothing is visible, so
 connection problems and 4xx replies are transient and 5xx replies (bad login,
@@ -123,7 +124,7 @@ async def _sftp(target: ExportTarget, temp: str, final: str, data: bytes, phase:
             target.host, target.port, username=target.user,
             password=target.password or None, agent_path=None,
             client_keys=[target.private_key] if target.private_key else None,
-            known_hosts=target.known_hosts or None,
+            known_hosts=target.known_hosts or (),  # () : ~/.ssh/known_hosts, as ssh does
             connect_timeout=target.timeout_s) as conn:
         phase.now = "login"
         async with conn.start_sftp_client() as sftp:

@@ -100,6 +100,8 @@ async def test_sftp_upload_and_host_key_check(sftp: SftpServer, tmp_path: Path) 
                      f"AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
     with pytest.raises(PermanentError, match="host key not verifiable"):
         await channel(replace(sftp_target(sftp), known_hosts=str(other))).send(command)
+    with pytest.raises(PermanentError, match="host key not verifiable"):  # not in ~/.ssh
+        await channel(replace(sftp_target(sftp), known_hosts="")).send(command)
 
 
 async def test_bad_credentials_are_permanent(ftp: FtpServer, sftp: SftpServer) -> None:
