@@ -501,6 +501,11 @@ class Dispatcher:
             self.breakers.failed(endpoint, failures, cooldown)
             return Result(Outcome.IN_DOUBT, f"no answer from {endpoint} within "
                           f"{pol.timeout_seconds:g}s; the effect may have happened", attempt)
+        except Exception as exc:  # a driver bug: it may have acted; never crash-loop on it
+            metrics.ATTEMPTS.labels(channel.name, "error").inc()
+            log.exception("channel_error", endpoint=endpoint)
+            return Result(Outcome.IN_DOUBT, f"unexpected error in the {channel.name} driver: "
+                          f"{type(exc).__name__}: {exc}", attempt)
         finally:
             metrics.SEND_SECONDS.labels(channel.name).observe(time.perf_counter() - started)
         metrics.ATTEMPTS.labels(channel.name, "delivered").inc()
@@ -512,7 +517,11 @@ class Dispatcher:
         """A retry without an attempt (quiet hours, open breaker, busy channel)."""
         metrics.DEFERRED.labels(command.channel, kind).inc()
         log.info("command_deferred", reason=reason, wait_s=round(wait_s, 3))
-        return Retry(replace(state, reason=reason), wait_s, attempted=False)
+        # The deadline runs from the first attempt or provider-side deferral, so an endless
+        # outage (breaker open, no attempts) still ends in failed; quiet hours do not count.
+        first = state.first_attempt_ms or (0 if kind == "quiet_hours" else self.clock.now_ms())
+        return Retry(replace(state, reason=reason, first_attempt_ms=first), wait_s,
+                     attempted=False)
 
     # -- Kafka writes ----------------------------------------------------------
 

@@ -176,3 +176,31 @@ async def test_frequency_cap_suppresses_and_survives_a_restart(
     assert got[later[0]]["status"] == "suppressed"
     assert got[critical[0]]["status"] == "delivered"  # critical ignores the cap
     assert len(smtp.messages) == 3
+
+
+async def test_an_endless_outage_ends_in_failed_at_the_deadline(
+    dsettings: Settings, twilio: FakeTwilio
+) -> None:
+    """With the breaker open no attempt is made, yet the deadline still ends the command."""
+    twilio.down()
+    cid, value = command(15, channel="sms")
+    policy = {"channels": {"sms": {"max_attempts": 100, "deadline_seconds": 2,
+                                   "breaker": {"failures": 1, "cooldown_seconds": 0.3}}}}
+    async with dispatching(dsettings, config(twilio, policy)):
+        send(dsettings, (cid, value))
+        got = await results(dsettings, 1)
+    assert got[cid]["status"] == "failed" and "deadline of 2s" in got[cid]["detail"]
+    assert twilio.messages == []
+
+
+async def test_rate_limit_spaces_out_calls(dsettings: Settings, twilio: FakeTwilio) -> None:
+    policy = {"channels": {"sms": {"rate_per_second": 5, "burst": 1, "concurrency": 2}}}
+    commands = [command(n, channel="sms", customer=f"cus-r{n}") for n in range(16, 22)]
+    async with dispatching(dsettings, config(twilio, policy)):
+        started = time.monotonic()
+        send(dsettings, *commands)
+        got = await results(dsettings, 6)
+        took = time.monotonic() - started
+    assert {r["status"] for r in got.values()} == {"delivered"}
+    assert took >= 1.0, f"6 calls at 5/s with a burst of 1 took only {took:.2f}s"
+    assert len(twilio.messages) == 6

@@ -6,7 +6,7 @@ policy:
     max_attempts: 5              # transient failures before the command is failed (DLQ)
     backoff_seconds: 0.5         # exponential back-off base, full jitter
     backoff_cap_seconds: 300
-    deadline_seconds: 86400      # from the first attempt: then failed, whatever is left
+    deadline_seconds: 86400      # from the first attempt or deferral: then failed
     timeout_seconds: 60          # bound on one channel call (drivers time out sooner)
     breaker: {failures: 5, cooldown_seconds: 30}
     rate_per_second: 0           # 0 = unlimited; token bucket with `burst`

@@ -12,7 +12,8 @@ re-queued (a hop) to the longest tier that fits its remaining wait, so a wait of
 9 h 30 min takes 9 hops through the 1 h tier, 3 through 10 min, and so on.
 
 Headers (ASCII): ``signalbox-due`` (epoch ms), ``signalbox-attempts`` (attempts
-made), ``signalbox-first-attempt`` (epoch ms, 0 before the first one),
+made), ``signalbox-first-attempt`` (epoch ms of the first attempt or deferral: the
+deadline runs from it),
 ``signalbox-reason`` (why it waits), ``signalbox-replay`` (the replay id of a
 command resent by ``signalbox dlq replay``; also on ``actions.commands``).
 """
