@@ -103,6 +103,7 @@ class AutomationSet:
     teams: Mapping[str, Team] = field(default_factory=dict)
     _by_trigger: Mapping[str, tuple[Automation, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict)
+    _timed: tuple[Automation, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         index: dict[str, list[Automation]] = {}
@@ -110,6 +111,8 @@ class AutomationSet:
             if a.enabled:
                 index.setdefault(a.trigger.type, []).append(a)
         object.__setattr__(self, "_by_trigger", {k: tuple(v) for k, v in index.items()})
+        object.__setattr__(self, "_timed", tuple(
+            a for a in self.automations if a.enabled and a.trigger.is_time))
 
     def for_trigger(self, trigger_type: str) -> tuple[Automation, ...]:
         """Enabled automations of this trigger type, by id."""
@@ -118,7 +121,7 @@ class AutomationSet:
     @property
     def timed(self) -> tuple[Automation, ...]:
         """Enabled automations with a time trigger, by id."""
-        return tuple(a for t in sorted(TIME_TRIGGERS) for a in self.for_trigger(t))
+        return self._timed
 
 
 def load_automations(

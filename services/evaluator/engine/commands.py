@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -155,7 +155,7 @@ def _hold(state: CustomerState, firing: Firing, action: ApprovalAction, first: i
                               action.team)
     approvals = dict(state.approvals)
     approvals[aid] = pending
-    return replace(state, approvals=dict(sorted(approvals.items()))), request
+    return state.evolve(approvals=dict(sorted(approvals.items()))), request
 
 
 def with_tags(state: CustomerState, action: ChannelCommand) -> CustomerState:
@@ -164,7 +164,7 @@ def with_tags(state: CustomerState, action: ChannelCommand) -> CustomerState:
         return state
     tags, tag = set(state.tags), action.params["tag"]
     tags.add(tag) if action.operation == "add_tag" else tags.discard(tag)
-    return replace(state, tags=tuple(sorted(tags)))
+    return state.evolve(tags=tuple(sorted(tags)))
 
 
 def describe(command: Command) -> str:
@@ -184,7 +184,7 @@ def describe(command: Command) -> str:
 def _one(state: CustomerState, firing: Firing, teams: Mapping[str, Team], action: Action,
          index: int) -> tuple[CustomerState, Command | None]:
     if isinstance(action, ScoreAction):
-        return replace(state, score=state.score + action.delta), None
+        return state.evolve(score=state.score + action.delta), None
     channel = _channel(state, firing, teams, action)
     a = firing.automation
     return with_tags(state, channel), Command(

@@ -16,7 +16,6 @@ again, so one input always ends.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from typing import Any
 
 from signalbox.evaluator.engine.automations import Automation, AutomationSet
@@ -73,7 +72,7 @@ def evaluate(
 
 def _event(before: CustomerState, event: Event, automations: AutomationSet) -> Decision:
     marks = settle(before, automations, known_time(event))
-    run = _Run(replace(apply_event(before, event), timer_marks=marks), automations)
+    run = _Run(apply_event(before, event).evolve(timer_marks=marks), automations)
     if event.type == "approval.decided":
         _decide(run, event.data)
     for a in automations.for_trigger(event.type):
@@ -157,12 +156,12 @@ def _score_and_health(run: _Run, before: CustomerState, at: int, input_id: str,
                 if a.conditions.holds(run.state, data):
                     run.fire(Firing(a, trigger, at, data, input_id, attributes))
     if crossed:
-        run.state = replace(run.state, milestones=tuple(sorted(reached | crossed)))
+        run.state = run.state.evolve(milestones=tuple(sorted(reached | crossed)))
     band = health_of(run.state)
     previous = run.state.health
     if band == previous:
         return
-    run.state = replace(run.state, health=band)
+    run.state = run.state.evolve(health=band)
     if previous is None:
         return  # the first band is not a change
     for a in run.automations.for_trigger("health.changed"):
@@ -181,7 +180,7 @@ def _decide(run: _Run, data: Mapping[str, Any]) -> None:
     if pending is None:
         return  # unknown or already decided
     approvals = {k: v for k, v in run.state.approvals.items() if k != data["approval_id"]}
-    run.state = replace(run.state, approvals=approvals)
+    run.state = run.state.evolve(approvals=approvals)
     if data["decision"] == "approved":
         for command in pending.commands:
             run.state = with_tags(run.state, command.action)
@@ -200,12 +199,12 @@ def _tick(state: CustomerState, tick: Tick, automations: AutomationSet) -> Decis
         if a.trigger.type == "affiliate.qualified":  # once ever
             if a.id in run.state.fired:
                 continue
-            run.state = replace(run.state, fired=tuple(sorted({*run.state.fired, a.id})))
+            run.state = run.state.evolve(fired=tuple(sorted({*run.state.fired, a.id})))
         trigger = TriggerInfo(a.trigger.type, o.occurrence, facts_text(o.facts))
         run.fire(Firing(a, trigger, o.due, o.facts, o.occurrence, {}))
     _score_and_health(run, state, tick.at, f"tick:{tick.at}", {})
     new_marks = {k: max(v, tick.at) for k, v in sorted(marks.items())}
     if new_marks == state.timer_marks and run.state is state:
         return Decision(state)
-    run.state = replace(run.state, timer_marks=new_marks, clock=max(state.clock, tick.at))
+    run.state = run.state.evolve(timer_marks=new_marks, clock=max(state.clock, tick.at))
     return run.decision()

@@ -106,8 +106,7 @@ def apply_event(state: CustomerState, event: Event) -> CustomerState:
     if "tags" in event.attributes:
         extra = [t.strip() for t in event.attributes["tags"].split(",") if t.strip()]
         tags = tuple(sorted({*tags, *extra}))
-    state = replace(
-        state,
+    state = state.evolve(
         profile=state.profile.merged(event.profile),
         first_seen_at=min(state.first_seen_at, event.occurred_at),
         last_event_at=max(state.last_event_at, event.occurred_at),
@@ -125,22 +124,22 @@ Handler = Callable[[CustomerState, Event, Mapping[str, Any]], CustomerState]
 
 def _signed_up(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     if d.get("plan"):
-        return replace(s, attributes=_with(s.attributes, "plan", str(d["plan"])))
+        return s.evolve(attributes=_with(s.attributes, "plan", str(d["plan"])))
     return s
 
 
 def _status(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    return replace(s, account_status=str(d["status"]))
+    return s.evolve(account_status=str(d["status"]))
 
 
 def _custom_field(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     value = d.get("value")
-    return replace(s, attributes=_with(s.attributes, str(d["field"]),
+    return s.evolve(attributes=_with(s.attributes, str(d["field"]),
                                        None if value is None else str(value)))
 
 
 def _card(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    return replace(s, card_expires_at=card_expiry(int(d["exp_month"]), int(d["exp_year"])),
+    return s.evolve(card_expires_at=card_expiry(int(d["exp_month"]), int(d["exp_year"])),
                    card_known_at=known_time(e))
 
 
@@ -149,7 +148,7 @@ def _paid(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     failed = _with(s.failed_payments, str(d.get("product", "")), None)
     invoices = _with(s.invoices, str(d["invoice_id"]), None) if d.get("invoice_id") \
         else s.invoices
-    return _past_due(replace(s, failed_payments=failed, invoices=invoices,
+    return _past_due(s.evolve(failed_payments=failed, invoices=invoices,
                              balance_minor=max(0, s.balance_minor - amount)),
                      max(0, s.past_due_minor - amount), e.occurred_at)
 
@@ -157,31 +156,31 @@ def _paid(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
 def _past_due(s: CustomerState, amount: int, at: int) -> CustomerState:
     """A positive past-due balance starts a streak; any fall restarts it; zero ends it."""
     if amount <= 0:
-        return replace(s, past_due_minor=0, past_due_since=None)
+        return s.evolve(past_due_minor=0, past_due_since=None)
     if s.past_due_minor <= 0 or s.past_due_since is None or amount < s.past_due_minor:
-        return replace(s, past_due_minor=amount, past_due_since=at)
-    return replace(s, past_due_minor=amount)
+        return s.evolve(past_due_minor=amount, past_due_since=at)
+    return s.evolve(past_due_minor=amount)
 
 
 def _failed(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     product = str(d.get("product", ""))
-    return replace(s, failed_payments=_with(s.failed_payments, product,
+    return s.evolve(failed_payments=_with(s.failed_payments, product,
                                             s.failed_payments.get(product, 0) + 1))
 
 
 def _balance(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    return _past_due(replace(s, balance_minor=int(d["balance_minor"])),
+    return _past_due(s.evolve(balance_minor=int(d["balance_minor"])),
                      int(d.get("past_due_minor", 0)), e.occurred_at)
 
 
 def _invoice(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     invoice = OpenInvoice(int(d["amount_minor"]), str(d["currency"]), int(d["due_at"]),
                           known_time(e), d.get("product"))
-    return replace(s, invoices=_with(s.invoices, str(d["invoice_id"]), invoice))
+    return s.evolve(invoices=_with(s.invoices, str(d["invoice_id"]), invoice))
 
 
 def _invoice_paid(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    return replace(s, invoices=_with(s.invoices, str(d["invoice_id"]), None))
+    return s.evolve(invoices=_with(s.invoices, str(d["invoice_id"]), None))
 
 
 def _agreement(active: bool) -> Handler:
@@ -193,7 +192,7 @@ def _agreement(active: bool) -> Handler:
         agreement = Agreement(str(d["product"]), active_now, known_time(e),
                               str(d.get("kind") or "subscription"),
                               None if ends_at is None else int(ends_at))
-        return replace(s, subscriptions=_with(s.subscriptions, sid, agreement))
+        return s.evolve(subscriptions=_with(s.subscriptions, sid, agreement))
     return handle
 
 
@@ -202,7 +201,7 @@ def _replaced(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState
     current = s.subscriptions.get(str(sid)) if sid else None
     if current is None:
         return s
-    return replace(s, subscriptions=_with(s.subscriptions, str(sid),
+    return s.evolve(subscriptions=_with(s.subscriptions, str(sid),
                                           replace(current, product=str(d["product"]))))
 
 
@@ -211,7 +210,7 @@ def _allowance(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerStat
     current = s.usage.get(metric)
     used = current.used if current is not None and current.period_start == start else 0.0
     period = UsagePeriod(start, int(d["period_end"]), float(d["allowance"]), used)
-    return replace(s, usage=_with(s.usage, metric, period))
+    return s.evolve(usage=_with(s.usage, metric, period))
 
 
 def _usage(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
@@ -220,37 +219,37 @@ def _usage(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     if current.period_end and e.occurred_at >= current.period_end:
         return s  # after the period the allowance covers: the next allowance.set counts it
     period = replace(current, used=current.used + float(d["quantity"]))
-    return replace(s, usage=_with(s.usage, metric, period))
+    return s.evolve(usage=_with(s.usage, metric, period))
 
 
 def _feature(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     feature = str(d["feature"])
     seconds = s.feature_seconds.get(feature, 0) + max(0, int(d["duration_seconds"]))
     last = max(s.feature_last_used.get(feature, 0), e.occurred_at)
-    return replace(s, feature_seconds=_with(s.feature_seconds, feature, seconds),
+    return s.evolve(feature_seconds=_with(s.feature_seconds, feature, seconds),
                    feature_last_used=_with(s.feature_last_used, feature, last))
 
 
 def _login(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    return replace(s, last_login_at=max(s.last_login_at or 0, e.occurred_at))
+    return s.evolve(last_login_at=max(s.last_login_at or 0, e.occurred_at))
 
 
 def _score(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    return replace(s, score=s.score + int(d["delta"]))
+    return s.evolve(score=s.score + int(d["delta"]))
 
 
 def _appointment(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     aid = str(d["appointment_id"])
     booked = Appointment(int(d["starts_at"]), known_time(e), d.get("title")) \
         if e.type == "appointment.booked" else None
-    return replace(s, appointments=_with(s.appointments, aid, booked))
+    return s.evolve(appointments=_with(s.appointments, aid, booked))
 
 
 def _task(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     due = d.get("due_at")
     task = OpenTask(str(d["title"]), known_time(e), None if due is None else int(due)) \
         if e.type == "task.added" else None
-    return replace(s, tasks=_with(s.tasks, str(d["task_id"]), task))
+    return s.evolve(tasks=_with(s.tasks, str(d["task_id"]), task))
 
 
 _HANDLERS: Mapping[str, Handler] = {
