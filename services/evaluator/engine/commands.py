@@ -123,20 +123,21 @@ def fire(state: CustomerState, firing: Firing, teams: Mapping[str, Team]) -> Fir
     a = firing.automation
     commands: list[Command] = []
     approvals: list[ApprovalRequest] = []
+    values = variables(state, firing)
     index = 0
     for action in a.actions:
         if isinstance(action, ApprovalAction):
             first = index
             held = []
             for inner in action.actions:  # built now, effects only once approved
-                _, command = _one(state, firing, teams, inner, index)
+                _, command = _one(state, firing, teams, inner, index, values)
                 index += 1
                 if command is not None:
                     held.append(command)
             state, request = _hold(state, firing, action, first, tuple(held))
             approvals.append(request)
             continue
-        state, command = _one(state, firing, teams, action, index)
+        state, command = _one(state, firing, teams, action, index, values)
         index += 1
         if command is not None:
             commands.append(command)
@@ -182,10 +183,10 @@ def describe(command: Command) -> str:
 
 
 def _one(state: CustomerState, firing: Firing, teams: Mapping[str, Team], action: Action,
-         index: int) -> tuple[CustomerState, Command | None]:
+         index: int, values: Mapping[str, str]) -> tuple[CustomerState, Command | None]:
     if isinstance(action, ScoreAction):
         return state.evolve(score=state.score + action.delta), None
-    channel = _channel(state, firing, teams, action)
+    channel = _channel(state, teams, action, values)
     a = firing.automation
     return with_tags(state, channel), Command(
         command_id=command_id(a.id, a.version, state.customer_id, firing.trigger.occurrence,
@@ -202,9 +203,8 @@ def _one(state: CustomerState, firing: Firing, teams: Mapping[str, Team], action
     )
 
 
-def _channel(state: CustomerState, firing: Firing, teams: Mapping[str, Team],
-             action: Action) -> ChannelCommand:
-    values = variables(state, firing)
+def _channel(state: CustomerState, teams: Mapping[str, Team], action: Action,
+             values: Mapping[str, str]) -> ChannelCommand:
     p = state.profile
     if isinstance(action, EmailAction):
         if action.to:
