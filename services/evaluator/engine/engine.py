@@ -35,6 +35,7 @@ from signalbox.evaluator.engine.state import (
     health_of,
     known_time,
     new_state,
+    prune,
     seen,
 )
 from signalbox.evaluator.engine.timers import due_occurrences, settle
@@ -203,6 +204,7 @@ def _tick(state: CustomerState, tick: Tick, automations: AutomationSet) -> Decis
         trigger = TriggerInfo(a.trigger.type, o.occurrence, facts_text(o.facts))
         run.fire(Firing(a, trigger, o.due, o.facts, o.occurrence, {}))
     _score_and_health(run, state, tick.at, f"tick:{tick.at}", {})
+    run.state = prune(run.state, tick.at)
     new_marks = {k: max(v, tick.at) for k, v in sorted(marks.items())}
     if new_marks == state.timer_marks and run.state is state:
         return Decision(state)

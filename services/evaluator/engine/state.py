@@ -116,7 +116,16 @@ def apply_event(state: CustomerState, event: Event) -> CustomerState:
         clock=max(state.clock, known_time(event)),
     )
     handler = _HANDLERS.get(event.type)
-    return handler(state, event, event.data) if handler else state
+    return prune(handler(state, event, event.data) if handler else state, state.clock)
+
+
+def prune(state: CustomerState, at: int) -> CustomerState:
+    """Forget what can no longer fire: appointments that have started (every reminder is
+    before the start), so state does not grow with appointments nobody closed."""
+    if not any(a.starts_at <= at for a in state.appointments.values()):
+        return state
+    return state.evolve(appointments={k: a for k, a in state.appointments.items()
+                                      if a.starts_at > at})
 
 
 Handler = Callable[[CustomerState, Event, Mapping[str, Any]], CustomerState]

@@ -189,6 +189,8 @@ automations:
         ("email", starts - HOUR_MS), ("sms", starts - HOUR_MS)]
     assert commands[1].action.to == ("+4915112345678",)
     assert commands[0].action.variables["starts_at_iso"] == "2026-11-12T14:00:00Z"
+    story.event("user.logged_in", day(11), user_id=None)
+    assert story.state is not None and story.state.appointments == {}  # past: forgotten
 
 
 def test_scenario_appointment_booked_3_hours_ahead_gets_only_the_1_hour_reminder() -> None:
