@@ -15,7 +15,10 @@ subscription on day 20 of a past-due streak is not sent the day-14 notice on day
 
 **A new automation does not back-fill.** The first input that meets an automation
 without a mark arms it: an event at *E*, a tick at ``at - interval_ms`` (due times
-of the last interval still fire). Older due times are history, not a flood.
+of the last interval still fire). Older due times are history, not a flood. Marks
+are keyed by automation id: a new version keeps its mark (nothing fires twice), and
+an automation disabled then enabled again is re-armed (no back-fill of the pause).
+The shell re-runs ``next_due`` for its customers when the automation set changes.
 
 **Reminders never fire for a moment that had passed when the fact was learned**
 (an appointment booked 3 hours ahead gets its 1-hour reminder, not the 1-day one);
