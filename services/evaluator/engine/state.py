@@ -78,9 +78,10 @@ def card_expiry(exp_month: int, exp_year: int) -> int:
 
 
 def known_time(event: Event) -> int:
-    """When signalbox learned of the event: its time, or ingest's stamp if later (an
-    imported old event does not make history due)."""
-    return max(event.occurred_at, event.received_at)
+    """When signalbox learned of the event: ingest's stamp (its own clock, so an imported
+    old event does not make history due, and a producer clock in the future cannot
+    jump a customer's timers ahead); the event time where there is no stamp."""
+    return event.received_at or event.occurred_at
 
 
 def new_state(event: Event) -> CustomerState:

@@ -7,8 +7,9 @@ due time) and moves the mark to ``at``. So a late or missing tick is caught up b
 the next one, and a tick delivered twice fires nothing the second time.
 
 **Events move the marks over quiet time.** An event learned at time *E*
-(``max(occurred_at, received_at)``) moves each mark up to *E*, but never past a due
-time still pending under the state before the event (that one waits for its tick).
+(ingest's ``received_at``; ``occurred_at`` when there is none) moves each mark up
+to *E*, but never past a due time still pending under the state before the event
+(that one waits for its tick).
 So a due time is judged by the state at that time: a customer who gets a
 subscription on day 20 of a past-due streak is not sent the day-14 notice on day
 20 (it fires at 30), and a score that rises on day 70 qualifies at the next check.

@@ -338,3 +338,15 @@ automations:
 def test_tick_for_an_unknown_customer_is_nothing() -> None:
     story = Story(PAST_DUE)
     assert evaluate(None, Tick(0, day(1), HOUR_MS), story.automations).state is None
+
+
+def test_scenario_an_event_from_a_clock_in_the_future_does_not_skip_timers() -> None:
+    from signalbox.evaluator.engine import Event, Profile
+
+    story = Story(PAST_DUE)
+    past_due_customer(story)
+    assert story.state is not None
+    wrong_clock = Event("evt-future", "cus-1", "user.logged_in", day(400), {"user_id": None},
+                        Profile(), received_at=day(2))
+    story.state = evaluate(story.state, wrong_clock, story.automations).state
+    assert [c.issued_at for c in story.advance(day(40))] == [day(15)] * 2 + [day(31)] * 2
