@@ -185,18 +185,17 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
                              partition=message.partition)
         await fut
 
-    async def decide(customer_id: str, item: Event | Tick, partition: int,
-                     automations: AutomationSet) -> None:
-        """One customer, one input: commands and approval requests acknowledged, then the
-        state written, then the customer re-indexed."""
+    async def send(customer_id: str, item: Event | Tick, partition: int,
+                   automations: AutomationSet) -> tuple[CustomerState | None, Decision, list[Any]]:
+        """Evaluate and send the commands and approval requests; their acks are returned
+        to await, so a tick can have all its customers' records in flight at once."""
         key = customer_id.encode("utf-8")
         state = state_of(customer_id)
         decision: Decision = evaluate(state, item, automations)
         if decision.duplicate:
             metrics.DUPLICATES.inc()
             log.info("duplicate_input", customer_id=customer_id)
-            timers.note(customer_id, partition, state, automations)
-            return
+            return state, decision, []
         pending = []
         for command in decision.commands:
             value = codec.encode(schemas.ACTION_COMMAND, command_to_record(command))
@@ -208,14 +207,24 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
         for request in decision.approvals:
             if live.live:
                 pending.append(await live.approvals.request(request, partition))
+        return state, decision, [f for f in pending if f is not None]
+
+    def store(customer_id: str, partition: int, state: CustomerState | None,
+              decision: Decision, automations: AutomationSet) -> None:
+        """After the acks: the new state (to the current input's changelog partition),
+        then the customer's next timer."""
+        if decision.state is not None and not decision.duplicate:
+            state_table[customer_id.encode("utf-8")] = codec.encode(
+                schemas.CUSTOMER_STATE, state_to_record(decision.state))
+            state = decision.state
+        timers.note(customer_id, partition, state, automations)
+
+    async def decide(customer_id: str, event: Event, partition: int,
+                     automations: AutomationSet) -> None:
+        state, decision, pending = await send(customer_id, event, partition, automations)
         for fut in pending:  # acknowledged before the state moves on
-            if fut is not None:
-                await fut
-        if decision.state is not None:
-            state_table[key] = codec.encode(schemas.CUSTOMER_STATE,
-                                            state_to_record(decision.state))
-        timers.note(customer_id, partition,
-                    decision.state if decision.state is not None else state, automations)
+            await fut
+        store(customer_id, partition, state, decision, automations)
 
     async def on_tick(tick: Tick, partition: int, automations: AutomationSet) -> None:
         metrics.INPUTS.labels("tick", "tick").inc()
@@ -223,13 +232,30 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
         if tick.partition != partition:
             log.warning("tick_on_other_partition", tick_partition=tick.partition,
                         partition=partition)
-        for customer_id in timers.pop_due(partition, tick.at):
-            try:
-                with structlog.contextvars.bound_contextvars(customer_id=customer_id):
-                    await decide(customer_id, tick, partition, automations)
-            except Exception:  # one customer's failure must not cost the others their timers
-                log.exception("timer_failed", customer_id=customer_id, at=tick.at)
+        due = timers.pop_due(partition, tick.at)
+        sent: list[tuple[str, CustomerState | None, Decision]] = []
+        pending: list[Any] = []
+        try:
+            for customer_id in due:
+                try:
+                    with structlog.contextvars.bound_contextvars(customer_id=customer_id):
+                        state, decision, acks = await send(customer_id, tick, partition,
+                                                           automations)
+                except Exception:  # one customer's engine failure must not cost the others
+                    log.exception("timer_failed", customer_id=customer_id, at=tick.at)
+                    continue
+                sent.append((customer_id, state, decision))
+                pending.extend(acks)
+            for fut in pending:  # every command of the tick acknowledged, then the states
+                await fut
+        except BaseException:  # not stored: keep them due, the next tick tries again
+            for customer_id in due:
                 timers.note(customer_id, partition, state_of(customer_id), automations)
+            raise
+        for customer_id, state, decision in sent:
+            store(customer_id, partition, state, decision, automations)
+        for customer_id in set(due) - {c for c, _, _ in sent}:
+            timers.note(customer_id, partition, state_of(customer_id), automations)
 
     @app.agent(source, concurrency=1)
     async def evaluate_inputs(stream: faust.StreamT[bytes]) -> None:
