@@ -10,6 +10,7 @@ delivered, and every one that was being attempted when a process died.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
@@ -26,17 +27,30 @@ log = structlog.get_logger(__name__)
 
 async def read_partitions(kafka: KafkaSettings, topic: str, partitions: Sequence[int],
                           apply: Callable[[int, bytes | None, bytes | None], int]) -> int:
-    """Read ``partitions`` of ``topic`` from the beginning to their current end
-    (read_committed), calling ``apply(partition, key, value)``; the sum of its returns."""
-    consumer = AIOKafkaConsumer(**aiokafka_options(kafka), enable_auto_commit=False,
+    """Read ``partitions`` of ``topic`` from the beginning (read_committed) to their *high
+    watermark*, calling ``apply(partition, key, value)``; the sum of its returns.
+
+    Not just to the last stable offset: records written outside transactions (the
+    'attempting' markers) after a transaction a dead process left open become
+    visible only once that transaction is aborted (the producer's transaction
+    timeout), and a new owner must see them before it handles anything.
+    """
+    options = aiokafka_options(kafka)
+    tps = [TopicPartition(topic, p) for p in partitions]
+    probe = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None,
+                             isolation_level="read_uncommitted")
+    await probe.start()
+    try:
+        end = await probe.end_offsets(tps)
+    finally:
+        await probe.stop()
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False,
                                 isolation_level="read_committed", group_id=None)
     await consumer.start()
-    count = 0
+    count, started, warned = 0, time.monotonic(), False
     try:
-        tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if end[tp] > 0}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)
@@ -46,6 +60,10 @@ async def read_partitions(kafka: KafkaSettings, topic: str, partitions: Sequence
             for tp in list(remaining):
                 if await consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
+            if remaining and not warned and time.monotonic() - started > 5:
+                warned = True
+                log.warning("waiting_for_open_transaction", topic=topic,
+                            partitions=sorted(tp.partition for tp in remaining))
     finally:
         await consumer.stop()
     return count

@@ -16,11 +16,11 @@ Commands are handled concurrently (bounded per channel); for each one:
    channel);
 3. otherwise ``attempting`` is written and acknowledged (acks=all, idempotent
    producer) *before* the channel is touched, and the call is bounded by the
-   channel's timeout;
+   channel's timeout; a transient failure (nothing sent) retracts it at once;
 4. one transaction (:mod:`signalbox.dispatcher.commit`) writes the terminal
    ledger entry, the result, the dead letter for failures — or, for a retry,
-   the retraction of ``attempting`` and the command's copy in a retry tier —
-   together with consumer offsets that never pass a command still in flight.
+   the command's copy in a retry tier — together with consumer offsets that
+   never pass a command still in flight.
 
 A retry tier's record is handled once it is due; until then its partition is
 paused (see :mod:`signalbox.dispatcher.policy.retry`), so waiting costs nothing
@@ -86,6 +86,7 @@ from signalbox.dispatcher.suppressions import Suppressions
 log = structlog.get_logger(__name__)
 SERVICE = "dispatcher"
 _TERMINAL = {o.value for o in Outcome}
+TRANSACTION_TIMEOUT_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,6 @@ class Retry:
 
     state: DeliveryState
     wait_s: float
-    attempted: bool  # an 'attempting' entry was written and must be retracted
 
 
 @dataclass
@@ -206,6 +206,9 @@ class Dispatcher:
             transactional_id=f"{self.settings.dispatcher_group_id}-{self.settings.instance_id}",
             enable_idempotence=True,
             acks="all",
+            # A transaction left open by a dead process blocks the next owner's ledger
+            # load (see ledger.read_partitions) until the broker aborts it.
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         )
         self._consumer = AIOKafkaConsumer(
             **aiokafka_options(k),
@@ -388,8 +391,7 @@ class Dispatcher:
                     Outcome.IN_DOUBT, "an earlier attempt was interrupted between the attempt "
                     "and its outcome; not resent automatically", max(1, work.state.attempts))
             elif work.hop:
-                step = Retry(work.state, (work.state.due_ms - self.clock.now_ms()) / 1000,
-                             attempted=False)
+                step = Retry(work.state, (work.state.due_ms - self.clock.now_ms()) / 1000)
             else:
                 step = await self._deliver(tp.partition, command, work)
             if isinstance(step, Retry):
@@ -486,8 +488,11 @@ class Dispatcher:
                               f"before attempt {attempt + 1}: {exc}", attempt)
             log.warning("attempt_failed", error=str(exc), attempt=attempt,
                         retry_in_s=round(delay, 3))
+            # Nothing was sent: retract the attempt at once, so a crash before the retry
+            # is committed leaves the command cleanly unattempted, not in doubt.
+            await self._retract(work.tp.partition, work.ledger_key)
             return Retry(replace(state, attempts=attempt, first_attempt_ms=first,
-                                 reason=str(exc)), delay, attempted=True)
+                                 reason=str(exc)), delay)
         except PermanentError as exc:
             metrics.ATTEMPTS.labels(channel.name, "permanent").inc()
             self.breakers.succeeded(endpoint)  # the provider answered
@@ -520,8 +525,7 @@ class Dispatcher:
         # The deadline runs from the first attempt or provider-side deferral, so an endless
         # outage (breaker open, no attempts) still ends in failed; quiet hours do not count.
         first = state.first_attempt_ms or (0 if kind == "quiet_hours" else self.clock.now_ms())
-        return Retry(replace(state, reason=reason, first_attempt_ms=first), wait_s,
-                     attempted=False)
+        return Retry(replace(state, reason=reason, first_attempt_ms=first), wait_s)
 
     # -- Kafka writes ----------------------------------------------------------
 
@@ -529,6 +533,14 @@ class Dispatcher:
         return self.codec.encode(schemas.LEDGER_ENTRY, {
             "command_id": key, "state": state, "attempt": attempt,
             "at": self.clock.now_ms(), "detail": detail})
+
+    async def _retract(self, partition: int, key: str) -> None:
+        """Withdraw an attempt that did nothing (tombstone), durable before returning."""
+        assert self._marker is not None
+        sent = await self._marker.send(self.topics[ACTIONS_LEDGER], key=key.encode(),
+                                       partition=partition, value=None)
+        await sent
+        self.ledger.discard(partition, key)
 
     async def _mark_attempting(self, partition: int, key: str, attempt: int) -> None:
         """Record an attempt, durable before the channel is touched."""
@@ -578,9 +590,6 @@ class Dispatcher:
         topic = self.retry_topics[tier_for(wait_s)]
         # Record time from the policy clock: ripeness is measured against it.
         writes = [Write(topic, r.key, r.value, p, state.headers(), timestamp_ms=now)]
-        if retry.attempted:  # the attempt is over and did nothing: retract it
-            writes.append(Write(self.topics[ACTIONS_LEDGER], work.ledger_key.encode(), None, p))
-            self.ledger.discard(p, work.ledger_key)
         channel = work.command.channel if work.command else "?"
         metrics.RETRIES.labels(channel).inc()
         return writes
