@@ -132,6 +132,8 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
         raw = state_table.get(customer_id.encode("utf-8"))
         return state_from_record(codec.decode(schemas.CUSTOMER_STATE, raw)) if raw else None
 
+    assigned = asyncio.Event()  # set after the first assignment and table recovery
+
     @state_table.on_recover
     async def index_timers() -> None:
         """After every rebalance: index the customers of the partitions now ours."""
@@ -141,6 +143,7 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
         due = await timers.rebuild(partitions, state_of, live.automations)
         log.info("timers_indexed", partitions=sorted(partitions), timers=due,
                  seconds=round(time.perf_counter() - started, 3))
+        assigned.set()
 
     reindexing: set[asyncio.Task[None]] = set()
 
@@ -291,6 +294,8 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
         failing = {}
         if app.rebalancing:
             failing["kafka"] = "rebalancing"
+        elif not assigned.is_set():
+            failing["kafka"] = "joining the consumer group"
         if getattr(app, "in_recovery", False):
             failing["state"] = "restoring tables from the changelog"
         if live.live:

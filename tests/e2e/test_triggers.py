@@ -8,6 +8,7 @@ days pass in milliseconds.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +211,37 @@ def test_timers_are_rebuilt_from_the_changelog_after_a_restart(
     # The tick's state write went to the customer's own changelog partition.
     changelog = consume(k.bootstrap_servers, changelog_topic(settings, CUSTOMER_STATE_TABLE), 2)
     assert {(r.key, r.partition) for r in changelog} == {(b"cus-r", 1)}
+
+
+def test_a_second_worker_takes_its_partitions_timers_with_it(
+        settings: Settings, evaluator: Evaluator, tmp_path: Path) -> None:
+    evaluator.produce(EVENTS_USAGE, [(b"cus-p0", logged_in("l0", "cus-p0", T0))], partition=0)
+    evaluator.produce(EVENTS_USAGE, [(b"cus-p1", logged_in("l1", "cus-p1", T0))], partition=1)
+    k = settings.kafka
+    consume(k.bootstrap_servers, changelog_topic(settings, CUSTOMER_STATE_TABLE), 2)
+
+    port = free_port()
+    (tmp_path / "second").mkdir()
+    env = {**evaluator.proc.env, "EVALUATOR_PORT": str(port),
+           "EVALUATOR_ADMIN_PORT": str(free_port()),
+           "EVALUATOR_DATA_DIR": str(tmp_path / "second" / "evaluator")}
+    second = ServiceProcess("evaluator", env, tmp_path / "second", port).start()
+    try:
+        second.wait_ready()
+        evaluator.proc.wait_ready()  # the rebalance is over on both
+        evaluator.produce(TICKS, [(b"0", tick(0, T0 + 8 * DAY))], partition=0)
+        evaluator.produce(TICKS, [(b"1", tick(1, T0 + 8 * DAY))], partition=1)
+        fired = evaluator.commands(2)
+        assert sorted(c["customer_id"] for c in fired) == ["cus-p0", "cus-p1"]
+        assert len(evaluator.all_commands()) == 2
+        # Each worker indexed the partitions it owns now, one each.
+        owned = [last_indexed(proc.log_path) for proc in (evaluator.proc, second)]
+        assert sorted(owned) == [[0], [1]], owned
+    finally:
+        assert second.stop() == 0, second.tail()
+
+
+def last_indexed(log: Path) -> list[int]:
+    lines = [json.loads(line) for line in log.read_text().splitlines()
+             if '"timers_indexed"' in line]
+    return list(lines[-1]["partitions"])
