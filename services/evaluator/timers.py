@@ -66,7 +66,10 @@ class PartitionTimers:
 
     async def rebuild(self, partitions: Iterable[int], state_of: StateOf,
                       automations: AutomationSet) -> int:
-        """Index every known customer of ``partitions`` afresh; others are forgotten.
+        """Index every known customer of ``partitions`` afresh; other partitions' indexes
+        are dropped. Where customers live is kept for all partitions: a standby replica
+        replays its changelog partitions once, and when one becomes active here the
+        rebalance replays only the records since, so the earlier ones' homes are needed.
 
         Returns the number of customers with a timer. Rebuilds run one at a time.
         """
@@ -88,7 +91,6 @@ class PartitionTimers:
                 self._touched = None
             for gone in set(self._indexes) - keep:
                 metrics.TIMERS.labels(str(gone)).set(0)
-            self._home = {c: p for c, p in self._home.items() if p in keep}
             self._indexes = fresh
             for p, index in fresh.items():
                 metrics.TIMERS.labels(str(p)).set(len(index))

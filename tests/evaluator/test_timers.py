@@ -56,6 +56,8 @@ async def test_rebuild_indexes_known_customers_of_the_partitions_kept() -> None:
     assert await timers.rebuild({0, 1}, states.get, NO_LOGIN) == 2
     assert timers.partitions() == {0, 1}
     assert timers.pop_due(2, T0 + 8 * DAY) == []
+    # Partition 2 becomes ours later (a standby turned active): its customers count again.
+    assert await timers.rebuild({0, 1, 2}, states.get, NO_LOGIN) == 3
     # A new automation set: nothing is timed any more.
     assert await timers.rebuild({0, 1}, states.get, AutomationSet()) == 0
 
