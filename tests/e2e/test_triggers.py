@@ -245,3 +245,27 @@ def last_indexed(log: Path) -> list[int]:
     lines = [json.loads(line) for line in log.read_text().splitlines()
              if '"timers_indexed"' in line]
     return list(lines[-1]["partitions"])
+
+
+def test_a_new_time_automation_re_indexes_the_timers(evaluator: Evaluator) -> None:
+    evaluator.produce(EVENTS_USAGE, [(b"cus-3", logged_in("login-3", "cus-3", T0))])
+    wait_for_metric_line(evaluator, 'signalbox_evaluator_timers{partition="0"} 1.0')
+    sooner = {"version": 1, "trigger": {"type": "no_login", "days": 3},
+              "actions": [{"type": "email", "to": "customer", "template": "we_miss_you"}]}
+    assert evaluator.admin.put("/v1/automations/inactive-3d", json=sooner).status_code == 201
+    # Indexed at 7 days before; the re-index brings the customer forward to 3 days. (The
+    # engine arms a new time automation at the waking tick's interval start, so the tick
+    # comes within one interval of the due time, as regular ticks do.)
+    evaluator.produce(TICKS, [(b"0", tick(0, T0 + 3 * DAY + 30_000))])
+    [fired] = evaluator.commands(1)
+    assert fired["automation_id"] == "inactive-3d"
+    assert epoch_ms(fired["issued_at"]) == T0 + 3 * DAY
+
+
+def wait_for_metric_line(evaluator: Evaluator, line: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if line in httpx.get(evaluator.proc.url("/metrics")).text.splitlines():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"metric {line!r} not seen in {timeout}s")
