@@ -331,8 +331,12 @@ class Dispatcher:
             work = _Work(tp, record, state, hop=hop)
             task = asyncio.create_task(self._run(work))
             self._tasks[task] = tp.partition
-            task.add_done_callback(self._tasks.pop)
+            task.add_done_callback(self._task_done)
             metrics.IN_FLIGHT.set(len(self._tasks))
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        metrics.IN_FLIGHT.set(len(self._tasks))
 
     def _pause(self, tp: TopicPartition, offset: int, wait_ms: float) -> None:
         assert self._consumer is not None
