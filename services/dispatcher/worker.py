@@ -439,16 +439,17 @@ class Dispatcher:
                 pol.deadline_seconds * 1000:
             return Result(Outcome.FAILED, f"deadline of {pol.deadline_seconds:g}s passed after "
                           f"{state.attempts} attempts; last: {state.reason}", state.attempts)
+        limiter = self.limiters[command.channel]
+        if limiter.full:
+            return self._wait(command, state, self._rng.uniform(0.5, 2.0) * pol.backoff_seconds,
+                              "busy", f"{command.channel} channel busy")
         endpoint = channel.endpoint(command)
+        # Last check before the attempt: in half-open state this claims the one trial call.
         wait = self.breakers.wait_seconds(endpoint, pol.breaker_failures,
                                           pol.breaker_cooldown_seconds)
         if wait > 0:
             return self._wait(command, state, wait + self._rng.uniform(0, wait / 2),
                               "circuit_open", f"circuit open for {endpoint}")
-        limiter = self.limiters[command.channel]
-        if limiter.full:
-            return self._wait(command, state, self._rng.uniform(0.5, 2.0) * pol.backoff_seconds,
-                              "busy", f"{command.channel} channel busy")
         if capped:
             self.contacts.reserve(command.channel, command.customer_id)
         try:
@@ -512,6 +513,7 @@ class Dispatcher:
                           f"{pol.timeout_seconds:g}s; the effect may have happened", attempt)
         except Exception as exc:  # a driver bug: it may have acted; never crash-loop on it
             metrics.ATTEMPTS.labels(channel.name, "error").inc()
+            self.breakers.failed(endpoint, failures, cooldown)
             log.exception("channel_error", endpoint=endpoint)
             return Result(Outcome.IN_DOUBT, f"unexpected error in the {channel.name} driver: "
                           f"{type(exc).__name__}: {exc}", attempt)
