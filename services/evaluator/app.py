@@ -156,7 +156,12 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
             return
         log.info("timers_reindexed", timers=due, seconds=round(time.perf_counter() - started, 3))
 
+    indexed_for = [live.automations.timed]  # the time automations the index was built for
+
     def on_new_automations(automations: AutomationSet) -> None:
+        if automations.timed == indexed_for[0]:
+            return  # only event automations changed: every due time is still right
+        indexed_for[0] = automations.timed
         task = asyncio.get_running_loop().create_task(reindex(automations))
         reindexing.add(task)  # keep a reference until it is done
         task.add_done_callback(reindexing.discard)
