@@ -94,6 +94,7 @@ def test_killed_during_an_outage_then_relay_back_delivers_each_once(
     assert {status for _, status in got} <= {"delivered", "in_doubt"}
     assert len(delivered) >= len(ids) // 2
     mails = Counter(m.message["X-Signalbox-Command-Id"] for m in smtp.messages)
+    print(f"outage+SIGKILL: {Counter(s for _, s in got)}, mails {sum(mails.values())}")
     assert set(mails) == delivered and set(mails.values()) == {1}
 
 
@@ -111,6 +112,7 @@ def test_a_member_killed_mid_stream_hands_over_without_duplicates(
     assert b.stop() == 0, b.tail()
     assert sorted(cid for cid, _ in got) == sorted(ids)
     statuses = Counter(status for _, status in got)
+    print(f"rebalance+SIGKILL: {statuses}, mails {len(smtp.messages)}")
     assert set(statuses) <= {"delivered", "in_doubt"} and statuses["in_doubt"] <= 4
     mails = Counter(m.message["X-Signalbox-Command-Id"] for m in smtp.messages)
     assert set(mails.values()) == {1}
