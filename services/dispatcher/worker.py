@@ -454,6 +454,8 @@ class Dispatcher:
             self.contacts.reserve(command.channel, command.customer_id)
         try:
             async with limiter.slot():
+                if self._stop.is_set():  # shutting down: hand waiting commands on, unattempted
+                    return self._wait(command, state, 0, "stopping", "dispatcher stopping")
                 result = await self._attempt(channel, command, work, endpoint)
         finally:
             if capped:
