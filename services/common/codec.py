@@ -89,8 +89,8 @@ class AvroCodec:
             buf.write(struct.pack(">I", self.registry.id_for(version)))
         try:
             # The writer neither range-checks ints nor rejects floats or bools for them.
-            validate(record, version.parsed, raise_errors=True)
-            schemaless_writer(buf, version.parsed, record, strict_allow_default=True)
+            validate(record, version.io, raise_errors=True)
+            schemaless_writer(buf, version.io, record, strict_allow_default=True)
         except ValidationError as exc:
             raise EncodeError(f"{name}: {'; '.join(map(str, exc.errors))}") from exc
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
@@ -118,8 +118,8 @@ class AvroCodec:
         try:
             record = schemaless_reader(
                 buf,
-                writer.parsed,
-                reader.parsed,
+                writer.io,
+                reader.io,
                 return_record_name=True,
                 return_record_name_override=True,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
@@ -57,6 +57,13 @@ class SchemaVersion:
     raw: Schema
     parsed: Schema
     fingerprint: bytes
+    #: ``parsed`` marked as parsed for fastavro: without the mark its reader, writer and
+    #: validator parse the schema again on every call (9x slower writes for Event).
+    io: Schema = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.io:
+            object.__setattr__(self, "io", cast(Schema, parse_schema(self.raw)))
 
 
 @dataclass(frozen=True)
