@@ -41,6 +41,18 @@ from tests.support.broker import (
     kafka_script,
 )
 
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No service process outlives the session: a leftover is killed and named."""
+    from tests.support.processes import kill_leftovers
+
+    left = kill_leftovers()
+    if left:
+        session.config.get_terminal_writer().line(
+            f"killed service processes a test left running: {', '.join(left)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 TEST_REGISTRY_PORT = os.environ.get("SIGNALBOX_TEST_REGISTRY_PORT", "18085")
 
 

@@ -103,12 +103,15 @@ def evaluator(settings: Settings, tmp_path: Path) -> Iterator[Evaluator]:
                       EVALUATOR_DATA_DIR=str(tmp_path / "evaluator"),
                       SIGNALBOX_AUTOMATIONS_FILE=str(path))
     proc = ServiceProcess("evaluator", env, tmp_path, port).start()
+    running = Evaluator(settings, proc, admin_port)
     try:
         proc.wait_ready()
-        yield Evaluator(settings, proc, admin_port)
+        yield running
     finally:
-        code = proc.stop()
-        assert code == 0, f"evaluator did not shut down cleanly ({code}):\n{proc.tail()}"
+        # A test may have replaced the process (a restart): stop both.
+        for p in dict.fromkeys((proc, running.proc)):
+            code = p.stop()
+            assert code == 0, f"evaluator did not shut down cleanly ({code}):\n{p.tail()}"
 
 
 def test_an_event_trigger_and_an_automation_added_live(evaluator: Evaluator) -> None:

@@ -58,6 +58,19 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+#: Every service process a test started, so the session can make sure none outlives it.
+STARTED: list[ServiceProcess] = []
+
+
+def kill_leftovers() -> list[str]:
+    """Kill service processes still running (a test that lost track of one); their names."""
+    left = [p for p in STARTED if p.proc is not None and p.proc.poll() is None]
+    for p in left:
+        p.kill()
+    STARTED.clear()
+    return [f"{p.name} ({p.log_path})" for p in left]
+
+
 class ServiceProcess:
     def __init__(self, name: str, env: dict[str, str], log_dir: Path, port: int) -> None:
         self.name, self.env, self.port = name, env, port
@@ -69,6 +82,7 @@ class ServiceProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "signalbox", self.name],
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
+        STARTED.append(self)
         return self
 
     def url(self, path: str) -> str:
