@@ -136,7 +136,7 @@ def state_codec_cost(events: list[Event], automations: AutomationSet) -> tuple[f
             states[e.customer_id] = d.state
     records = [state_to_record(s) for s in states.values()]
     codec = AvroCodec()
-    parsed = codec.schema(schemas.CUSTOMER_STATE).parsed
+    parsed = codec.schema(schemas.CUSTOMER_STATE).io
     start = time.perf_counter()
     raws = [codec.encode(schemas.CUSTOMER_STATE, r) for r in records]
     encode = time.perf_counter() - start
