@@ -76,11 +76,11 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
     ``shell`` is the running shell (automations topic, approvals, admin API), or a
     fixed automation set for tools that only need the app's shape.
     """
-    codec = codec_for(settings)
     if isinstance(shell, AutomationSet):
-        shell = EvaluatorShell(settings, codec, Definitions(schemas.event_types()), shell,
-                               live=False)
+        shell = EvaluatorShell(settings, codec_for(settings), Definitions(schemas.event_types()),
+                               shell, live=False)
     live: EvaluatorShell = shell
+    codec = live.codec  # the shell's: a registry is not asked for every schema twice
     k = settings.kafka
     app = faust.App(
         settings.evaluator_app_id,

@@ -32,6 +32,7 @@ class EvaluatorShell(Service):
                  automations: AutomationSet, live: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
+        self.codec = codec
         self.live = live
         self.source = AutomationsSource(settings, codec, definitions, automations)
         self.writer = AutomationsWriter(settings.kafka, codec)
