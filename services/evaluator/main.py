@@ -15,7 +15,7 @@ from signalbox.common.settings import Settings
 from signalbox.common.telemetry import logging_dict_config
 from signalbox.evaluator.app import create_app
 from signalbox.evaluator.definitions import Definitions, from_file
-from signalbox.evaluator.engine import AutomationError, AutomationSet
+from signalbox.evaluator.engine import AutomationError
 from signalbox.evaluator.shell import EvaluatorShell
 
 log = structlog.get_logger(__name__)
@@ -34,11 +34,6 @@ def file_definitions(settings: Settings) -> Definitions:
     except OSError as exc:
         raise AutomationError(path, [f"cannot read: {exc.strerror}"]) from exc
     return from_file(text, path, schemas.event_types(), settings.teams)
-
-
-def automations_for(settings: Settings) -> AutomationSet:
-    """The file's automation set alone (benchmarks, tools)."""
-    return file_definitions(settings).build()
 
 
 def main(settings: Settings) -> None:
