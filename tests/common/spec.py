@@ -56,5 +56,5 @@ def schema_version(raw: Schema, source: str = "test") -> SchemaVersion:
 def single_object(writer: SchemaVersion, datum: Any) -> bytes:
     """``datum`` written with ``writer`` in single-object encoding, without the codec."""
     buf = io.BytesIO()
-    schemaless_writer(buf, writer.parsed, datum)
+    schemaless_writer(buf, writer.io, datum)
     return MAGIC + writer.fingerprint + buf.getvalue()

@@ -69,7 +69,7 @@ def check_reads_old_data(codec: AvroCodec, writer: SchemaVersion) -> None:
     ]
     for data in old_records(writer):
         written = cast(dict[str, Any], schemaless_reader(
-            io.BytesIO(data[HEADER_LEN:]), writer.parsed, None,
+            io.BytesIO(data[HEADER_LEN:]), writer.io, None,
             return_record_name=True, return_record_name_override=True))
         decoded = codec.decode(writer.name, data)
         assert list(decoded) == reader_fields
