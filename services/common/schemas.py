@@ -87,10 +87,6 @@ def _fingerprint(parsed: Schema) -> bytes:
 
 def parse(raw: Schema, source: str) -> SchemaVersion:
     """A schema from anywhere (a file, a registry), parsed and fingerprinted."""
-    return _version(raw, source)
-
-
-def _version(raw: Schema, source: str) -> SchemaVersion:
     parsed = cast(Schema, parse_schema(raw, _write_hint=False))
     name = f"{raw.get('namespace', '')}.{raw['name']}".lstrip(".")
     return SchemaVersion(name, source, raw, parsed, _fingerprint(parsed))
@@ -102,7 +98,7 @@ def current() -> Mapping[str, SchemaVersion]:
     out: dict[str, SchemaVersion] = {}
     for entry in sorted(_avro_dir().iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".avsc"):
-            version = _version(json.loads(entry.read_text("utf-8")), f"avro/{entry.name}")
+            version = parse(json.loads(entry.read_text("utf-8")), f"avro/{entry.name}")
             out[version.name] = version
     return out
 
@@ -120,7 +116,7 @@ def history() -> tuple[SchemaVersion, ...]:
         for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".avsc"):
                 raw = json.loads(entry.read_text("utf-8"))
-                out.append(_version(raw, f"avro/history/{folder.name}/{entry.name}"))
+                out.append(parse(raw, f"avro/history/{folder.name}/{entry.name}"))
     return tuple(out)
 
 
