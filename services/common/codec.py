@@ -135,7 +135,6 @@ class AvroCodec:
             raise DecodeError(f"{reader.name} did not decode to a record")
         return record
 
-
     def _fingerprint_writer(self, data: bytes) -> SchemaVersion:
         if data[:2] != MAGIC:
             also = " or Confluent wire format 00" if self.registry is not None else ""
