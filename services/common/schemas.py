@@ -59,11 +59,10 @@ class SchemaVersion:
     fingerprint: bytes
     #: ``parsed`` marked as parsed for fastavro: without the mark its reader, writer and
     #: validator parse the schema again on every call (9x slower writes for Event).
-    io: Schema = field(default_factory=dict, compare=False, repr=False)
+    io: Schema = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.io:
-            object.__setattr__(self, "io", cast(Schema, parse_schema(self.raw)))
+        object.__setattr__(self, "io", cast(Schema, parse_schema(self.raw)))
 
 
 @dataclass(frozen=True)
