@@ -192,23 +192,18 @@ def test_state_survives_its_avro_round_trip() -> None:
 
 def test_a_version_1_state_keeps_its_dedupe_memory() -> None:
     """State written before the digest window: its event ids still count as seen."""
-    import io
-
-    from fastavro import schemaless_writer
-
     from signalbox.common.codec import HEADER_LEN, MAGIC, AvroCodec
     from signalbox.evaluator.records import state_from_record
+    from tests.common.spec import single_object
 
     [v1] = [v for v in schemas.history() if v.name == schemas.CUSTOMER_STATE
             and v.source.endswith("/1.avsc")]
-    buf = io.BytesIO()
-    schemaless_writer(buf, v1.parsed, {
+    raw = single_object(v1, {
         "customer_id": "cus-1",
         "profile": {"email": "ada@example.com", "phone": None, "name": None, "timezone": None,
                     "locale": None},
         "first_seen_at": 1_000, "last_event_at": 2_000, "failed_payments": {"pro": 1},
         "recent_event_ids": ["e1", "e2"]})
-    raw = MAGIC + v1.fingerprint + buf.getvalue()
     assert len(MAGIC + v1.fingerprint) == HEADER_LEN
     state = state_from_record(AvroCodec().decode(schemas.CUSTOMER_STATE, raw))
     assert state.failed_payments == {"pro": 1}
