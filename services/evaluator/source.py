@@ -75,8 +75,9 @@ class AutomationsSource:
         metrics.AUTOMATION_CHANGES.labels("applied").inc(applied)
         if built is None:
             return
+        refused = {r.key for r in rejected}
         for change in changes:
-            if change.key not in {r.key for r in rejected}:
+            if change.key not in refused:
                 self.rejected.pop(change.key, None)
         self.definitions, self.current = definitions, built
         metrics.AUTOMATIONS.set(_enabled(built))
