@@ -109,10 +109,7 @@ class ApprovalsService:
         await self._producer_.stop()
 
     async def ready(self) -> str | None:
-        failed = self.reader.failed()
-        if failed is not None:
-            return f"approvals reader stopped: {type(failed).__name__}: {failed}"
-        return None if self.reader.caught_up.is_set() else "approvals topic not read to its end"
+        return self.reader.not_ready("approvals")
 
     def all(self) -> list[dict[str, Any]]:
         return [as_json(r) for _, r in sorted(self._items.items())]

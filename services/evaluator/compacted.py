@@ -85,6 +85,13 @@ class CompactedReader:
             return None
         return self._task.exception()
 
+    def not_ready(self, what: str) -> str | None:
+        """Why the ``what`` topic is not usable yet (a readiness reason), or ``None``."""
+        failed = self.failed()
+        if failed is not None:
+            return f"{what} reader stopped: {type(failed).__name__}: {failed}"
+        return None if self.caught_up.is_set() else f"{what} topic not read to its end"
+
     async def wait_for(self, partition: int, offset: int, timeout_s: float = 10.0) -> None:
         """Return once the record at ``offset`` of ``partition`` has been handled."""
         async with asyncio.timeout(timeout_s), self._progress:

@@ -55,10 +55,7 @@ class AutomationsSource:
         self._listeners.append(listener)
 
     async def ready(self) -> str | None:
-        failed = self.reader.failed()
-        if failed is not None:
-            return f"automations reader stopped: {type(failed).__name__}: {failed}"
-        return None if self.reader.caught_up.is_set() else "automations topic not read to its end"
+        return self.reader.not_ready("automations")
 
     def _on_batch(self, entries: Sequence[Entry]) -> None:
         changes: list[Change] = []
