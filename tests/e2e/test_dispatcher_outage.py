@@ -7,7 +7,6 @@ retry tiers when their process dies are delivered by the next owner.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -80,7 +79,7 @@ def test_killed_during_an_outage_then_relay_back_delivers_each_once(
     first = start(env, tmp_path, "a")
     first.wait_ready()
     ids = send_spread(settings, range(10))
-    time.sleep(4)  # every command fails, moves to a retry tier, fails again ...
+    smtp.wait_for_rejections(2 * len(ids))  # commands fail, move to a retry tier, fail again
     first.kill()  # SIGKILL: mid-attempt for some, waiting in a tier for others
     smtp.reply = "250 OK"
     second = start(env, tmp_path, "b")

@@ -106,6 +106,8 @@ class SmtpSink:
                 self.rejected += 1
                 return self._rejections.pop(0)
         if not self.reply.startswith("250"):
+            with self._lock:
+                self.rejected += 1
             return self.reply
         msg = cast(EmailMessage, message_from_bytes(envelope.original_content or envelope.content,
                                                     policy=default))
@@ -119,6 +121,17 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self._controller.stop()
+
+    def wait_for_rejections(self, count: int, timeout: float = 60.0) -> None:
+        """Until ``count`` messages were refused (``reject_next`` or a non-250 ``reply``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.rejected >= count:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} refused messages in {timeout}s, "
+                             f"got {self.rejected}")
 
     def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
         deadline = time.monotonic() + timeout
