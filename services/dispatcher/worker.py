@@ -76,7 +76,9 @@ from signalbox.dispatcher.policy.config import PolicyConfig, policy_from_mapping
 from signalbox.dispatcher.policy.limits import ChannelLimiter
 from signalbox.dispatcher.policy.protection import cap_reached, quiet_until
 from signalbox.dispatcher.policy.retry import (
+    DUE,
     DeliveryState,
+    HeaderError,
     ripe_at,
     state_from_headers,
     tier_for,
@@ -111,6 +113,7 @@ class _Work:
     record: ConsumerRecord[bytes, bytes]
     state: DeliveryState
     hop: bool = False  # waiting longer than its tier holds: re-queue without looking
+    poison: str = ""  # why its delivery headers cannot be trusted: fail it, do not deliver
     command: Command | None = None
     ledger_key: str = ""
     extra: list[Write] = field(default_factory=list)
@@ -318,9 +321,12 @@ class Dispatcher:
         for record in records:
             if tp not in self._consumer.assignment():
                 return
-            state = state_from_headers(record.headers)
+            try:
+                state, poison = self._state(record, tier), ""
+            except HeaderError as exc:
+                state, poison = DeliveryState(), exc.reason
             hop = False
-            if tier is not None:
+            if tier is not None and not poison:
                 now = self.clock.now_ms()
                 ripe = ripe_at(state.due_ms, record.timestamp, tier)
                 if now < ripe:
@@ -328,11 +334,20 @@ class Dispatcher:
                     return
                 hop = state.due_ms > now  # ripe, not due: on to the tier that fits
             self.offsets.start(tp, record.offset)
-            work = _Work(tp, record, state, hop=hop)
+            work = _Work(tp, record, state, hop=hop, poison=poison)
             task = asyncio.create_task(self._run(work))
             self._tasks[task] = tp.partition
             task.add_done_callback(self._task_done)
             metrics.IN_FLIGHT.set(len(self._tasks))
+
+    def _state(self, record: ConsumerRecord[bytes, bytes], tier: int | None) -> DeliveryState:
+        """The record's delivery state; :class:`HeaderError` for one it cannot act on."""
+        state = state_from_headers(record.headers, retry=tier is not None)
+        longest = self.policy.longest_wait_s()
+        if state.due_ms > self.clock.now_ms() + longest * 1000:
+            raise HeaderError(f"header {DUE}: {state.due_ms} is more than {longest:g}s ahead, "
+                              "further than any wait this dispatcher sets")
+        return state
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
@@ -372,11 +387,15 @@ class Dispatcher:
         tp, record = work.tp, work.record
         try:
             command = command_from_record(self.codec.decode(schemas.ACTION_COMMAND, record.value))
-        except DecodeError as exc:
+        except Exception as exc:  # DecodeError, or a decoded record the model cannot hold
+            reason = exc.reason if isinstance(exc, DecodeError) else \
+                f"{type(exc).__name__}: {exc}"
+            if work.poison:
+                reason = f"{work.poison}; {reason}"
             metrics.UNREADABLE.inc()
             log.warning("command_unreadable", topic=tp.topic, partition=tp.partition,
-                        offset=record.offset, reason=exc.reason)
-            return [self._dead_letter(work, "DecodeError", exc.reason)]
+                        offset=record.offset, reason=reason)
+            return [self._dead_letter(work, type(exc).__name__, reason)]
         key = ledger_key(command.command_id, work.state.replay)
         work.command = command
         with structlog.contextvars.bound_contextvars(
@@ -394,6 +413,9 @@ class Dispatcher:
                 step: Result | Retry = Result(
                     Outcome.IN_DOUBT, "an earlier attempt was interrupted between the attempt "
                     "and its outcome; not resent automatically", max(1, work.state.attempts))
+            elif work.poison:
+                step = Result(Outcome.FAILED, f"unusable delivery headers on {tp.topic}: "
+                              f"{work.poison}", 0)
             elif work.hop:
                 step = Retry(work.state, (work.state.due_ms - self.clock.now_ms()) / 1000)
             else:

@@ -85,6 +85,15 @@ class PolicyConfig:
     def channel(self, name: str) -> ChannelPolicy:
         return self.channels.get(name, self.defaults)
 
+    def longest_wait_s(self) -> float:
+        """An upper bound of any wait the dispatcher sets: a retry record due later than
+        this from now was not written by it (two days cover quiet hours, DST and skew)."""
+        waits = [2 * 86_400.0]
+        for c in (self.defaults, *self.channels.values()):
+            waits += [c.backoff_cap_seconds, 2 * c.backoff_seconds,
+                      1.5 * c.breaker_cooldown_seconds]
+        return max(waits)
+
 
 _NUMBERS = {f.name: f.type for f in fields(ChannelPolicy)}
 

@@ -20,6 +20,7 @@ command resent by ``signalbox dlq replay``; also on ``actions.commands``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ FIRST_ATTEMPT = "signalbox-first-attempt"
 REASON = "signalbox-reason"
 REPLAY = "signalbox-replay"
 
-Headers = Sequence[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,67 @@ class DeliveryState:
         return out
 
 
-def _int(raw: bytes | None) -> int:
-    try:
-        return int(raw or b"0")
-    except ValueError:
-        return 0
+class HeaderError(ValueError):
+    """A delivery header this dispatcher cannot have written: the record is dead-lettered."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-def state_from_headers(headers: Headers | None) -> DeliveryState:
-    """The delivery state of a record; a fresh command has none of these headers."""
-    h = {k: v for k, v in headers or ()}
+#: 9999-12-31T23:59:59.999Z, the last instant a datetime can hold.
+MAX_EPOCH_MS = 253_402_300_799_999
+#: Far above any ``max_attempts``; a larger count is not a count this dispatcher wrote.
+MAX_ATTEMPTS = 1_000_000
+_DIGITS = re.compile(rb"[0-9]{1,16}")  # at most 16 digits: no costly int() of a long string
+_REPLAY = re.compile(rb"[A-Za-z0-9:._-]{1,64}")
+#: Headers a retry tier's record always carries (written by :meth:`DeliveryState.headers`).
+REQUIRED_ON_RETRY = (DUE, ATTEMPTS, FIRST_ATTEMPT)
+
+
+def _shown(raw: bytes | None) -> str:
+    """A header value for an error message: bounded, whatever it holds."""
+    if raw is None:
+        return "null"
+    text = repr(raw[:40])
+    return text + f"… ({len(raw)} bytes)" if len(raw) > 40 else text
+
+
+def _int(name: str, raw: bytes | None, maximum: int) -> int:
+    if raw is None or not _DIGITS.fullmatch(raw):
+        raise HeaderError(f"header {name}: expected 1 to 16 ASCII digits, got {_shown(raw)}")
+    value = int(raw)
+    if value > maximum:
+        raise HeaderError(f"header {name}: {value} is above the largest accepted, {maximum}")
+    return value
+
+
+def state_from_headers(headers: Headers | None, retry: bool = False) -> DeliveryState:
+    """The delivery state of a record; a fresh command has none of these headers.
+
+    Raises :class:`HeaderError` for a value this dispatcher never writes (not a
+    small non-negative integer, a null, a strange replay id) or, on a retry tier
+    (``retry``), for a missing one: such a record must not stop the partition.
+    """
+    h: dict[str, bytes | None] = {}
+    for name, value in headers or ():
+        h[name] = value
+    if retry:
+        missing = [name for name in REQUIRED_ON_RETRY if name not in h]
+        if missing:
+            raise HeaderError(f"a retry record without the header(s) {', '.join(missing)}")
+    replay = h.get(REPLAY, b"")
+    if replay is None or (replay and not _REPLAY.fullmatch(replay)):
+        raise HeaderError(f"header {REPLAY}: expected up to 64 letters, digits or ':._-', "
+                          f"got {_shown(replay)}")
+    reason = h.get(REASON, b"")
     return DeliveryState(
-        attempts=_int(h.get(ATTEMPTS)), first_attempt_ms=_int(h.get(FIRST_ATTEMPT)),
-        due_ms=_int(h.get(DUE)), reason=h.get(REASON, b"").decode("utf-8", "replace"),
-        replay=h.get(REPLAY, b"").decode("utf-8", "replace"))
+        attempts=_int(ATTEMPTS, h[ATTEMPTS], MAX_ATTEMPTS) if ATTEMPTS in h else 0,
+        first_attempt_ms=(_int(FIRST_ATTEMPT, h[FIRST_ATTEMPT], MAX_EPOCH_MS)
+                          if FIRST_ATTEMPT in h else 0),
+        due_ms=_int(DUE, h[DUE], MAX_EPOCH_MS) if DUE in h else 0,
+        reason=(reason or b"")[:1000].decode("utf-8", "replace"),
+        replay=replay.decode("ascii"))
 
 
 def tier_for(wait_seconds: float) -> int:

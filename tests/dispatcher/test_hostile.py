@@ -1,0 +1,118 @@
+"""Hostile records on the dispatcher's inputs (issue 9): none of them stops delivery.
+
+Each poisoned record goes to ``actions.dlq`` with the reason and the original
+bytes, and a good command written after them is still delivered, by the real
+worker against the real broker and an aiosmtpd relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from confluent_kafka import Producer
+
+from signalbox.common import schemas
+from signalbox.common.settings import Settings
+from signalbox.common.topics import ACTIONS_DLQ, ACTIONS_RETRY
+from signalbox.dispatcher.config import DispatcherConfig
+from signalbox.dispatcher.policy.retry import (
+    ATTEMPTS,
+    DUE,
+    FIRST_ATTEMPT,
+    REPLAY,
+    DeliveryState,
+    HeaderError,
+    state_from_headers,
+)
+from tests.dispatcher.records import codec, command, results, send
+from tests.dispatcher.test_delivery_policy import dispatching
+from tests.support.kafka import consume
+from tests.support.smtp import SmtpSink
+
+pytestmark = pytest.mark.kafka
+GOOD = DeliveryState(attempts=1, first_attempt_ms=1, due_ms=1).headers()
+
+
+def headers(**changed: bytes | None) -> list[tuple[str, bytes | None]]:
+    """Good retry headers with some replaced (``None``: dropped)."""
+    names = {"due": DUE, "attempts": ATTEMPTS, "first": FIRST_ATTEMPT, "replay": REPLAY}
+    out = dict(GOOD)
+    for short, value in changed.items():
+        out.pop(names[short], None)
+        if value is not None:
+            out[names[short]] = value
+    return list(out.items())
+
+
+#: What reached the broker in the issue and what a careless producer could write.
+POISON: dict[str, list[tuple[str, bytes | None]]] = {
+    "huge due": headers(due=b"1" + b"0" * 400),
+    "16-digit due": headers(due=b"9999999999999999"),
+    "negative due": headers(due=b"-5"),
+    "non-numeric due": headers(due=b"soon"),
+    "missing due": headers(due=None),
+    "huge attempts": headers(attempts=b"9" * 5000),
+    "negative first attempt": headers(first=b"-1"),
+    "binary replay": headers(replay=b"\xff\x00"),
+}
+
+
+def test_headers_the_dispatcher_never_writes_are_refused_with_the_reason() -> None:
+    assert state_from_headers(GOOD, retry=True) == DeliveryState(1, 1, 1)
+    assert state_from_headers([(REPLAY, b"0:17")]).replay == "0:17"
+    reasons = {}
+    for name, hs in POISON.items():
+        with pytest.raises(HeaderError) as caught:
+            state_from_headers(hs, retry=True)
+        reasons[name] = caught.value.reason
+    assert "expected 1 to 16 ASCII digits, got b'1000000000" in reasons["huge due"]
+    assert "(401 bytes)" in reasons["huge due"]  # bounded: not 400 digits in a log line
+    assert "above the largest accepted, 253402300799999" in reasons["16-digit due"]
+    assert "got b'-5'" in reasons["negative due"]
+    assert "without the header(s) signalbox-due" in reasons["missing due"]
+    assert reasons["binary replay"].startswith("header signalbox-replay")
+    with pytest.raises(HeaderError, match="null"):
+        state_from_headers([(DUE, None)])
+    # On actions.commands the headers are optional: a fresh command has none.
+    assert state_from_headers([], retry=False) == DeliveryState()
+
+
+def produce_with_headers(settings: Settings, topic: str,
+                         records: list[tuple[bytes, list[tuple[str, bytes | None]]]]) -> None:
+    k = settings.kafka
+    p = Producer({"bootstrap.servers": k.bootstrap_servers, "enable.idempotence": True})
+    for value, hs in records:
+        p.produce(k.topic(topic), key=b"cus-1", value=value, partition=0, headers=hs)
+    assert p.flush(30) == 0, "records not delivered"
+
+
+async def test_poisoned_retry_records_are_dead_lettered_and_delivery_goes_on(
+    dsettings: Settings, smtp: SmtpSink
+) -> None:
+    poisoned = {name: command(100 + i) for i, name in enumerate(POISON)}
+    far_ahead = command(150)  # well formed, but due in 9999: no wait this dispatcher sets
+    garbage = b"\xc3\x01" + b"\x00" * 8 + b"not a command"
+    records = [(value, POISON[name]) for name, (_, value) in poisoned.items()]
+    records += [(far_ahead[1], headers(due=b"253402300799999")), (garbage, GOOD)]
+    good = command(151)
+    async with dispatching(dsettings, DispatcherConfig()) as dispatcher:
+        produce_with_headers(dsettings, ACTIONS_RETRY[0], records)
+        send(dsettings, good)
+        [mail] = await asyncio.to_thread(smtp.wait_for, 1, 30)
+        got = await results(dsettings, len(poisoned) + 2)
+        k = dsettings.kafka
+        letters = [codec.decode(schemas.DEAD_LETTER, r.value) for r in await asyncio.to_thread(
+            consume, k.bootstrap_servers, k.topic(ACTIONS_DLQ), len(records))]
+        assert await dispatcher.ready() is None  # still running, still assigned
+    assert mail.message["X-Signalbox-Command-Id"] == good[0]
+    assert got[good[0]]["status"] == "delivered"
+    for name, (cid, _) in [*poisoned.items(), ("far ahead", far_ahead)]:
+        assert got[cid]["status"] == "failed", name
+        assert got[cid]["detail"].startswith("unusable delivery headers on "), name
+    assert "more than" in got[far_ahead[0]]["detail"]
+    by_value = {letter["value"]: letter for letter in letters}
+    assert set(by_value) == {value for value, _ in records}  # the original bytes, each once
+    assert by_value[garbage]["error_type"] == "DecodeError"
+    assert by_value[poisoned["huge due"][1]]["reason"].startswith(
+        "failed: unusable delivery headers on ")
