@@ -69,6 +69,7 @@ class _Env:
         return out
 
 
+EVALUATOR_STORES = ("memory://", "rocksdb://")  # the Faust table stores signalbox ships
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -206,6 +207,7 @@ class Settings:
     evaluator_port: int = 8081
     evaluator_admin_port: int = 8084
     admin_token: str = field(default="", repr=False)
+    # memory:// (tests' default) | rocksdb:// (faust's RocksDB store, the deployments')
     evaluator_store: str = "memory://"
     evaluator_data_dir: str = ".run/evaluator"
     automations_file: str = ""
@@ -261,7 +263,7 @@ class Settings:
             evaluator_admin_port=e.integer("EVALUATOR_ADMIN_PORT", cls.evaluator_admin_port,
                                            minimum=0),
             admin_token=e.text("SIGNALBOX_ADMIN_TOKEN", ""),
-            evaluator_store=e.text("EVALUATOR_STORE", cls.evaluator_store),
+            evaluator_store=e.choice("EVALUATOR_STORE", cls.evaluator_store, EVALUATOR_STORES),
             evaluator_data_dir=str(Path(e.text("EVALUATOR_DATA_DIR", cls.evaluator_data_dir))),
             automations_file=e.text("SIGNALBOX_AUTOMATIONS_FILE", ""),
             teams=e.pairs("SIGNALBOX_TEAMS", "finance=finance@example.com"),

@@ -159,6 +159,8 @@ def test_a_team_address_may_contain_equals_signs() -> None:
     ("LOG_LEVEL", "verbose",
      "LOG_LEVEL: expected one of debug, info, warning, error, got 'verbose'"),
     ("LOG_FORMAT", "xml", "LOG_FORMAT: expected one of json, console, got 'xml'"),
+    ("EVALUATOR_STORE", "rocksdb:", "EVALUATOR_STORE: expected one of memory://, rocksdb://, "
+     "got 'rocksdb:'"),
     ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL: expected one of PLAINTEXT, "
      "SSL, SASL_PLAINTEXT, SASL_SSL, got 'TLS'"),
     ("SIGNALBOX_TEAMS", "finance", "SIGNALBOX_TEAMS: expected name=value pairs, got 'finance'"),
