@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     from signalbox.dispatcher.dlq import add_parser as add_dlq_parser
 
     add_dlq_parser(sub)
+    from signalbox.ingest.keys_cli import add_parser as add_keys_parser
+
+    add_keys_parser(sub)
     return parser
 
 
@@ -168,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from signalbox.dispatcher import dlq
 
             return dlq.run(Settings.from_env(), args)
+        if args.command == "keys":
+            from signalbox.ingest import keys_cli
+
+            return keys_cli.run(Settings.from_env(), args)
         return _service(args.command)
     except SettingsError as exc:
         print(f"signalbox: configuration error: {exc}", file=sys.stderr)

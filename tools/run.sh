@@ -20,6 +20,8 @@ export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-2525}"
 export TICK_INTERVAL_SECONDS="${TICK_INTERVAL_SECONDS:-10}"
 export EVALUATOR_DATA_DIR="${EVALUATOR_DATA_DIR:-$run/evaluator}"
 export LOG_FORMAT="${LOG_FORMAT:-json}"
+# No API keys for the local demo: ingest allows this on loopback only (see README, Security).
+export INGEST_AUTH="${INGEST_AUTH:-none}"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 

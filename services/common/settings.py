@@ -7,6 +7,7 @@ start-up with the variable's name and what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
@@ -204,6 +205,8 @@ class Settings:
     ingest_port: int = 8080
     ingest_max_body_bytes: int = 1_048_576
     ingest_max_batch: int = 500
+    ingest_auth: str = "keys"  # keys | none (development on loopback only)
+    ingest_keys_file: str = ".run/ingest-keys.json"
     evaluator_port: int = 8081
     evaluator_admin_port: int = 8084
     admin_token: str = field(default="", repr=False)
@@ -259,6 +262,7 @@ class Settings:
             ingest_port=e.integer("INGEST_PORT", cls.ingest_port, minimum=0),
             ingest_max_body_bytes=e.integer("INGEST_MAX_BODY_BYTES", cls.ingest_max_body_bytes, 1),
             ingest_max_batch=e.integer("INGEST_MAX_BATCH", cls.ingest_max_batch, minimum=1),
+            **_ingest_auth(e, e.text("SIGNALBOX_BIND_HOST", cls.bind_host)),
             evaluator_port=e.integer("EVALUATOR_PORT", cls.evaluator_port, minimum=0),
             evaluator_admin_port=e.integer("EVALUATOR_ADMIN_PORT", cls.evaluator_admin_port,
                                            minimum=0),
@@ -279,3 +283,24 @@ class Settings:
             scheduler_port=e.integer("SCHEDULER_PORT", cls.scheduler_port, minimum=0),
             tick_interval_s=e.number("TICK_INTERVAL_SECONDS", cls.tick_interval_s, minimum=0.01),
         )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address reaches this machine only (``127.0.0.0/8``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _ingest_auth(e: _Env, bind_host: str) -> dict[str, str]:
+    """``INGEST_AUTH=none`` lets anyone post events: refused unless ingest binds to loopback."""
+    auth = e.choice("INGEST_AUTH", "keys", ("keys", "none"))
+    if auth == "none" and not is_loopback(bind_host):
+        raise SettingsError(
+            f"INGEST_AUTH: 'none' (no API keys) is for development on loopback only, but "
+            f"SIGNALBOX_BIND_HOST is {bind_host!r}; create keys with `signalbox keys create`")
+    return {"ingest_auth": auth,
+            "ingest_keys_file": e.text("INGEST_KEYS_FILE", Settings.ingest_keys_file)}

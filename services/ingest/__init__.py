@@ -1,8 +1,8 @@
 """ingest: JSON events over HTTP in, ``signalbox.Event`` Avro records on Kafka out.
 
-``POST /v1/events`` (``Content-Type: application/json``) takes one event object
-or a JSON array of them (a batch). Field names follow the Avro schema
-``signalbox.Event`` (``schemas/avro/event.avsc``)::
+``POST /v1/events`` (``Content-Type: application/json``, ``Authorization: Bearer <key>``,
+see :mod:`signalbox.ingest.keys`) takes one event object or a JSON array of them (a
+batch). Field names follow the Avro schema ``signalbox.Event`` (``schemas/avro/event.avsc``)::
 
     {
       "event_id": "evt_1",                  # required, non-empty; same id = same occurrence
@@ -29,9 +29,13 @@ Answers:
 * **202** ``{"accepted": ["evt_1", ...]}`` once Kafka acknowledged every event
   (``acks=all``, idempotent producer), each on its type's topic
   (``events.billing`` / ``events.usage``), keyed by ``customer_id``.
+* **401** ``{"error": "unauthorized", "detail": ...}``: no key, or not a valid one.
+* **403** ``{"error": "forbidden_event_type", "errors": [...]}``: an event type the key
+  may not send, or an internal one (``approval.decided``) that no producer may send.
 * **400** ``{"error": "invalid_json" | "invalid_event", "detail": ..., "errors":
-  [{"path": "$[1].data.amount_minor", "reason": "expected an integer, got string"}]}``
-  with every problem found. If any event of a batch is invalid, none is written.
+  [{"path": "$[1].data.amount_minor", "reason": "expected an integer, got string"}],
+  "error_count": 1}``: the first problems found and how many there are in all. If any
+  event of a batch is invalid, none is written.
 * **413** body larger than ``INGEST_MAX_BODY_BYTES`` or more than
   ``INGEST_MAX_BATCH`` events; **415** Content-Type is not ``application/json``.
 * **503** ``{"error": "kafka_unavailable", ...}`` with ``Retry-After``: Kafka did

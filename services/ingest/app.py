@@ -20,12 +20,14 @@ from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.ingest.avro_json import Problem, describe_fields
+from signalbox.ingest.keys import ApiKey, Authenticator, Refusal, forbidden_types
 from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES, REJECTED
 from signalbox.ingest.producer import EventProducer, Message, ProduceError
 from signalbox.ingest.validation import (
     InvalidEvents,
     InvalidJson,
     ValidEvent,
+    as_sent_by,
     decode_json,
     envelope_fields,
     validate_batch,
@@ -37,16 +39,21 @@ log = structlog.get_logger(__name__)
 RETRY_AFTER_S = 5
 _JSON = "application/json"
 _READ_CHUNK = 64 * 1024
+_LOGGED_PROBLEMS = 5
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="signalbox-ingest"'}
 
 
 def _error(status: int, code: str, detail: str, problems: Sequence[Problem] = (),
-           headers: dict[str, str] | None = None) -> web.Response:
+           headers: dict[str, str] | None = None, total: int | None = None,
+           **extra: Any) -> web.Response:
+    """An error answer; ``errors`` holds the first problems, ``error_count`` all of them."""
     REJECTED.labels(status=str(status), reason=code).inc()
     log.info("request_rejected", status=status, reason=code, detail=detail,
-             problems=[p.as_json() for p in problems[:20]])
-    body: dict[str, Any] = {"error": code, "detail": detail}
+             problems=[p.as_json() for p in problems[:_LOGGED_PROBLEMS]])
+    body: dict[str, Any] = {"error": code, "detail": detail, **extra}
     if problems:
         body["errors"] = [p.as_json() for p in problems]
+        body["error_count"] = len(problems) if total is None else total
     return web.json_response(body, status=status, headers=headers)
 
 
@@ -80,6 +87,15 @@ def event_type_catalogue(settings: Settings) -> dict[str, Any]:
     }
 
 
+#: Kafka header naming the API key's producer on every event it sent (the audit trail).
+PRODUCER_HEADER = "signalbox-producer"
+
+
+def _given_source(body: Any, index: int) -> bool:
+    item = body[index] if isinstance(body, list) else body
+    return isinstance(item, dict) and "source" in item
+
+
 class _EventsApi:
     def __init__(self, settings: Settings, producer: EventProducer) -> None:
         self._settings = settings
@@ -88,6 +104,8 @@ class _EventsApi:
         self._topics = {name: settings.kafka.topic(t.topic)
                         for name, t in schemas.event_types().items()}
         self._catalogue = event_type_catalogue(settings)
+        self._auth = (Authenticator(settings.ingest_keys_file)
+                      if settings.ingest_auth == "keys" else None)
 
     @property
     def topics(self) -> set[str]:
@@ -105,6 +123,12 @@ class _EventsApi:
 
     async def _post_events(self, request: web.Request) -> web.Response:
         s = self._settings
+        key: ApiKey | None = None
+        if self._auth is not None:
+            found = self._auth.authenticate(request.headers.get("Authorization"))
+            if isinstance(found, Refusal):
+                return _error(401, "unauthorized", found.reason, headers=_CHALLENGE)
+            key = found
         if request.content_type != _JSON:
             return _error(415, "unsupported_media_type",
                           f"send Content-Type: {_JSON} (got {request.content_type})")
@@ -119,18 +143,27 @@ class _EventsApi:
         if isinstance(value, list) and len(value) > s.ingest_max_batch:
             return _error(413, "batch_too_large", f"the batch has {len(value)} events; "
                           f"at most {s.ingest_max_batch} are accepted per request")
+        forbidden = forbidden_types(value, key)
+        if forbidden:
+            return _error(403, "forbidden_event_type",
+                          "this request may not send these event types; no event of it "
+                          "was accepted", forbidden)
         try:
             events = validate_batch(value, received_at=now_ms())
         except InvalidEvents as exc:
             return _error(400, "invalid_event",
-                          f"{len(exc.problems)} problem(s); no event of this request was accepted",
-                          exc.problems)
-        return await self._produce(events)
+                          f"{exc.total} problem(s); no event of this request was accepted",
+                          exc.problems, total=exc.total)
+        if key is not None:
+            events = [as_sent_by(e, key.name, _given_source(value, i))
+                      for i, e in enumerate(events)]
+        return await self._produce(events, key)
 
-    async def _produce(self, events: list[ValidEvent]) -> web.Response:
+    async def _produce(self, events: list[ValidEvent], key: ApiKey | None) -> web.Response:
+        headers = ((PRODUCER_HEADER, key.name.encode()),) if key is not None else ()
         messages = [
             Message(self._topics[e.event_type.name], e.key,
-                    self._codec.encode(schemas.EVENT, e.record))
+                    self._codec.encode(schemas.EVENT, e.record), headers)
             for e in events
         ]
         event_ids = [e.event_id for e in events]
@@ -148,7 +181,8 @@ class _EventsApi:
             log.debug("event_accepted", event_id=e.event_id, customer_id=e.customer_id,
                       type=e.event_type.name, topic=self._topics[e.event_type.name])
         log.info("events_accepted", count=len(events), event_ids=event_ids,
-                 customer_ids=sorted({e.customer_id for e in events}))
+                 customer_ids=sorted({e.customer_id for e in events}),
+                 key=key.key_id if key is not None else None)
         return web.json_response({"accepted": event_ids}, status=202)
 
 

@@ -25,6 +25,8 @@ from signalbox.common.schemas import Schema
 
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Problems kept per request: an answer (and its log line) stays small whatever the input.
+MAX_PROBLEMS = 50
 #: Marks a field absent from the JSON object (``None`` is JSON ``null``).
 MISSING: Any = object()
 
@@ -57,10 +59,24 @@ def json_type(value: Any) -> str:
     return "object" if isinstance(value, dict) else type(value).__name__
 
 
+#: The most characters of a producer's value echoed in an answer or a log line.
+ECHO_LIMIT = 64
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``repr(text)``, cut to ``limit`` characters with the full length said."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def child_path(path: str, key: str | int) -> str:
-    """``$.a`` + ``b`` → ``$.a.b``; odd keys in brackets (``$.attributes["my key"]``)."""
+    """``$.a`` + ``b`` → ``$.a.b``; odd keys in brackets (``$.attributes["my key"]``),
+    long ones cut to :data:`ECHO_LIMIT` characters."""
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if len(key) > ECHO_LIMIT:
+        return f"{path}[{json.dumps(key[:ECHO_LIMIT])[:-1]}...\"]"
     if _IDENTIFIER.match(key):
         return f"{path}.{key}"
     return f"{path}[{json.dumps(key)}]"
@@ -158,11 +174,21 @@ def describe_fields(fields: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
 class Converter:
     """Walks a JSON value along an Avro type, building the Avro value and noting problems."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = MAX_PROBLEMS) -> None:
+        #: The first ``keep`` problems; ``total`` counts them all.
         self.problems: list[Problem] = []
+        self.total = 0
+        self._keep = keep
+
+    @property
+    def full(self) -> bool:
+        """No more problems are kept (only counted): skip composing their reasons."""
+        return self.total >= self._keep
 
     def fail(self, path: str, reason: str) -> Any:
-        self.problems.append(Problem(path, reason))
+        self.total += 1
+        if len(self.problems) < self._keep:
+            self.problems.append(Problem(path, reason))
         return None
 
     def value(self, schema: Any, value: Any, path: str) -> Any:
@@ -205,9 +231,9 @@ class Converter:
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            return self.fail(path, f"not an ISO 8601 timestamp: {text!r}")
+            return self.fail(path, f"not an ISO 8601 timestamp: {clip(text)}")
         if parsed.utcoffset() is None:
-            return self.fail(path, f"timestamp {text!r} has no UTC offset (add Z or +hh:mm)")
+            return self.fail(path, f"timestamp {clip(text)} has no UTC offset (add Z or +hh:mm)")
         return epoch_ms(parsed)
 
     def union(self, branches: list[Any], value: Any, path: str) -> Any:
@@ -231,7 +257,11 @@ class Converter:
             return self.fail(path, f"expected an object, got {json_type(value)}")
         known = {f["name"] for f in fields}
         for key in value:
-            if key not in known and key not in also_allowed:
+            if key in known or key in also_allowed:
+                continue
+            if self.full:
+                self.fail(path, "")  # counted only
+            else:
                 self.fail(child_path(path, key),
                           "unknown field" + suggest(key, known | also_allowed, "known fields"))
         out: dict[str, Any] = {}
@@ -265,14 +295,14 @@ class Converter:
     def enum(self, symbols: Sequence[str], value: Any, path: str) -> Any:
         if isinstance(value, str) and value in symbols:
             return value
-        got = repr(value) if isinstance(value, str) else json_type(value)
+        got = clip(value) if isinstance(value, str) else json_type(value)
         return self.fail(path, f"expected one of {', '.join(symbols)}, got {got}")
 
 
 def suggest(given: str, known: Iterable[str], what: str) -> str:
     """``; did you mean 'x'? (known fields: ...)`` — typos are the usual cause."""
     names = sorted(known)
-    close = difflib.get_close_matches(given, names, n=1)
+    close = difflib.get_close_matches(given, names, n=1) if len(given) <= ECHO_LIMIT else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"{hint} ({what}: {', '.join(names) or 'none'})"
 

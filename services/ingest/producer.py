@@ -28,6 +28,7 @@ class Message:
     topic: str
     key: bytes
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class ProduceError(RuntimeError):
@@ -92,7 +93,8 @@ class KafkaEventProducer:
             async with asyncio.timeout(self._send_timeout_s):
                 pending = []
                 for m in messages:
-                    ack = await self._producer.send(m.topic, m.value, key=m.key)
+                    ack = await self._producer.send(m.topic, m.value, key=m.key,
+                                                    headers=list(m.headers) or None)
                     ack.add_done_callback(_retrieve)  # no "never retrieved" noise if we bail
                     pending.append(ack)
                 await asyncio.gather(*pending)

@@ -18,7 +18,15 @@ from typing import Any
 
 from signalbox.common import schemas
 from signalbox.common.schemas import EventType
-from signalbox.ingest.avro_json import MISSING, Converter, Problem, child_path, json_type, suggest
+from signalbox.ingest.avro_json import (
+    MISSING,
+    Converter,
+    Problem,
+    child_path,
+    clip,
+    json_type,
+    suggest,
+)
 
 #: Fields of ``signalbox.Event`` that the JSON envelope does not carry as such:
 #: ``received_at`` is stamped by ingest, ``payload`` is given as ``type`` + ``data``.
@@ -36,12 +44,14 @@ class InvalidJson(ValueError):
 
 
 class InvalidEvents(ValueError):
-    """At least one event of a request is invalid; ``problems`` lists every one found."""
+    """At least one event of a request is invalid: ``total`` problems, the first of them
+    (at most ``avro_json.MAX_PROBLEMS``) in ``problems``."""
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        super().__init__(f"{len(problems)} problem(s), first: {problems[0].path}: "
+    def __init__(self, problems: Sequence[Problem], total: int | None = None) -> None:
+        super().__init__(f"{total or len(problems)} problem(s), first: {problems[0].path}: "
                          f"{problems[0].reason}")
         self.problems = tuple(problems)
+        self.total = len(problems) if total is None else total
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,14 @@ class ValidEvent:
         return self.customer_id.encode("utf-8")
 
 
+def as_sent_by(event: ValidEvent, producer: str, source_given: bool) -> ValidEvent:
+    """The event as an authenticated producer sent it: ``source`` defaults to the key's
+    name (the producer may still name a finer source itself)."""
+    if source_given:
+        return event
+    return ValidEvent(event.event_type, {**event.record, "source": producer})
+
+
 # --- JSON --------------------------------------------------------------------------------
 
 
@@ -72,7 +90,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise ValueError(f"duplicate key {key!r} in an object")
+            raise ValueError(f"duplicate key {clip(key)} in an object")
         out[key] = value
     return out
 
@@ -108,7 +126,7 @@ def _event(value: Any, path: str, received_at: int, conv: Converter) -> ValidEve
     if not isinstance(value, dict):
         conv.fail(path, f"expected an event object, got {json_type(value)}")
         return None
-    before = len(conv.problems)
+    before = conv.total
     record = conv.record(envelope_fields(), value, path, also_allowed=frozenset({_TYPE, _DATA}))
     for name in _NON_EMPTY:
         if record.get(name) == "":
@@ -118,7 +136,7 @@ def _event(value: Any, path: str, received_at: int, conv: Converter) -> ValidEve
         data = value.get(_DATA, {})
         payload = conv.record(event_type.fields, data, child_path(path, _DATA))
         record["payload"] = (event_type.record, payload)
-    if event_type is None or len(conv.problems) > before:
+    if event_type is None or conv.total > before:
         return None
     record["received_at"] = received_at
     return ValidEvent(event_type, record)
@@ -131,7 +149,7 @@ def _event_type(name: Any, path: str, conv: Converter) -> EventType | None:
     if name is MISSING:
         conv.fail(path, "required field missing")
     else:
-        got = repr(name) if isinstance(name, str) else f"a {json_type(name)}"
+        got = clip(name) if isinstance(name, str) else f"a {json_type(name)}"
         hint = suggest(name if isinstance(name, str) else "", known, "known types")
         conv.fail(path, f"unknown event type {got}{hint}")
     return None
@@ -143,7 +161,7 @@ def convert(schema: Any, value: Any, path: str = "$") -> Any:
     conv = Converter()
     out = conv.value(schema, value, path)
     if conv.problems:
-        raise InvalidEvents(conv.problems)
+        raise InvalidEvents(conv.problems, conv.total)
     return out
 
 
@@ -158,7 +176,7 @@ def validate_batch(body: Any, received_at: int, path: str = "$") -> list[ValidEv
         _event(item, item_path, received_at, conv) for item, item_path in _items(body, path, conv)
     ]
     if conv.problems:
-        raise InvalidEvents(conv.problems)
+        raise InvalidEvents(conv.problems, conv.total)
     return [e for e in events if e is not None]
 
 

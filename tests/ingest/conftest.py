@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from signalbox.common import schemas
+from signalbox.common.clock import now_ms
 from signalbox.common.settings import Settings
 from signalbox.ingest import KafkaEventProducer, create_app
+from signalbox.ingest.keys import KeyFile
 from tests.ingest.support import Client, ClientFactory
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The shared test settings with a keys file of this test's own."""
+    return replace(settings, ingest_keys_file=str(tmp_path / "ingest-keys.json"))
+
+
+@pytest.fixture
+def api_key(settings: Settings) -> str:
+    """A key that may send every producer event type, in the test's keys file."""
+    _, token = KeyFile(settings.ingest_keys_file).create(
+        "tests", ["*"], schemas.event_types(), now_ms())
+    return token
 
 
 @pytest.fixture
@@ -21,12 +40,16 @@ async def producer(settings: Settings) -> AsyncIterator[KafkaEventProducer]:
 
 
 @pytest.fixture
-async def make_client() -> AsyncIterator[ClientFactory]:
-    """Start the ingest app with the given settings and producer; closed after the test."""
+async def make_client(api_key: str) -> AsyncIterator[ClientFactory]:
+    """Start the ingest app with the given settings and producer; closed after the test.
+
+    The client sends the test's ``api_key`` unless ``headers`` say otherwise."""
     clients: list[Client] = []
 
-    async def make(settings: Settings, producer: KafkaEventProducer) -> Client:
-        client: Client = TestClient(TestServer(create_app(settings, producer)))
+    async def make(settings: Settings, producer: KafkaEventProducer,
+                   headers: Mapping[str, str] | None = None) -> Client:
+        sent = {"Authorization": f"Bearer {api_key}"} if headers is None else headers
+        client: Client = TestClient(TestServer(create_app(settings, producer)), headers=sent)
         await client.start_server()
         clients.append(client)
         return client

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeAlias
 
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
@@ -15,8 +15,12 @@ from signalbox.common.settings import Settings
 from signalbox.ingest import KafkaEventProducer
 
 Client: TypeAlias = TestClient[web.Request, web.Application]
-#: ``make_client`` fixture: the ingest app with these settings and this producer, started.
-ClientFactory: TypeAlias = Callable[[Settings, KafkaEventProducer], Awaitable[Client]]
+class ClientFactory(Protocol):
+    """``make_client`` fixture: the ingest app with these settings and this producer, started;
+    the client sends the test's API key unless given other ``headers``."""
+
+    def __call__(self, settings: Settings, producer: KafkaEventProducer,
+                 headers: Mapping[str, str] | None = None) -> Awaitable[Client]: ...
 
 
 def payment_failed(**overrides: Any) -> dict[str, Any]:

@@ -7,7 +7,10 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -34,11 +37,22 @@ async def next_log(stream: asyncio.StreamReader, event: str, seen: list[dict[str
             return entry
 
 
-async def test_serves_then_stops_cleanly_on_sigterm(settings: Settings) -> None:
+def keys_command(env: dict[str, str], *args: str) -> str:
+    """``signalbox keys ...`` as an operator runs it; its standard output."""
+    done = subprocess.run([sys.executable, "-m", "signalbox", "keys", *args], env=env,
+                          capture_output=True, text=True, check=True, timeout=60)
+    return done.stdout.strip()
+
+
+async def test_serves_then_stops_cleanly_on_sigterm(settings: Settings, tmp_path: Path) -> None:
     k = settings.kafka
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": k.bootstrap_servers,
            "SIGNALBOX_TOPIC_PREFIX": k.topic_prefix, "SIGNALBOX_PARTITIONS": str(k.partitions),
-           "SIGNALBOX_BIND_HOST": "127.0.0.1", "INGEST_PORT": "0", "LOG_FORMAT": "json"}
+           "SIGNALBOX_BIND_HOST": "127.0.0.1", "INGEST_PORT": "0", "LOG_FORMAT": "json",
+           "INGEST_KEYS_FILE": str(tmp_path / "keys.json")}
+    env.pop("INGEST_AUTH", None)  # the default: keys required
+    env.pop("SCHEMA_REGISTRY_URL", None)  # single-object encoding, decoded below
+    old_key = keys_command(env, "create", "--name", "billing", "--types", "payment.*")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "signalbox", "ingest", env=env,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -52,9 +66,19 @@ async def test_serves_then_stops_cleanly_on_sigterm(settings: Settings) -> None:
             status, _ = await readiness(lambda: http.get(f"{base}/readyz"))
             assert status == 200
             async with http.post(f"{base}/v1/events",
-                                 json=[payment_failed(event_id="evt_main")]) as accepted:
+                                 json=[payment_failed(event_id="evt_main")]) as anonymous:
+                assert anonymous.status == 401
+            async with http.post(f"{base}/v1/events", json=[payment_failed(event_id="evt_main")],
+                                 headers={"Authorization": f"Bearer {old_key}"}) as accepted:
                 assert accepted.status == 202
                 assert await accepted.json() == {"accepted": ["evt_main"]}
+            # Rotation while it runs: a second key for the producer, then the first revoked.
+            new_key = keys_command(env, "create", "--name", "billing", "--types", "payment.*")
+            keys_command(env, "revoke", old_key.split("_")[1])
+            assert await refused_within(http, base, old_key) == 401
+            async with http.post(f"{base}/v1/events", json=payment_failed(event_id="evt_new"),
+                                 headers={"Authorization": f"Bearer {new_key}"}) as accepted:
+                assert accepted.status == 202
 
         proc.send_signal(signal.SIGTERM)
         stdout, rest = await asyncio.wait_for(proc.communicate(), 30)
@@ -71,6 +95,22 @@ async def test_serves_then_stops_cleanly_on_sigterm(settings: Settings) -> None:
         < events.index("ingest_stopping") < events.index("ingest_stopped")
     assert {entry["service"] for entry in logs} == {"ingest"}
     assert not [entry for entry in logs if entry["level"] in ("error", "critical")]
-    [record] = await read_topic(settings, EVENTS_BILLING)
-    assert record.key == b"cus_1"
-    assert AvroCodec().decode(schemas.EVENT, record.value)["event_id"] == "evt_main"
+    records = await read_topic(settings, EVENTS_BILLING)
+    assert [r.key for r in records] == [b"cus_1", b"cus_1"]
+    decoded = [AvroCodec().decode(schemas.EVENT, r.value) for r in records]
+    assert [(e["event_id"], e["source"]) for e in decoded] == [("evt_main", "billing"),
+                                                               ("evt_new", "billing")]
+    assert {tuple(r.headers) for r in records} == {(("signalbox-producer", b"billing"),)}
+
+
+async def refused_within(http: aiohttp.ClientSession, base: str, key: str,
+                         within_s: float = 10.0) -> int:
+    """The status for ``key`` once it is 401 (ingest re-reads its keys every second), or
+    the last one after ``within_s``. The body is an empty batch: nothing is ever written."""
+    deadline = time.monotonic() + within_s
+    while True:
+        async with http.post(f"{base}/v1/events", json=[],
+                             headers={"Authorization": f"Bearer {key}"}) as answer:
+            if answer.status == 401 or time.monotonic() > deadline:
+                return answer.status
+        await asyncio.sleep(0.2)
