@@ -12,6 +12,9 @@ SEND_SECONDS = Histogram("signalbox_dispatcher_send_seconds", "Time of one deliv
                          ["channel"])
 UNREADABLE = Counter("signalbox_dispatcher_unreadable_commands_total",
                      "Command records that could not be decoded (dead-lettered)")
+TRUNCATED_DEAD_LETTERS = Counter(
+    "signalbox_dispatcher_truncated_dead_letters_total",
+    "Dead letters whose payload was cut to fit actions.dlq (digest and size kept)")
 ASSIGNED = Gauge("signalbox_dispatcher_assigned_partitions", "Partitions owned by this process")
 RETRIES = Counter("signalbox_dispatcher_retries_total",
                   "Commands moved to a retry tier (transient failure, deferral, hop)", ["channel"])

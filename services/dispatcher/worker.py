@@ -34,6 +34,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import structlog
@@ -43,7 +44,12 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, DecodeError
-from signalbox.common.deadletter import dead_letter
+from signalbox.common.deadletter import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    dead_letter,
+    fit,
+    topic_max_message_bytes,
+)
 from signalbox.common.kafka import aiokafka_options
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
@@ -89,6 +95,8 @@ log = structlog.get_logger(__name__)
 SERVICE = "dispatcher"
 _TERMINAL = {o.value for o in Outcome}
 TRANSACTION_TIMEOUT_MS = 10_000
+#: The outcome producer's largest record (aiokafka's default, stated: dead letters fit it).
+MAX_REQUEST_BYTES = DEFAULT_MAX_MESSAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -198,12 +206,16 @@ class Dispatcher:
         self._marker: AIOKafkaProducer | None = None  # plain: 'attempting' records
         self._consumer: AIOKafkaConsumer | None = None
         self._committer: Committer | None = None
+        #: The largest dead letter the producer and ``actions.dlq`` take (read at start).
+        self.dlq_max_bytes = DEFAULT_MAX_MESSAGE_BYTES
 
     # -- lifecycle -------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
         k = self.settings.kafka
+        self.dlq_max_bytes = min(MAX_REQUEST_BYTES, await asyncio.to_thread(
+            topic_max_message_bytes, k, self.topics[ACTIONS_DLQ]))
         self._producer = AIOKafkaProducer(
             **aiokafka_options(k),
             transactional_id=f"{self.settings.dispatcher_group_id}-{self.settings.instance_id}",
@@ -212,6 +224,7 @@ class Dispatcher:
             # A transaction left open by a dead process blocks the next owner's ledger
             # load (see ledger.read_partitions) until the broker aborts it.
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+            max_request_size=MAX_REQUEST_BYTES,
         )
         self._consumer = AIOKafkaConsumer(
             **aiokafka_options(k),
@@ -586,8 +599,13 @@ class Dispatcher:
         letter: dict[str, Any] = dead_letter(
             service=SERVICE, topic=r.topic, partition=p, offset=r.offset, key=r.key,
             value=r.value, error_type=error_type, reason=reason, failed_at=self.clock.now_ms())
-        return Write(self.topics[ACTIONS_DLQ], r.key, self.codec.encode(schemas.DEAD_LETTER,
-                                                                        letter), p)
+        fitted = fit(letter, partial(self.codec.encode, schemas.DEAD_LETTER),
+                     self.dlq_max_bytes)
+        if fitted.truncated:
+            metrics.TRUNCATED_DEAD_LETTERS.inc()
+            log.warning("dead_letter_truncated", offset=r.offset,
+                        original_bytes=len(r.value or b""), limit=self.dlq_max_bytes)
+        return Write(self.topics[ACTIONS_DLQ], fitted.key, fitted.value, p, fitted.headers)
 
     def _outcome_writes(self, work: _Work, result: Result) -> list[Write]:
         command = work.command

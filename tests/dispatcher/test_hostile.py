@@ -8,13 +8,14 @@ worker against the real broker and an aiosmtpd relay.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 from confluent_kafka import Producer
 
 from signalbox.common import schemas
 from signalbox.common.settings import Settings
-from signalbox.common.topics import ACTIONS_DLQ, ACTIONS_RETRY
+from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_RETRY
 from signalbox.dispatcher.config import DispatcherConfig
 from signalbox.dispatcher.policy.retry import (
     ATTEMPTS,
@@ -81,7 +82,8 @@ def test_headers_the_dispatcher_never_writes_are_refused_with_the_reason() -> No
 def produce_with_headers(settings: Settings, topic: str,
                          records: list[tuple[bytes, list[tuple[str, bytes | None]]]]) -> None:
     k = settings.kafka
-    p = Producer({"bootstrap.servers": k.bootstrap_servers, "enable.idempotence": True})
+    p = Producer({"bootstrap.servers": k.bootstrap_servers, "enable.idempotence": True,
+                  "message.max.bytes": 2_000_000})  # the topic's limit is what counts
     for value, hs in records:
         p.produce(k.topic(topic), key=b"cus-1", value=value, partition=0, headers=hs)
     assert p.flush(30) == 0, "records not delivered"
@@ -116,3 +118,31 @@ async def test_poisoned_retry_records_are_dead_lettered_and_delivery_goes_on(
     assert by_value[garbage]["error_type"] == "DecodeError"
     assert by_value[poisoned["huge due"][1]]["reason"].startswith(
         "failed: unusable delivery headers on ")
+
+
+async def test_a_failed_command_at_the_size_limit_keeps_a_truncated_dead_letter(
+    dsettings: Settings, smtp: SmtpSink
+) -> None:
+    """Its dead letter would exceed the limit: it keeps the reason, the first bytes, the
+    size and the digest, and the worker goes on (it used to fail its transaction)."""
+    size = len(command(160, template="no_such_template")[1])
+    cid, big = command(160, template="no_such_template", padding=1_048_300 - size)
+    good = command(161)
+    async with dispatching(dsettings, DispatcherConfig()) as dispatcher:
+        produce_with_headers(dsettings, ACTIONS_COMMANDS, [(big, [])])
+        send(dsettings, good)
+        got = await results(dsettings, 2)
+        k = dsettings.kafka
+        [letter] = await asyncio.to_thread(consume, k.bootstrap_servers,
+                                           k.topic(ACTIONS_DLQ), 1)
+        assert await dispatcher.ready() is None
+        # The producer's limit, below the topic's 1,048,588 (read from the broker).
+        assert dispatcher.dlq_max_bytes == 1_048_576
+    assert got[cid]["status"] == "failed"
+    assert got[good[0]]["status"] == "delivered" and len(smtp.messages) == 1
+    dead = codec.decode(schemas.DEAD_LETTER, letter.value)
+    digest = hashlib.sha256(big).hexdigest()
+    assert len(big) > 1_048_300 and big.startswith(dead["value"])
+    assert len(dead["value"]) > 1_048_000
+    assert dead["reason"].startswith("failed: ")
+    assert f"of {len(big)} bytes, sha256 {digest}" in dead["reason"]
