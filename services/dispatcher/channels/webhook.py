@@ -20,9 +20,10 @@ later. :func:`verify_signature` does exactly that.
 
 Private, loopback, link-local and other non-public addresses are refused unless
 the endpoint sets ``allow_private``: the host is resolved, *every* address is
-checked, and the request goes to the checked address (with the original Host
-header and TLS server name), so DNS cannot swap in another address afterwards.
-An endpoint's ``ca_file`` replaces the system trust store for its certificate.
+checked (:mod:`.addresses`: IPv4 inside IPv6 too), and the request goes to the
+checked address (with the original Host header and TLS server name), so DNS
+cannot swap in another address afterwards. An endpoint's ``ca_file`` replaces the
+system trust store for its certificate.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import socket
 import ssl
@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from signalbox.dispatcher.channels.addresses import refusal
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.config import WebhookEndpoint
@@ -83,17 +84,6 @@ def verify_signature(secret: str, header: str, body: bytes, tolerance_s: float =
     if not any(hmac.compare_digest(expected, v) for v in fields["v1"]):
         raise BadSignature("signature does not match the body")
     return timestamp
-
-
-def _refusal(address: str) -> str | None:
-    """Why ``address`` is not a public internet address, or None."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    for kind in ("loopback", "link_local", "private", "multicast", "reserved", "unspecified"):
-        if getattr(ip, f"is_{kind}"):
-            return f"a {kind.replace('_', '-')} address"
-    return None if ip.is_global else "not a public address"
 
 
 def _trust(ep: WebhookEndpoint) -> ssl.SSLContext | bool:
@@ -154,7 +144,7 @@ class WebhookChannel:
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not ep.allow_private:
             for address in addresses:
-                why = _refusal(address)
+                why = refusal(address)
                 if why:
                     raise PermanentError(
                         f"webhook {ep.name}: {host} resolves to {address}, {why}; refused "

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from signalbox.dispatcher.channels.addresses import refusal
 from signalbox.dispatcher.channels.webhook import (
     BadSignature,
     WebhookChannel,
@@ -108,6 +109,13 @@ def test_signature_is_over_timestamp_and_exact_body() -> None:
     ("http://10.1.2.3/x", "10.1.2.3, a private address"),
     ("http://[::1]:9/x", "::1, a loopback address"),
     ("http://[::ffff:192.168.1.1]/x", "a private address"),
+    # IPv4 inside IPv6 (issue 9, finding 7): each form names the address it carries.
+    ("http://[2002:7f00:1::1]/x", "6to4 for 127.0.0.1, a loopback address"),
+    ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x",
+     "Teredo client for 127.0.0.1, a loopback address"),
+    ("http://[64:ff9b::a9fe:a9fe]/latest", "NAT64 for 169.254.169.254, a link-local address"),
+    ("http://[::ffff:7f00:1]:9/x", "IPv4-mapped for 127.0.0.1, a loopback address"),
+    ("http://[::127.0.0.1]:9/x", "a deprecated IPv4-compatible address"),
 ])
 async def test_private_addresses_are_refused_before_connecting(url: str, why: str) -> None:
     ch = WebhookChannel({"crm-sync": WebhookEndpoint("crm-sync", url, SECRET)})
@@ -116,6 +124,35 @@ async def test_private_addresses_are_refused_before_connecting(url: str, why: st
             await ch.send(hook())
     finally:
         await ch.aclose()
+
+
+@pytest.mark.parametrize(("address", "why"), [
+    ("2002:0a00:0001::1", "6to4 for 10.0.0.1, a private address"),
+    ("2002:c0a8:0101:5::9", "6to4 for 192.168.1.1, a private address"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo client for 192.0.2.45, a private address"),
+    ("2001:0:7f00:1::1", "Teredo server for 127.0.0.1, a loopback address"),
+    ("64:ff9b::7f00:1", "NAT64 for 127.0.0.1, a loopback address"),
+    ("64:ff9b::0a01:0203", "NAT64 for 10.1.2.3, a private address"),
+    ("64:ff9b:1::808:808", "a local-use NAT64 address"),
+    ("::ffff:169.254.169.254", "IPv4-mapped for 169.254.169.254, a link-local address"),
+    ("::ffff:0:7f00:1", "IPv4-translated for 127.0.0.1, a loopback address"),
+    ("::8.8.8.8", "a deprecated IPv4-compatible address"),
+    ("::1", "a loopback address"),
+    ("::", "an unspecified address"),
+    ("fe80::1%eth0", "a link-local address"),
+    ("fd00::1", "a private address"),
+    ("0.0.0.0", "an unspecified address"),
+    ("100.64.0.1", "not a public address"),  # carrier-grade NAT
+])
+def test_embedded_and_plain_non_public_addresses_are_refused(address: str, why: str) -> None:
+    assert refusal(address) == why
+
+
+@pytest.mark.parametrize("address", [
+    "8.8.8.8", "2606:4700:4700::1111", "2002:808:808::1", "64:ff9b::808:808",
+    "::ffff:8.8.8.8"])
+def test_public_addresses_pass_also_when_they_carry_a_public_ipv4(address: str) -> None:
+    assert refusal(address) is None
 
 
 async def test_unknown_endpoint_is_permanent(channel: WebhookChannel) -> None:
