@@ -213,6 +213,8 @@ class Settings:
     # memory:// (tests' default) | rocksdb:// (faust's RocksDB store, the deployments')
     evaluator_store: str = "memory://"
     evaluator_data_dir: str = ".run/evaluator"
+    #: Decoded states of the most recently active customers kept in memory.
+    evaluator_state_cache: int = 20_000
     automations_file: str = ""
     teams: Mapping[str, str] = field(default_factory=dict)
     dispatcher_port: int = 8082
@@ -269,6 +271,8 @@ class Settings:
             admin_token=e.text("SIGNALBOX_ADMIN_TOKEN", ""),
             evaluator_store=e.choice("EVALUATOR_STORE", cls.evaluator_store, EVALUATOR_STORES),
             evaluator_data_dir=str(Path(e.text("EVALUATOR_DATA_DIR", cls.evaluator_data_dir))),
+            evaluator_state_cache=e.integer("EVALUATOR_STATE_CACHE", cls.evaluator_state_cache,
+                                            minimum=1),
             automations_file=e.text("SIGNALBOX_AUTOMATIONS_FILE", ""),
             teams=e.pairs("SIGNALBOX_TEAMS", "finance=finance@example.com"),
             dispatcher_port=e.integer("DISPATCHER_PORT", cls.dispatcher_port, minimum=0),

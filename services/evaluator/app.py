@@ -1,34 +1,31 @@
-"""The Faust shell: feed the pure engine, persist what it returns.
+"""The Faust wiring: group membership, the state table and its recovery, batches in,
+records out. Everything the evaluator decides is in
+:class:`~signalbox.evaluator.processor.Evaluator`.
 
-Consumes raw bytes from the event and tick topics and decodes inside the agent,
-so a record that cannot be read goes to ``events.dlq`` with its original bytes
-instead of crash-looping the agent. Commands are acknowledged by Kafka before
-the new state is written: after a crash the input is redelivered and either the
-state was not yet written (same commands, same ids, deduplicated by the
-dispatcher) or it was (the engine sees a duplicate and issues nothing).
-Approval requests are written to the approvals topic under the same rule.
+Faust gives the frame (rebalancing, the changelog-backed table and its recovery, the
+worker lifecycle); the agent takes each batch of raw records the stream buffered
+(``take_events``: up to ``BATCH_MAX`` or whatever arrived within ``BATCH_WITHIN``)
+and hands it over whole. Records are decoded inside the evaluator, so one that cannot
+be read is dead-lettered instead of crash-looping the agent. Faust acknowledges a
+batch's offsets only after ``process`` returned, i.e. after its commands and states
+were acknowledged by Kafka.
 
-Ticks wake only the customers whose timer is due (:mod:`signalbox.evaluator.timers`);
-each is evaluated under the tick's event, so its state goes to the tick's partition,
-the partition the customer lives on. The automation set is the shell's live one,
-re-read for every input (:mod:`signalbox.evaluator.shell`).
+Commands, dead letters and changelog records go straight to the app's producer
+(aiokafka, batching by itself), each with an explicit partition: one await per batch,
+not per record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
 import faust
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from signalbox.common import schemas
-from signalbox.common.codec import DecodeError
-from signalbox.common.deadletter import dead_letter
 from signalbox.common.kafka import faust_broker, faust_credentials
-from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.common.topics import (
     ACTIONS_COMMANDS,
@@ -38,49 +35,48 @@ from signalbox.common.topics import (
     EVENTS_USAGE,
     TICKS,
 )
-from signalbox.evaluator import metrics
-from signalbox.evaluator.definitions import Definitions
-from signalbox.evaluator.engine import (
-    AutomationSet,
-    CustomerState,
-    Decision,
-    Event,
-    Tick,
-    evaluate,
-)
-from signalbox.evaluator.records import (
-    command_to_record,
-    event_from_record,
-    state_from_record,
-    state_to_record,
-    tick_from_record,
-)
+from signalbox.evaluator.engine import ApprovalRequest, AutomationSet
+from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.shell import EvaluatorShell
+from signalbox.evaluator.store import StateStore, local_store_of
 from signalbox.evaluator.timers import PartitionTimers
 
 log = structlog.get_logger(__name__)
-SERVICE = "evaluator"
+#: Records per batch at most, and how long a batch waits to fill (the bound of the
+#: time-order merge of a partition's three input topics, see the processor).
+BATCH_MAX = 500
+BATCH_WITHIN = 0.05
 
 
-class InputRejected(ValueError):
-    """A decodable record that breaks a rule of the contract (e.g. key ≠ customer_id)."""
+class KafkaOutput:
+    """:class:`~signalbox.evaluator.processor.Output` on the Faust app's producer."""
 
-    @property
-    def reason(self) -> str:
-        return str(self)
+    def __init__(self, app: faust.App, shell: EvaluatorShell, commands: str, dlq: str,
+                 changelog: str) -> None:
+        self._app, self._shell = app, shell
+        self._commands, self._dlq, self._changelog = commands, dlq, changelog
+
+    async def _send(self, topic: str, key: bytes | None, value: bytes,
+                    partition: int) -> Awaitable[Any]:
+        return await self._app.producer.send(topic, key, value, partition, None, None)
+
+    async def command(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
+        return await self._send(self._commands, key, value, partition)
+
+    async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
+        return await self._send(self._changelog, key, value, partition)
+
+    async def dead_letter(self, key: bytes | None, value: bytes,
+                          partition: int) -> Awaitable[Any]:
+        return await self._send(self._dlq, key, value, partition)
+
+    async def approval(self, request: ApprovalRequest,
+                       partition: int) -> Awaitable[Any] | None:
+        return await self._shell.approvals.request(request, partition)  # type: ignore[no-any-return]
 
 
-def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> faust.App:
-    """Build the evaluator's Faust app; nothing connects until a worker starts it.
-
-    ``shell`` is the running shell (automations topic, approvals, admin API), or a
-    fixed automation set for tools that only need the app's shape.
-    """
-    if isinstance(shell, AutomationSet):
-        shell = EvaluatorShell(settings, codec_for(settings), Definitions(schemas.event_types()),
-                               shell, live=False)
-    live: EvaluatorShell = shell
-    codec = live.codec  # the shell's: a registry is not asked for every schema twice
+def create_app(settings: Settings, shell: EvaluatorShell) -> faust.App:
+    """Build the evaluator's Faust app; nothing connects until a worker starts it."""
     k = settings.kafka
     app = faust.App(
         settings.evaluator_app_id,
@@ -94,28 +90,16 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
         topic_allow_declare=False,  # the catalogue creates every topic
         key_serializer="raw",
         value_serializer="raw",
-        web_enabled=True,
-        # The address other workers would use for this one (table routes are off).
-        web_host=settings.instance_id if settings.bind_host == "0.0.0.0" else settings.bind_host,
-        web_bind=settings.bind_host,
-        web_port=settings.evaluator_port,
-        web_tables_enabled=False,
-        web_graph_enabled=False,
-        web_metrics_enabled=False,
-        web_router_enabled=False,
-        web_stats_enabled=False,
+        web_enabled=False,  # /healthz, /readyz, /metrics: the shell's ops server
         table_cleanup_interval=60.0,
         producer_acks=-1,
-        producer_linger_ms=0,
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
+        stream_buffer_maxsize=4 * BATCH_MAX,
     )
     names = {n: k.topic(n) for n in (EVENTS_BILLING, EVENTS_USAGE, TICKS)}
     source = app.topic(*names.values(), key_type=bytes, value_type=bytes,
                        partitions=k.partitions)
-    commands = app.topic(k.topic(ACTIONS_COMMANDS), key_type=bytes, value_type=bytes,
-                         partitions=k.partitions)
-    dlq = app.topic(k.topic(EVENTS_DLQ), key_type=bytes, value_type=bytes,
-                    partitions=k.partitions)
-    ticks_topic = names[TICKS]
     timers = PartitionTimers()
 
     async def learn_residence(event: Any) -> None:
@@ -124,197 +108,98 @@ def create_app(settings: Settings, shell: EvaluatorShell | AutomationSet) -> fau
             timers.lives_on(event.message.key.decode("utf-8", "replace"),
                             event.message.partition)
 
-    state_table = app.Table(CUSTOMER_STATE_TABLE, partitions=k.partitions,
-                            key_type=bytes, value_type=bytes,
-                            on_changelog_event=learn_residence)
+    table = app.Table(CUSTOMER_STATE_TABLE, partitions=k.partitions, key_type=bytes,
+                      value_type=bytes, on_changelog_event=learn_residence)
+    wiring = _Wiring(app, shell, table, timers, names)
 
-    def state_of(customer_id: str) -> CustomerState | None:
-        raw = state_table.get(customer_id.encode("utf-8"))
-        return state_from_record(codec.decode(schemas.CUSTOMER_STATE, raw)) if raw else None
+    @table.on_recover
+    async def after_rebalance() -> None:
+        await wiring.after_rebalance()
 
-    assigned = asyncio.Event()  # set after the first assignment and table recovery
+    @app.agent(source, concurrency=1)
+    async def evaluate_inputs(stream: faust.StreamT[bytes]) -> None:
+        await shell.wait_until_ready_for_inputs()
+        evaluator, output = wiring.evaluator(), wiring.output()
+        batches = cast("faust.Stream[bytes]", stream).take_events(BATCH_MAX, within=BATCH_WITHIN)
+        async for events in batches:
+            batch = [Record(m.topic, m.partition, m.offset, m.key, m.value)
+                     for m in (e.message for e in events)]
+            await evaluator.process(batch, output)
 
-    @state_table.on_recover
-    async def index_timers() -> None:
-        """After every rebalance: index the customers of the partitions now ours."""
+    shell.add_checks({"kafka": wiring.kafka_ready, "state": wiring.state_ready})
+    shell.source.subscribe(wiring.on_new_automations)
+    return app
+
+
+class _Wiring:
+    """What the Faust callbacks share: the evaluator (built once the table's store
+    exists), the timer index and the readiness facts."""
+
+    def __init__(self, app: faust.App, shell: EvaluatorShell, table: Any,
+                 timers: PartitionTimers, names: dict[str, str]) -> None:
+        self.app, self.shell, self.table, self.timers = app, shell, table, timers
+        self.ticks_topic = names[TICKS]
+        self.rank = {names[EVENTS_BILLING]: 0, names[EVENTS_USAGE]: 1, names[TICKS]: 2}
+        self.assigned = asyncio.Event()  # set after the first assignment and recovery
+        self._evaluator: Evaluator | None = None
+        self._indexed_for = shell.automations.timed  # the time automations indexed
+        self._reindexing: set[asyncio.Task[None]] = set()
+
+    def evaluator(self) -> Evaluator:
+        if self._evaluator is None:
+            states = StateStore(self.shell.codec, local_store_of(self.table),
+                                self.shell.settings.evaluator_state_cache)
+            self._evaluator = Evaluator(self.shell.codec, states, self.timers,
+                                        lambda: self.shell.automations, self.ticks_topic,
+                                        self.rank)
+        return self._evaluator
+
+    def output(self) -> KafkaOutput:
+        k = self.shell.settings.kafka
+        return KafkaOutput(self.app, self.shell, k.topic(ACTIONS_COMMANDS), k.topic(EVENTS_DLQ),
+                           self.table.changelog_topic.get_topic_name())
+
+    async def after_rebalance(self) -> None:
+        """Index the customers of the partitions now ours; forget decoded states (another
+        worker may have changed them meanwhile)."""
         started = time.perf_counter()
-        partitions = {tp.partition for tp in app.assignor.assigned_actives()
-                      if tp.topic == ticks_topic}
-        due = await timers.rebuild(partitions, state_of, live.automations)
+        states = self.evaluator().states
+        states.clear()
+        partitions = {tp.partition for tp in self.app.assignor.assigned_actives()
+                      if tp.topic == self.ticks_topic}
+        due = await self.timers.rebuild(partitions, states.read, self.shell.automations)
         log.info("timers_indexed", partitions=sorted(partitions), timers=due,
                  seconds=round(time.perf_counter() - started, 3))
-        assigned.set()
+        self.assigned.set()
 
-    reindexing: set[asyncio.Task[None]] = set()
+    def on_new_automations(self, automations: AutomationSet) -> None:
+        if automations.timed == self._indexed_for:
+            return  # only event automations changed: every due time is still right
+        self._indexed_for = automations.timed
+        task = asyncio.get_running_loop().create_task(self._reindex(automations))
+        self._reindexing.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._reindexing.discard)
 
-    async def reindex(automations: AutomationSet) -> None:
+    async def _reindex(self, automations: AutomationSet) -> None:
         started = time.perf_counter()
         try:
-            due = await timers.rebuild(timers.partitions(), state_of, automations)
+            due = await self.timers.rebuild(self.timers.partitions(),
+                                            self.evaluator().states.read, automations)
         except Exception:  # the old index stays; the next rebalance rebuilds it
             log.exception("timers_reindex_failed")
             return
         log.info("timers_reindexed", timers=due, seconds=round(time.perf_counter() - started, 3))
 
-    indexed_for = [live.automations.timed]  # the time automations the index was built for
+    async def kafka_ready(self) -> str | None:
+        if self.app.rebalancing:
+            return "rebalancing"
+        if not self.assigned.is_set():
+            return "joining the consumer group"
+        return None
 
-    def on_new_automations(automations: AutomationSet) -> None:
-        if automations.timed == indexed_for[0]:
-            return  # only event automations changed: every due time is still right
-        indexed_for[0] = automations.timed
-        task = asyncio.get_running_loop().create_task(reindex(automations))
-        reindexing.add(task)  # keep a reference until it is done
-        task.add_done_callback(reindexing.discard)
+    async def state_ready(self) -> str | None:
+        if getattr(self.app, "in_recovery", False):
+            return "restoring tables from the changelog"
+        return None
 
-    live.source.subscribe(on_new_automations)
 
-    def decode(message: Any) -> Event | Tick:
-        if message.topic == ticks_topic:
-            return tick_from_record(codec.decode(schemas.TICK, message.value))
-        event = event_from_record(codec.decode(schemas.EVENT, message.value))
-        key = message.key.decode("utf-8", "replace") if message.key is not None else None
-        if key != event.customer_id:
-            raise InputRejected(
-                f"Kafka key {key!r} is not the customer_id {event.customer_id!r}: "
-                "the record would land on another customer's partition"
-            )
-        return event
-
-    async def to_dlq(message: Any, error: BaseException) -> None:
-        error_type = type(error).__name__
-        reason = getattr(error, "reason", None) or str(error)
-        metrics.DEAD_LETTERS.labels(message.topic, error_type).inc()
-        log.warning("input_dead_lettered", topic=message.topic, partition=message.partition,
-                    offset=message.offset, error=error_type, reason=reason)
-        record = dead_letter(service=SERVICE, topic=message.topic, partition=message.partition,
-                             offset=message.offset, key=message.key, value=message.value,
-                             error_type=error_type, reason=reason)
-        fut = await dlq.send(key=message.key, value=codec.encode(schemas.DEAD_LETTER, record),
-                             partition=message.partition)
-        await fut
-
-    async def send(customer_id: str, item: Event | Tick, partition: int,
-                   automations: AutomationSet) -> tuple[CustomerState | None, Decision, list[Any]]:
-        """Evaluate and send the commands and approval requests; their acks are returned
-        to await, so a tick can have all its customers' records in flight at once."""
-        key = customer_id.encode("utf-8")
-        state = state_of(customer_id)
-        decision: Decision = evaluate(state, item, automations)
-        if decision.duplicate:
-            metrics.DUPLICATES.inc()
-            log.info("duplicate_input", customer_id=customer_id)
-            return state, decision, []
-        pending = []
-        for command in decision.commands:
-            value = codec.encode(schemas.ACTION_COMMAND, command_to_record(command))
-            pending.append(await commands.send(key=key, value=value, partition=partition))
-            metrics.COMMANDS.labels(command.automation_id).inc()
-            log.info("command_issued", command_id=command.command_id,
-                     automation_id=command.automation_id, customer_id=command.customer_id,
-                     channel=getattr(command.action, "channel", None))
-        for request in decision.approvals:
-            if live.live:
-                pending.append(await live.approvals.request(request, partition))
-        return state, decision, [f for f in pending if f is not None]
-
-    def store(customer_id: str, partition: int, state: CustomerState | None,
-              decision: Decision, automations: AutomationSet) -> None:
-        """After the acks: the new state (to the current input's changelog partition),
-        then the customer's next timer."""
-        if decision.state is not None and not decision.duplicate:
-            state_table[customer_id.encode("utf-8")] = codec.encode(
-                schemas.CUSTOMER_STATE, state_to_record(decision.state))
-            state = decision.state
-        timers.note(customer_id, partition, state, automations)
-
-    async def decide(customer_id: str, event: Event, partition: int,
-                     automations: AutomationSet) -> None:
-        state, decision, pending = await send(customer_id, event, partition, automations)
-        for fut in pending:  # acknowledged before the state moves on
-            await fut
-        store(customer_id, partition, state, decision, automations)
-
-    async def on_tick(tick: Tick, partition: int, automations: AutomationSet) -> None:
-        metrics.INPUTS.labels("tick", "tick").inc()
-        metrics.TICK_AT.labels(str(partition)).set(tick.at / 1000)
-        if tick.partition != partition:
-            log.warning("tick_on_other_partition", tick_partition=tick.partition,
-                        partition=partition)
-        due = timers.pop_due(partition, tick.at)
-        sent: list[tuple[str, CustomerState | None, Decision]] = []
-        pending: list[Any] = []
-        try:
-            for customer_id in due:
-                try:
-                    with structlog.contextvars.bound_contextvars(customer_id=customer_id):
-                        state, decision, acks = await send(customer_id, tick, partition,
-                                                           automations)
-                except Exception:  # one customer's engine failure must not cost the others
-                    log.exception("timer_failed", customer_id=customer_id, at=tick.at)
-                    continue
-                sent.append((customer_id, state, decision))
-                pending.extend(acks)
-            for fut in pending:  # every command of the tick acknowledged, then the states
-                await fut
-        except BaseException:  # not stored: keep them due, the next tick tries again
-            for customer_id in due:
-                timers.note(customer_id, partition, state_of(customer_id), automations)
-            raise
-        for customer_id, state, decision in sent:
-            store(customer_id, partition, state, decision, automations)
-        for customer_id in set(due) - {c for c, _, _ in sent}:
-            timers.note(customer_id, partition, state_of(customer_id), automations)
-
-    @app.agent(source, concurrency=1)
-    async def evaluate_inputs(stream: faust.StreamT[bytes]) -> None:
-        await live.wait_until_ready_for_inputs()
-        async for event in stream.events():
-            message = event.message
-            started = time.perf_counter()
-            try:
-                item = decode(message)
-            except (DecodeError, InputRejected) as exc:
-                await to_dlq(message, exc)
-                continue
-            automations = live.automations  # one set for the whole input
-            try:
-                if isinstance(item, Tick):
-                    await on_tick(item, message.partition, automations)
-                else:
-                    metrics.INPUTS.labels("event", item.type).inc()
-                    with structlog.contextvars.bound_contextvars(
-                            event_id=item.event_id, customer_id=item.customer_id):
-                        await decide(item.customer_id, item, message.partition, automations)
-            except Exception as exc:  # an engine bug must not stall the partition
-                log.exception("input_failed", topic=message.topic, offset=message.offset)
-                await to_dlq(message, exc)
-            metrics.LATENCY.observe(time.perf_counter() - started)
-
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        failing = {}
-        if app.rebalancing:
-            failing["kafka"] = "rebalancing"
-        elif not assigned.is_set():
-            failing["kafka"] = "joining the consumer group"
-        if getattr(app, "in_recovery", False):
-            failing["state"] = "restoring tables from the changelog"
-        if live.live:
-            for name, check in live.checks().items():
-                reason = await check()
-                if reason is not None:
-                    failing[name] = reason
-        status = 503 if failing else 200
-        return web.json({"status": "not ready" if failing else "ready", "failing": failing},
-                        status=status)
-
-    @app.page("/metrics")
-    async def prometheus(web: Any, request: Any) -> Any:
-        # aiohttp refuses a content_type with parameters; the header carries the version.
-        return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    return app

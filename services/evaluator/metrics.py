@@ -8,8 +8,11 @@ DUPLICATES = Counter("signalbox_evaluator_duplicate_events_total",
 COMMANDS = Counter("signalbox_evaluator_commands_total", "Commands emitted", ["automation"])
 DEAD_LETTERS = Counter("signalbox_evaluator_dead_letters_total",
                        "Inputs sent to the dead-letter topic", ["topic", "error"])
-LATENCY = Histogram("signalbox_evaluator_process_seconds", "Time to process one input",
-                    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+LATENCY = Histogram("signalbox_evaluator_batch_seconds",
+                    "Time to process one batch of inputs (evaluate, send, persist)",
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+BATCH = Histogram("signalbox_evaluator_batch_size", "Inputs per batch",
+                  buckets=(1, 5, 10, 50, 100, 250, 500, 1000))
 AUTOMATIONS = Gauge("signalbox_evaluator_automations", "Enabled automations loaded")
 TICK_AT = Gauge("signalbox_evaluator_last_tick_seconds",
                 "Time carried by the last tick seen, per partition", ["partition"])

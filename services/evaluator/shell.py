@@ -1,5 +1,6 @@
 """Everything around the Faust agent that is not Faust: the live automation set, the
-approvals topic and the admin HTTP API.
+approvals topic, the admin HTTP API and the ops endpoints (/healthz, /readyz,
+/metrics from :mod:`signalbox.common.ops`).
 
 It runs as a :class:`mode.Service` beside the Faust app in the same worker, so it
 starts, stops and logs with it (SIGTERM included).
@@ -14,7 +15,7 @@ from aiohttp import web
 from mode import Service
 
 from signalbox.common.codec import AvroCodec
-from signalbox.common.ops import ReadinessCheck
+from signalbox.common.ops import OpsServer, ReadinessCheck
 from signalbox.common.settings import Settings
 from signalbox.evaluator.admin import ApprovalsApi, AutomationsApi, create_admin_app
 from signalbox.evaluator.approvals import ApprovalsService
@@ -26,18 +27,20 @@ log = structlog.get_logger(__name__)
 
 
 class EvaluatorShell(Service):
-    """Holds the live state the agent reads; ``live=False`` runs without Kafka (tests)."""
+    """Holds the live state the agent reads. Nothing connects before it starts."""
 
     def __init__(self, settings: Settings, codec: AvroCodec, definitions: Definitions,
-                 automations: AutomationSet, live: bool = True, **kwargs: Any) -> None:
+                 automations: AutomationSet, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.codec = codec
-        self.live = live
+        self._checks: dict[str, ReadinessCheck] = {
+            "automations": self.source_ready, "approvals": self.approvals_ready}
         self.source = AutomationsSource(settings, codec, definitions, automations)
         self.writer = AutomationsWriter(settings.kafka, codec)
         self.approvals = ApprovalsService(settings, codec)
         self._runner: web.AppRunner | None = None
+        self._ops: OpsServer | None = None
 
     @property
     def automations(self) -> AutomationSet:
@@ -46,15 +49,22 @@ class EvaluatorShell(Service):
     async def wait_until_ready_for_inputs(self) -> None:
         """Inputs wait until the automations topic has been read to its end once, so no
         event is evaluated against a set the topic has already replaced."""
-        if self.live:
-            await self.source.reader.caught_up.wait()
+        await self.source.reader.caught_up.wait()
 
-    def checks(self) -> dict[str, ReadinessCheck]:
-        return {"automations": self.source.ready, "approvals": self.approvals.ready}
+    def add_checks(self, checks: dict[str, ReadinessCheck]) -> None:
+        """Readiness checks of the Faust side (group membership, table recovery)."""
+        self._checks = {**checks, **self._checks}
+
+    async def source_ready(self) -> str | None:
+        return await self.source.ready()
+
+    async def approvals_ready(self) -> str | None:
+        return await self.approvals.ready()
 
     async def on_start(self) -> None:
-        if not self.live:
-            return
+        self._ops = OpsServer(self.settings.bind_host, self.settings.evaluator_port,
+                              self._checks)
+        await self._ops.start()
         await self.writer.start()
         await self.source.reader.start()
         await self.approvals.start()
@@ -69,10 +79,10 @@ class EvaluatorShell(Service):
                  auth="bearer" if self.settings.admin_token else "none")
 
     async def on_stop(self) -> None:
-        if not self.live:
-            return
         if self._runner is not None:
             await self._runner.cleanup()
         await self.approvals.stop()
         await self.source.reader.stop()
         await self.writer.stop()
+        if self._ops is not None:
+            await self._ops.stop()

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable
 from signalbox.evaluator import metrics
 from signalbox.evaluator.engine import AutomationSet, CustomerState, TimerIndex, next_due
 
-StateOf = Callable[[str], CustomerState | None]
+#: ``(customer, partition) -> state``, read where the customer lives.
+StateOf = Callable[[str, int], CustomerState | None]
 REBUILD_BATCH = 500
 
 
@@ -80,13 +81,15 @@ class PartitionTimers:
                 fresh = {p: TimerIndex() for p in keep}
                 homes = [(c, p) for c, p in self._home.items() if p in keep]
                 for n, (customer_id, partition) in enumerate(homes, 1):
-                    self._index_into(fresh[partition], customer_id, state_of, automations)
+                    self._index_into(fresh[partition], customer_id, partition, state_of,
+                                     automations)
                     if n % REBUILD_BATCH == 0:
                         await asyncio.sleep(0)
                 for customer_id in self._touched:  # changed while we read: read again
                     partition = self._home.get(customer_id, -1)
                     if partition in fresh:
-                        self._index_into(fresh[partition], customer_id, state_of, automations)
+                        self._index_into(fresh[partition], customer_id, partition, state_of,
+                                         automations)
             finally:
                 self._touched = None
             for gone in set(self._indexes) - keep:
@@ -97,9 +100,9 @@ class PartitionTimers:
             return sum(len(i) for i in fresh.values())
 
     @staticmethod
-    def _index_into(index: TimerIndex, customer_id: str, state_of: StateOf,
+    def _index_into(index: TimerIndex, customer_id: str, partition: int, state_of: StateOf,
                     automations: AutomationSet) -> None:
-        state = state_of(customer_id)
+        state = state_of(customer_id, partition)
         index.set(customer_id, next_due(state, automations) if state is not None else None)
 
     def partitions(self) -> set[int]:

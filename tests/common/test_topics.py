@@ -94,10 +94,14 @@ def test_services_name_topics_only_through_the_catalogue() -> None:
 
 
 def test_the_evaluators_faust_topics_are_catalogued() -> None:
+    from signalbox.common.codec import AvroCodec
     from signalbox.evaluator.app import create_app
-    from signalbox.evaluator.engine import AutomationSet
+    from signalbox.evaluator.main import file_definitions
+    from signalbox.evaluator.shell import EvaluatorShell
 
-    app = create_app(SETTINGS, AutomationSet())
+    definitions = file_definitions(SETTINGS)
+    app = create_app(SETTINGS, EvaluatorShell(SETTINGS, AvroCodec(), definitions,
+                                              definitions.build()))
     specs = catalogue(SETTINGS)
     leader = app._leader_assignor._leader_topic_name  # type: ignore[attr-defined]
     faust_topics = {leader: 1}

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from signalbox.evaluator.processor import Record
 
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+__all__ = ["Record", "consume", "drain", "end_offsets", "produce"]
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]],

@@ -1,0 +1,276 @@
+"""One batch of inputs through the engine: decode → order → evaluate → send → persist.
+
+No Faust here: the wiring (:mod:`signalbox.evaluator.app`) hands over raw records and
+an :class:`Output` to write to, so this is the whole of the evaluator's work per
+record, and what its benchmarks and tests measure.
+
+Per batch, on each partition:
+
+1. **Decode** every record; one that cannot be read, or breaks the contract (key ≠
+   customer_id), is dead-lettered with its bytes and the reason.
+2. **Order**: a customer's billing events, usage events and ticks arrive on three
+   topics of one partition number; they are evaluated by time — an event's
+   ``received_at`` (ingest's clock, as the engine uses), a tick's ``at`` — ties
+   broken tick first (a timer due at *t* fires before an event at *t*, as in
+   ``simulate``), then ``occurred_at``, then topic and offset (so the events of one
+   request keep the request's order). The batch is the bound of the merge: records
+   the consumer has fetched together (up to ``take(max, within)`` of the wiring)
+   are ordered; a record fetched later is evaluated later.
+3. **Evaluate** in that order with decoded states kept in memory
+   (:class:`~signalbox.evaluator.store.StateStore`).
+4. **Send** every command, approval request and dead letter of the batch, and await
+   their acknowledgements once.
+5. **Persist**: each changed customer's newest state to the changelog once, awaited,
+   then to the local store; then its next timer.
+
+A crash anywhere before the wiring acknowledges the batch redelivers it: states not
+yet stored issue the same commands with the same ids again (the dispatcher drops
+them), states already stored make the engine see duplicates and issue nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from signalbox.common import schemas
+from signalbox.common.codec import AvroCodec, DecodeError
+from signalbox.common.deadletter import dead_letter
+from signalbox.evaluator import metrics
+from signalbox.evaluator.engine import (
+    ApprovalRequest,
+    AutomationSet,
+    Decision,
+    Event,
+    Tick,
+    evaluate,
+)
+from signalbox.evaluator.records import command_to_record, event_from_record, tick_from_record
+from signalbox.evaluator.store import StateStore
+from signalbox.evaluator.timers import PartitionTimers
+
+log = structlog.get_logger(__name__)
+SERVICE = "evaluator"
+#: Ticks a customer may fail on before it is dead-lettered and its timer dropped (until
+#: its next event re-arms it).
+MAX_TICK_FAILURES = 3
+
+
+class InputRejected(ValueError):
+    """A decodable record that breaks a rule of the contract (e.g. key ≠ customer_id)."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed record, as the wiring hands it over."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Output(Protocol):
+    """Where a batch's records go. Each call queues one record and returns its
+    acknowledgement to await later (the changelog's resolves to the record's metadata,
+    with ``.offset``), so a whole batch is in flight at once."""
+
+    async def command(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]: ...
+
+    async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]: ...
+
+    async def dead_letter(self, key: bytes | None, value: bytes,
+                          partition: int) -> Awaitable[Any]: ...
+
+    async def approval(self, request: ApprovalRequest,
+                       partition: int) -> Awaitable[Any] | None: ...
+
+
+class Evaluator:
+    """The evaluator's per-batch work; one instance per worker."""
+
+    def __init__(self, codec: AvroCodec, states: StateStore, timers: PartitionTimers,
+                 automations: Callable[[], AutomationSet], ticks_topic: str,
+                 topic_rank: dict[str, int]) -> None:
+        self.codec = codec
+        self.states = states
+        self.timers = timers
+        self._automations = automations
+        self._ticks_topic = ticks_topic
+        self._rank = topic_rank
+        self._tick_failures: dict[str, int] = {}
+
+    # -- 1. decode ----------------------------------------------------------------------
+
+    def decode(self, record: Record) -> Event | Tick:
+        if record.topic == self._ticks_topic:
+            return tick_from_record(self.codec.decode(schemas.TICK, record.value))
+        event = event_from_record(self.codec.decode(schemas.EVENT, record.value))
+        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        if key != event.customer_id:
+            raise InputRejected(
+                f"Kafka key {key!r} is not the customer_id {event.customer_id!r}: "
+                "the record would land on another customer's partition")
+        return event
+
+    async def _letter(self, record: Record, error_type: str, reason: str, out: Output,
+                      key: bytes | None = None) -> Awaitable[Any]:
+        metrics.DEAD_LETTERS.labels(record.topic, error_type).inc()
+        log.warning("input_dead_lettered", topic=record.topic, partition=record.partition,
+                    offset=record.offset, error=error_type, reason=reason[:500])
+        letter = dead_letter(service=SERVICE, topic=record.topic, partition=record.partition,
+                             offset=record.offset, key=key if key is not None else record.key,
+                             value=record.value, error_type=error_type, reason=reason)
+        return await out.dead_letter(letter["key"], self.codec.encode(schemas.DEAD_LETTER, letter),
+                               record.partition)
+
+    # -- 2. order -----------------------------------------------------------------------
+
+    async def _ordered(self, batch: Sequence[Record], out: Output,
+                 acks: list[Awaitable[Any]]) -> list[tuple[Record, Event | Tick]]:
+        items: list[tuple[tuple[int, int, int, int, int, int], Record, Event | Tick]] = []
+        rank = self._rank
+        for record in batch:
+            try:
+                item = self.decode(record)
+            except (DecodeError, InputRejected) as exc:
+                reason = getattr(exc, "reason", None) or str(exc)
+                acks.append(await self._letter(record, type(exc).__name__, reason, out))
+                continue
+            if isinstance(item, Tick):
+                order = (record.partition, item.at, 0, 0, rank.get(record.topic, 9), record.offset)
+            else:
+                order = (record.partition, item.received_at, 1, item.occurred_at,
+                         rank.get(record.topic, 9), record.offset)
+            items.append((order, record, item))
+        items.sort(key=lambda i: i[0])
+        return [(record, item) for _, record, item in items]
+
+    # -- 3-5. evaluate, send, persist ---------------------------------------------------
+
+    async def process(self, batch: Sequence[Record], out: Output) -> None:
+        started = time.perf_counter()
+        acks: list[Awaitable[Any]] = []
+        automations = self._automations()  # one set for the whole batch
+        changed: dict[str, int] = {}  # customer → partition, in first-change order
+        kinds: Counter[tuple[str, str]] = Counter()
+        commands: Counter[str] = Counter()
+        try:
+            for record, item in await self._ordered(batch, out, acks):
+                if isinstance(item, Tick):
+                    kinds["tick", "tick"] += 1
+                    await self._tick(item, record, automations, out, acks, changed, commands)
+                    continue
+                kinds["event", item.type] += 1
+                try:
+                    decision = self._evaluate(item.customer_id, item, record.partition,
+                                              automations)
+                except Exception as exc:  # an engine bug must not stall the partition
+                    log.exception("input_failed", topic=record.topic, offset=record.offset)
+                    acks.append(await self._letter(record, type(exc).__name__, str(exc), out))
+                    continue
+                await self._emit(item.customer_id, record.partition, decision, out, acks, changed,
+                           commands)
+            for ack in acks:  # commands, approvals and dead letters before any state
+                await ack
+            await self._persist(changed, out, automations)
+        except BaseException:
+            self.states.abandon()
+            for customer_id, partition in changed.items():  # keep them due: tried again
+                self.timers.note(customer_id, partition,
+                                 self.states.get(customer_id, partition), automations)
+            raise
+        for (kind, type_), n in kinds.items():
+            metrics.INPUTS.labels(kind, type_).inc(n)
+        for automation_id, n in commands.items():
+            metrics.COMMANDS.labels(automation_id).inc(n)
+        metrics.BATCH.observe(len(batch))
+        metrics.LATENCY.observe(time.perf_counter() - started)
+
+    def _evaluate(self, customer_id: str, item: Event | Tick, partition: int,
+                  automations: AutomationSet) -> Decision:
+        state = self.states.get(customer_id, partition)
+        decision = evaluate(state, item, automations)
+        if decision.duplicate:
+            metrics.DUPLICATES.inc()
+        return decision
+
+    async def _emit(self, customer_id: str, partition: int, decision: Decision, out: Output,
+              acks: list[Awaitable[Any]], changed: dict[str, int],
+              commands: Counter[str]) -> None:
+        if decision.duplicate or decision.state is None:
+            return
+        key = customer_id.encode("utf-8")
+        encode = self.codec.encode
+        for command in decision.commands:
+            value = encode(schemas.ACTION_COMMAND, command_to_record(command))
+            acks.append(await out.command(key, value, partition))
+            commands[command.automation_id] += 1
+        for request in decision.approvals:
+            ack = await out.approval(request, partition)
+            if ack is not None:
+                acks.append(ack)
+        self.states.stage(customer_id, partition, decision.state)
+        changed.setdefault(customer_id, partition)
+
+    async def _tick(self, tick: Tick, record: Record, automations: AutomationSet, out: Output,
+              acks: list[Awaitable[Any]], changed: dict[str, int],
+              commands: Counter[str]) -> None:
+        partition = record.partition
+        metrics.TICK_AT.labels(str(partition)).set(tick.at / 1000)
+        if tick.partition != partition:
+            log.warning("tick_on_other_partition", tick_partition=tick.partition,
+                        partition=partition)
+        for customer_id in self.timers.pop_due(partition, tick.at):
+            try:
+                decision = self._evaluate(customer_id, tick, partition, automations)
+            except Exception as exc:  # one customer's failure must not cost the others
+                await self._tick_failed(customer_id, record, exc, out, acks, automations)
+                continue
+            self._tick_failures.pop(customer_id, None)
+            await self._emit(customer_id, partition, decision, out, acks, changed, commands)
+            if customer_id not in changed:  # nothing to store: still needs its next timer
+                self.timers.note(customer_id, partition,
+                                 self.states.get(customer_id, partition), automations)
+
+    async def _tick_failed(self, customer_id: str, record: Record, exc: Exception, out: Output,
+                     acks: list[Awaitable[Any]], automations: AutomationSet) -> None:
+        tries = self._tick_failures.get(customer_id, 0) + 1
+        log.error("timer_failed", customer_id=customer_id, tries=tries,
+                  error=f"{type(exc).__name__}: {exc}"[:500])
+        state = self.states.get(customer_id, record.partition)
+        if tries < MAX_TICK_FAILURES:
+            self._tick_failures[customer_id] = tries
+            self.timers.note(customer_id, record.partition, state, automations)  # again
+            return
+        self._tick_failures.pop(customer_id, None)
+        reason = (f"customer {customer_id!r} failed on {tries} ticks in a row; its timer is "
+                  f"dropped until its next event: {type(exc).__name__}: {exc}")
+        acks.append(await self._letter(record, type(exc).__name__, reason, out,
+                                       key=customer_id.encode("utf-8")))
+
+    async def _persist(self, changed: dict[str, int], out: Output,
+                       automations: AutomationSet) -> None:
+        if not changed:
+            return
+        rows = self.states.staged()
+        sent = [await out.changelog(customer_id.encode("utf-8"), value, partition)
+                for customer_id, partition, value in rows]
+        offsets: dict[int, int] = {}
+        for (_, partition, _), ack in zip(rows, sent, strict=True):
+            meta = await ack
+            offsets[partition] = max(offsets.get(partition, -1), meta.offset)
+        self.states.written(rows, offsets)
+        for customer_id, partition in changed.items():
+            self.timers.note(customer_id, partition,
+                             self.states.get(customer_id, partition), automations)
