@@ -37,7 +37,9 @@ Answers:
   "error_count": 1}``: the first problems found and how many there are in all. If any
   event of a batch is invalid, none is written.
 * **413** body larger than ``INGEST_MAX_BODY_BYTES`` or more than
-  ``INGEST_MAX_BATCH`` events; **415** Content-Type is not ``application/json``.
+  ``INGEST_MAX_BATCH`` events, or ``event_too_large`` (with ``limit_bytes`` and
+  ``max_message_bytes``) for an event whose record exceeds the budget of
+  :mod:`signalbox.ingest.limits`; **415** Content-Type is not ``application/json``.
 * **503** ``{"error": "kafka_unavailable", ...}`` with ``Retry-After``: Kafka did
   not acknowledge the batch in time. Retry the whole batch; events that were
   written before the failure are deduplicated downstream by ``event_id``.

@@ -8,7 +8,7 @@ format and the status codes are documented in :mod:`signalbox.ingest`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -21,6 +21,7 @@ from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.ingest.avro_json import Problem, describe_fields
 from signalbox.ingest.keys import ApiKey, Authenticator, Refusal, forbidden_types
+from signalbox.ingest.limits import SizeBudget
 from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES, REJECTED
 from signalbox.ingest.producer import EventProducer, Message, ProduceError
 from signalbox.ingest.validation import (
@@ -40,17 +41,18 @@ RETRY_AFTER_S = 5
 _JSON = "application/json"
 _READ_CHUNK = 64 * 1024
 _LOGGED_PROBLEMS = 5
+_TOO_LARGE = frozenset({"MessageSizeTooLargeError", "RecordTooLargeError"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="signalbox-ingest"'}
 
 
 def _error(status: int, code: str, detail: str, problems: Sequence[Problem] = (),
            headers: dict[str, str] | None = None, total: int | None = None,
-           **extra: Any) -> web.Response:
+           extra: Mapping[str, Any] | None = None) -> web.Response:
     """An error answer; ``errors`` holds the first problems, ``error_count`` all of them."""
     REJECTED.labels(status=str(status), reason=code).inc()
     log.info("request_rejected", status=status, reason=code, detail=detail,
              problems=[p.as_json() for p in problems[:_LOGGED_PROBLEMS]])
-    body: dict[str, Any] = {"error": code, "detail": detail, **extra}
+    body: dict[str, Any] = {"error": code, "detail": detail, **(extra or {})}
     if problems:
         body["errors"] = [p.as_json() for p in problems]
         body["error_count"] = len(problems) if total is None else total
@@ -97,9 +99,10 @@ def _given_source(body: Any, index: int) -> bool:
 
 
 class _EventsApi:
-    def __init__(self, settings: Settings, producer: EventProducer) -> None:
+    def __init__(self, settings: Settings, producer: EventProducer, budget: SizeBudget) -> None:
         self._settings = settings
         self._producer = producer
+        self._budget = budget
         self._codec = codec_for(settings)
         self._topics = {name: settings.kafka.topic(t.topic)
                         for name, t in schemas.event_types().items()}
@@ -157,19 +160,34 @@ class _EventsApi:
         if key is not None:
             events = [as_sent_by(e, key.name, _given_source(value, i))
                       for i, e in enumerate(events)]
-        return await self._produce(events, key)
-
-    async def _produce(self, events: list[ValidEvent], key: ApiKey | None) -> web.Response:
         headers = ((PRODUCER_HEADER, key.name.encode()),) if key is not None else ()
         messages = [
             Message(self._topics[e.event_type.name], e.key,
                     self._codec.encode(schemas.EVENT, e.record), headers)
             for e in events
         ]
+        limit = self._budget.event_bytes
+        too_large = [
+            Problem(f"$[{i}]" if isinstance(value, list) else "$",
+                    f"the event encodes to {size} bytes; at most {limit} are accepted")
+            for i, size in enumerate(_size(m) for m in messages) if size > limit]
+        if too_large:
+            return _error(413, "event_too_large",
+                          f"events must encode to at most {limit} bytes (half the broker's "
+                          f"max.message.bytes of {self._budget.max_message_bytes}, leaving room "
+                          "for what later stages add); no event of this request was accepted",
+                          too_large, extra=self._budget.as_json())
+        return await self._produce(events, messages, key)
+
+    async def _produce(self, events: list[ValidEvent], messages: list[Message],
+                       key: ApiKey | None) -> web.Response:
         event_ids = [e.event_id for e in events]
         try:
             await self._producer.send_all(messages)
         except ProduceError as exc:
+            if exc.kind in _TOO_LARGE:  # the broker's limit went below the one read at start
+                return _error(413, "event_too_large", f"Kafka refused the batch as too large: "
+                              f"{exc.reason}", extra=self._budget.as_json())
             PRODUCE_FAILURES.labels(error=exc.kind).inc()
             log.warning("produce_failed", error=exc.reason, event_ids=event_ids)
             return _error(503, "kafka_unavailable",
@@ -186,9 +204,17 @@ class _EventsApi:
         return web.json_response({"accepted": event_ids}, status=202)
 
 
-def create_app(settings: Settings, producer: EventProducer) -> web.Application:
-    """The ingest aiohttp application; ``producer`` must be started by the caller."""
-    api = _EventsApi(settings, producer)
+def _size(message: Message) -> int:
+    """What the record costs against ``max.message.bytes``, record overhead aside."""
+    return len(message.value) + len(message.key) + sum(
+        len(name) + len(value) for name, value in message.headers)
+
+
+def create_app(settings: Settings, producer: EventProducer,
+               budget: SizeBudget) -> web.Application:
+    """The ingest aiohttp application; ``producer`` must be started by the caller and
+    ``budget`` read from the broker (:func:`signalbox.ingest.limits.read_budget`)."""
+    api = _EventsApi(settings, producer, budget)
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
     app.router.add_post("/v1/events", api.post_events)
     app.router.add_get("/v1/event-types", api.event_types)

@@ -13,9 +13,11 @@ import asyncio
 import structlog
 from aiohttp import web
 
+from signalbox.common import schemas
 from signalbox.common.runtime import prepare, run
 from signalbox.common.settings import Settings
 from signalbox.ingest.app import create_app
+from signalbox.ingest.limits import read_budget
 from signalbox.ingest.producer import KafkaEventProducer
 
 log = structlog.get_logger(__name__)
@@ -26,11 +28,15 @@ SHUTDOWN_GRACE_S = 20.0
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve the ingest API until ``stop`` is set, then shut down cleanly."""
+    topics = {settings.kafka.topic(t.topic) for t in schemas.event_types().values()}
+    budget = await asyncio.to_thread(read_budget, settings.kafka, topics)
+    log.info("ingest_size_budget", **budget.as_json())
     producer = KafkaEventProducer(settings.kafka,
-                                  client_id=f"signalbox-ingest-{settings.instance_id}")
+                                  client_id=f"signalbox-ingest-{settings.instance_id}",
+                                  max_request_size=budget.max_message_bytes)
     await producer.start()
     try:
-        runner = web.AppRunner(create_app(settings, producer), access_log=None,
+        runner = web.AppRunner(create_app(settings, producer, budget), access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
         try:

@@ -64,6 +64,7 @@ class KafkaEventProducer:
         request_timeout_ms: int = 10_000,
         send_timeout_s: float = 15.0,
         check_timeout_s: float = 5.0,
+        max_request_size: int = 1_048_576,
     ) -> None:
         self._producer = AIOKafkaProducer(
             **aiokafka_options(kafka),
@@ -72,6 +73,7 @@ class KafkaEventProducer:
             enable_idempotence=True,
             linger_ms=2,
             request_timeout_ms=request_timeout_ms,
+            max_request_size=max_request_size,
         )
         self._send_timeout_s = send_timeout_s
         self._check_timeout_s = check_timeout_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from signalbox.common.clock import now_ms
 from signalbox.common.settings import Settings
 from signalbox.ingest import KafkaEventProducer, create_app
 from signalbox.ingest.keys import KeyFile
+from signalbox.ingest.limits import read_budget
 from tests.ingest.support import Client, ClientFactory
 
 
@@ -40,16 +42,22 @@ async def producer(settings: Settings) -> AsyncIterator[KafkaEventProducer]:
 
 
 @pytest.fixture
-async def make_client(api_key: str) -> AsyncIterator[ClientFactory]:
+async def make_client(settings: Settings, api_key: str) -> AsyncIterator[ClientFactory]:
     """Start the ingest app with the given settings and producer; closed after the test.
 
-    The client sends the test's ``api_key`` unless ``headers`` say otherwise."""
+    The client sends the test's ``api_key`` unless ``headers`` say otherwise. The size
+    budget is read from the broker for the test's own topics (as ingest does at start-up),
+    also when the app is given settings naming other topics."""
     clients: list[Client] = []
+    provisioned = settings
 
     async def make(settings: Settings, producer: KafkaEventProducer,
                    headers: Mapping[str, str] | None = None) -> Client:
         sent = {"Authorization": f"Bearer {api_key}"} if headers is None else headers
-        client: Client = TestClient(TestServer(create_app(settings, producer)), headers=sent)
+        topics = {provisioned.kafka.topic(t.topic) for t in schemas.event_types().values()}
+        budget = await asyncio.to_thread(read_budget, provisioned.kafka, topics)
+        client: Client = TestClient(TestServer(create_app(settings, producer, budget)),
+                                    headers=sent)
         await client.start_server()
         clients.append(client)
         return client
