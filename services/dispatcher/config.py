@@ -30,6 +30,7 @@ variable ``NAME`` (an unset variable is an error naming the file and key)::
       warehouse: {protocol: sftp, host: sftp.example.com, port: 22, user: signalbox,
                   password: "${SFTP_PASSWORD}", directory: /incoming}
     policy: {...}                  # the delivery policy's own section, kept as written
+    privacy: {recipients: masked}  # full: addresses in logs and results (development only)
 
 Every error names the file and the key: ``dispatcher.yaml: webhooks.billing-sync.url:
 expected an http(s) URL, got 'ftp://x'``.
@@ -128,6 +129,8 @@ class DispatcherConfig:
     crm: Mapping[str, CrmConnection] = field(default_factory=dict)
     exports: Mapping[str, ExportTarget] = field(default_factory=dict)
     policy: Mapping[str, Any] = field(default_factory=dict)
+    #: Addresses and numbers unmasked in logs and results: development only.
+    full_recipients: bool = False
 
     def configured(self, channel: str) -> bool:
         """Whether ``channel`` has a real driver configured (email always has SMTP)."""
@@ -323,7 +326,8 @@ def _export(name: str, r: _Reader) -> ExportTarget:
 def parse(data: Any, source: str, env: Mapping[str, str]) -> DispatcherConfig:
     """The configuration in ``data`` (a parsed YAML document); ``source`` names it in errors."""
     r = _Reader(source, env, data, "")
-    r.only("format", "outbox", "outbox_channels", "sms", "webhooks", "crm", "exports", "policy")
+    r.only("format", "outbox", "outbox_channels", "sms", "webhooks", "crm", "exports", "policy",
+           "privacy")
     if r.text("format", FORMAT) != FORMAT:
         raise r.error("format", f"expected {FORMAT!r}, got {r.data.get('format')!r}")
     forced = r.data.get("outbox_channels") or []
@@ -342,7 +346,13 @@ def parse(data: Any, source: str, env: Mapping[str, str]) -> DispatcherConfig:
         crm={n: _crm(n, c) for n, c in r.child("crm").items()},
         exports={n: _export(n, c) for n, c in r.child("exports").items()},
         policy=policy,
+        full_recipients=_privacy(r.child("privacy")),
     )
+
+
+def _privacy(r: _Reader) -> bool:
+    r.only("recipients")
+    return r.choice("recipients", ("masked", "full"), "masked") == "full"
 
 
 def load(path: str | Path | None = None,

@@ -10,7 +10,7 @@ from aiohttp import web
 from signalbox.common import runtime
 from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
-from signalbox.common.settings import Settings, SettingsError
+from signalbox.common.settings import Settings, SettingsError, is_loopback
 from signalbox.common.topics import ACTIONS_SUPPRESSIONS
 from signalbox.dispatcher.admin import Admin
 from signalbox.dispatcher.channels import build_channels
@@ -18,6 +18,7 @@ from signalbox.dispatcher.config import ConfigError, DispatcherConfig
 from signalbox.dispatcher.config import load as load_config
 from signalbox.dispatcher.policy.clock import Clock
 from signalbox.dispatcher.policy.config import PolicyError, policy_from_mapping
+from signalbox.dispatcher.privacy import Privacy
 from signalbox.dispatcher.suppressions import KafkaSuppressions
 from signalbox.dispatcher.worker import Dispatcher
 
@@ -27,13 +28,17 @@ log = structlog.get_logger(__name__)
 def build(settings: Settings, config: DispatcherConfig | None = None,
           clock: Clock | None = None, recheck_s: float = 5.0) -> Dispatcher:
     config = config if config is not None else load_config()
+    if config.full_recipients and not is_loopback(settings.bind_host):
+        raise ConfigError(f"{config.source}: privacy.recipients: full puts customers' "
+                          f"addresses in logs and results; development only, refused while "
+                          f"SIGNALBOX_BIND_HOST is {settings.bind_host!r} (not loopback)")
     codec = codec_for(settings)
     return Dispatcher(
         settings, build_channels(settings, config), codec=codec,
         policy=policy_from_mapping(config.policy, settings),
         suppressions=KafkaSuppressions(settings.kafka,
                                        settings.kafka.topic(ACTIONS_SUPPRESSIONS), codec),
-        clock=clock, recheck_s=recheck_s)
+        clock=clock, recheck_s=recheck_s, privacy=Privacy(full=config.full_recipients))
 
 
 def admin(settings: Settings, config: DispatcherConfig, dispatcher: Dispatcher) -> Admin:

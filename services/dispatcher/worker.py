@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -63,6 +64,7 @@ from signalbox.common.topics import (
 )
 from signalbox.dispatcher import metrics
 from signalbox.dispatcher.channels.base import Channel
+from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.commit import Committer, OffsetTracker, Write
 from signalbox.dispatcher.contacts import Contacts, contact_key
 from signalbox.dispatcher.ledger import KafkaLedger, Ledger
@@ -89,6 +91,7 @@ from signalbox.dispatcher.policy.retry import (
     state_from_headers,
     tier_for,
 )
+from signalbox.dispatcher.privacy import Privacy
 from signalbox.dispatcher.suppressions import Suppressions
 
 log = structlog.get_logger(__name__)
@@ -170,6 +173,7 @@ class Dispatcher:
         clock: Clock | None = None,
         recheck_s: float = 5.0,
         max_in_flight: int = 1000,
+        privacy: Privacy | None = None,
     ) -> None:
         k = settings.kafka
         self.settings = settings
@@ -178,6 +182,7 @@ class Dispatcher:
         self.policy = policy or policy_from_mapping(None, settings)
         self.clock: Clock = clock or SystemClock()
         self.suppressions = suppressions or Suppressions()
+        self.privacy = privacy or Privacy()
         self.topics = {n: k.topic(n) for n in
                        (ACTIONS_COMMANDS, ACTIONS_RESULTS, ACTIONS_LEDGER, ACTIONS_DLQ,
                         ACTIONS_CONTACTS)}
@@ -433,8 +438,13 @@ class Dispatcher:
                 step = Retry(work.state, (work.state.due_ms - self.clock.now_ms()) / 1000)
             else:
                 step = await self._deliver(tp.partition, command, work)
+            # Drivers and providers may quote the recipient: what is kept shows it masked.
             if isinstance(step, Retry):
+                step = Retry(replace(step.state, reason=self._private(command,
+                                                                      step.state.reason)),
+                             step.wait_s)
                 return self._retry_writes(work, step)
+            step = replace(step, detail=self._private(command, step.detail))
             writes = self._outcome_writes(work, step)
             metrics.OUTCOMES.labels(command.channel, step.outcome.value).inc()
             log.info("command_" + step.outcome.value, channel=command.channel,
@@ -528,8 +538,8 @@ class Dispatcher:
             if self.clock.now_ms() + delay * 1000 - first >= pol.deadline_seconds * 1000:
                 return Result(Outcome.FAILED, f"deadline of {pol.deadline_seconds:g}s would pass "
                               f"before attempt {attempt + 1}: {exc}", attempt)
-            log.warning("attempt_failed", error=str(exc), attempt=attempt,
-                        retry_in_s=round(delay, 3))
+            log.warning("attempt_failed", error=self._private(command, str(exc)),
+                        attempt=attempt, retry_in_s=round(delay, 3))
             # Nothing was sent: retract the attempt at once, so a crash before the retry
             # is committed leaves the command cleanly unattempted, not in doubt.
             await self._retract(work.tp.partition, work.ledger_key)
@@ -551,7 +561,11 @@ class Dispatcher:
         except Exception as exc:  # a driver bug: it may have acted; never crash-loop on it
             metrics.ATTEMPTS.labels(channel.name, "error").inc()
             self.breakers.failed(endpoint, failures, cooldown)
-            log.exception("channel_error", endpoint=endpoint)
+            # No traceback: its message may quote the recipient. Where it was raised instead.
+            origin = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("channel_error", endpoint=endpoint, error_type=type(exc).__name__,
+                      error=self._private(command, str(exc)),
+                      raised_at=f"{origin.filename}:{origin.lineno}")
             return Result(Outcome.IN_DOUBT, f"unexpected error in the {channel.name} driver: "
                           f"{type(exc).__name__}: {exc}", attempt)
         finally:
@@ -559,6 +573,10 @@ class Dispatcher:
         metrics.ATTEMPTS.labels(channel.name, "delivered").inc()
         self.breakers.succeeded(endpoint)
         return Result(Outcome.DELIVERED, delivery.detail, attempt, delivery.provider_ref)
+
+    def _private(self, command: Command, text: str) -> str:
+        """``text`` with the command's recipients masked (unless configured otherwise)."""
+        return self.privacy.redact(text, command.channel, recipients_of(command))
 
     def _wait(self, command: Command, state: DeliveryState, wait_s: float, kind: str,
               reason: str) -> Retry:
