@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 from pathlib import Path
 
 import faust
 import structlog
+import uvloop
 
 from signalbox.common import schemas
 from signalbox.common.registry import codec_for
@@ -37,6 +39,9 @@ def file_definitions(settings: Settings) -> Definitions:
 
 
 def main(settings: Settings) -> None:
+    # uvloop: the per-record cost of Faust and aiokafka is mostly event-loop machinery
+    # (futures, callbacks, queues); uvloop runs it in C.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     prepare("evaluator", settings)
     definitions = file_definitions(settings)
     automations = definitions.build()
