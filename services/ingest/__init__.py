@@ -8,7 +8,7 @@ batch). Field names follow the Avro schema ``signalbox.Event`` (``schemas/avro/e
       "event_id": "evt_1",                  # required, non-empty; same id = same occurrence
       "type": "payment.failed",             # required; see GET /v1/event-types
       "customer_id": "cus_1",               # required, non-empty; the Kafka key
-      "occurred_at": "2026-11-22T10:00:00Z",  # ISO 8601 with offset, or epoch milliseconds
+      "occurred_at": "2026-11-22T10:00:00Z",  # RFC 3339, or epoch ms
       "source": "billing",                  # optional, default "api"
       "customer": {"email": "a@b.c", "phone": "+4915...", "name": "Ada",
                    "timezone": "Europe/Berlin", "locale": "de-DE"},  # optional, all optional

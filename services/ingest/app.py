@@ -20,6 +20,7 @@ from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.ingest.avro_json import Problem, describe_fields
+from signalbox.ingest.formats import rule_for
 from signalbox.ingest.keys import ApiKey, Authenticator, Refusal, forbidden_types
 from signalbox.ingest.limits import SizeBudget
 from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES, REJECTED
@@ -73,7 +74,7 @@ async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
 
 def event_type_catalogue(settings: Settings) -> dict[str, Any]:
     """What ``GET /v1/event-types`` answers: the envelope and every event type's fields."""
-    envelope = describe_fields(envelope_fields())
+    envelope = describe_fields(envelope_fields(), rule_for)
     envelope += [
         {"name": "type", "type": "string", "required": True, "doc": "One of event_types[].type."},
         {"name": "data", "type": "object", "required": False, "default": {},
@@ -83,7 +84,7 @@ def event_type_catalogue(settings: Settings) -> dict[str, Any]:
         "envelope": envelope,
         "event_types": [
             {"type": t.name, "topic": settings.kafka.topic(t.topic), "doc": t.doc,
-             "fields": describe_fields(t.fields)}
+             "fields": describe_fields(t.fields, rule_for)}
             for t in schemas.event_types().values()
         ],
     }

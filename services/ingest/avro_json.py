@@ -15,16 +15,24 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import ciso8601
 
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
 from signalbox.common.schemas import Schema
 
+if TYPE_CHECKING:
+    from signalbox.ingest.formats import Rule
+
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Instants ingest takes: fastavro decodes timestamp-millis to Python datetimes (years
+#: 1..9999), and nothing in a billing history predates 1970.
+MIN_TIME_MS = 0
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 #: Problems kept per request: an answer (and its log line) stays small whatever the input.
 MAX_PROBLEMS = 50
 #: Marks a field absent from the JSON object (``None`` is JSON ``null``).
@@ -146,7 +154,7 @@ def describe(schema: Any) -> str:
     if isinstance(schema, str):
         return schema
     if schema.get("logicalType") == "timestamp-millis":
-        return "timestamp (ISO 8601 with offset, or epoch milliseconds)"
+        return "timestamp (RFC 3339 with offset, or epoch milliseconds; years 1970..9999)"
     kind = schema["type"]
     if kind == "array":
         return f"array<{describe(schema['items'])}>"
@@ -157,16 +165,23 @@ def describe(schema: Any) -> str:
     return _full_name(schema) if kind == "record" else str(kind)
 
 
-def describe_fields(fields: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Fields as the catalogue lists them: name, type, required, default, doc."""
+def describe_fields(fields: Iterable[Mapping[str, Any]],
+                    rules: Callable[[str], Rule | None] = lambda name: None
+                    ) -> list[dict[str, Any]]:
+    """Fields as the catalogue lists them: name, type, required, default, doc (with what
+    ``rules`` check beyond the type)."""
     out = []
     for f in fields:
         entry: dict[str, Any] = {"name": f["name"], "type": describe(f["type"]),
                                  "required": "default" not in f}
         if "default" in f:
             entry["default"] = f["default"]
-        if f.get("doc"):
-            entry["doc"] = f["doc"]
+        rule = rules(f["name"])
+        doc = str(f.get("doc", ""))
+        if rule is not None:
+            doc = f"{doc.rstrip('.')}. Checked: {rule.doc}." if doc else f"Checked: {rule.doc}."
+        if doc:
+            entry["doc"] = doc
         out.append(entry)
     return out
 
@@ -174,11 +189,13 @@ def describe_fields(fields: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
 class Converter:
     """Walks a JSON value along an Avro type, building the Avro value and noting problems."""
 
-    def __init__(self, keep: int = MAX_PROBLEMS) -> None:
+    def __init__(self, keep: int = MAX_PROBLEMS,
+                 rules: Callable[[str], Rule | None] = lambda name: None) -> None:
         #: The first ``keep`` problems; ``total`` counts them all.
         self.problems: list[Problem] = []
         self.total = 0
         self._keep = keep
+        self._rules = rules  # checks of meaning by field name, after the Avro type
 
     @property
     def full(self) -> bool:
@@ -221,19 +238,25 @@ class Converter:
 
     def timestamp(self, value: Any, path: str) -> Any:
         if isinstance(value, str):
-            return self._parse_timestamp(value, path)
-        if isinstance(value, bool) or not isinstance(value, int):
-            return self.fail(path, "expected an ISO 8601 timestamp with offset or epoch "
-                                   f"milliseconds, got {json_type(value)}")
-        return self.primitive("long", value, path)
+            ms = self._parse_timestamp(value, path)
+        elif isinstance(value, bool) or not isinstance(value, int):
+            return self.fail(path, "expected an RFC 3339 timestamp (2026-11-22T09:30:00Z) or "
+                                   f"epoch milliseconds, got {json_type(value)}")
+        else:
+            ms = value
+        if ms is not None and not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+            return self.fail(path, "timestamp outside 1970-01-01T00:00:00Z.."
+                                   f"9999-12-31T23:59:59.999Z: {clip(str(value))}")
+        return ms
 
-    def _parse_timestamp(self, text: str, path: str) -> Any:
+    def _parse_timestamp(self, text: str, path: str) -> int | None:
+        """RFC 3339 (``ciso8601``'s strict parser): date, ``T``, time with seconds, offset."""
         try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return self.fail(path, f"not an ISO 8601 timestamp: {clip(text)}")
-        if parsed.utcoffset() is None:
-            return self.fail(path, f"timestamp {clip(text)} has no UTC offset (add Z or +hh:mm)")
+            parsed = ciso8601.parse_rfc3339(text)
+        except ValueError as exc:
+            self.fail(path, f"not an RFC 3339 timestamp such as 2026-11-22T09:30:00Z "
+                            f"({str(exc).rstrip('.')}): {clip(text)}")
+            return None
         return epoch_ms(parsed)
 
     def union(self, branches: list[Any], value: Any, path: str) -> Any:
@@ -243,7 +266,7 @@ class Converter:
         if len(candidates) == 1:
             return self.value(candidates[0], value, path)
         for branch in candidates:  # general unions: the first branch the value fits
-            trial = Converter()
+            trial = Converter(self._keep, self._rules)
             converted = trial.value(branch, value, path)
             if not trial.problems:
                 resolved = resolve(branch)
@@ -269,7 +292,13 @@ class Converter:
             name = field["name"]
             given = value.get(name, MISSING)
             if given is not MISSING:
-                out[name] = self.value(field["type"], given, child_path(path, name))
+                before = self.total
+                out[name] = converted = self.value(field["type"], given, child_path(path, name))
+                rule = self._rules(name)
+                if rule is not None and converted is not None and self.total == before:
+                    reason = rule.check(converted)
+                    if reason is not None:
+                        self.fail(child_path(path, name), reason)
             elif "default" in field:
                 out[name] = copy.deepcopy(field["default"])
             else:

@@ -19,6 +19,8 @@ from typing import Any
 from signalbox.common import schemas
 from signalbox.common.schemas import EventType
 from signalbox.ingest.avro_json import describe_fields, resolve
+from signalbox.ingest.formats import rule_for
+from signalbox.ingest.keys import INTERNAL_TYPES
 from signalbox.ingest.validation import envelope_fields
 
 EXAMPLE_TIME = "2026-11-22T09:30:00Z"
@@ -28,6 +30,7 @@ _BY_NAME: Mapping[str, Any] = {
     "phone": "+4915112345678", "name": "Ada Lovelace", "timezone": "Europe/Berlin",
     "locale": "en-GB", "metric": "api_calls", "feature": "reports", "reason": "card_declined",
     "status": "active", "source": "billing", "field": "company_size",
+    "exp_month": 11, "exp_year": 2028, "nps": 9,
 }
 
 
@@ -63,6 +66,8 @@ def _example(name: str, schema: Any, field: Mapping[str, Any] | None = None) -> 
         schema = kind
     if schema == "string":
         return _example_string(name)
+    if schema == "int" and name in _BY_NAME:  # a documented range (signalbox.ingest.formats)
+        return _BY_NAME[name]
     if schema in ("int", "long"):
         return 4900 if name.endswith("_minor") else 3
     if schema in ("float", "double"):
@@ -90,7 +95,7 @@ def _cell(text: str) -> str:
 
 def _table(fields: Iterable[Mapping[str, Any]]) -> list[str]:
     rows = ["| field | type | required | description |", "|---|---|---|---|"]
-    for f in describe_fields(fields):
+    for f in describe_fields(fields, rule_for):
         doc = f.get("doc", "")
         if "default" in f and f["default"] is not None:
             doc = f"{doc} Default: `{json.dumps(f['default'])}`.".strip()
@@ -117,8 +122,10 @@ def markdown() -> str:
         "Every event is one JSON object, posted to ingest (`POST /v1/events`, one object or an"
         " array) or written as one line of a JSONL file for `signalbox simulate`. The envelope"
         " is the same for every type; `type` names the event type and `data` holds its fields."
-        " Timestamps are ISO 8601 with a UTC offset, or epoch milliseconds; amounts are"
-        " integers in the currency's minor unit (cents).",
+        " Timestamps are RFC 3339 with a UTC offset (`2026-11-22T09:30:00Z`), or epoch"
+        " milliseconds, between 1970 and 9999; amounts are integers in the currency's minor"
+        " unit (cents). Ids are at most 256 characters; within one request every `event_id`"
+        " is different.",
         "",
         "## Envelope",
         "",
@@ -142,6 +149,9 @@ def markdown() -> str:
             for t in types]
     for t in types:
         out += ["", f"### {t.name}", "", t.doc or "", "", f"Topic: `{t.topic}`.", ""]
+        if t.name in INTERNAL_TYPES:
+            out += ["Internal: written by signalbox itself (the admin API); ingest refuses it "
+                    "from every producer. `signalbox simulate` accepts it in its input.", ""]
         out += _table(t.fields) if t.fields else ["No fields: `data` is `{}`."]
         out += ["", "```json", json.dumps(example(t), indent=2), "```"]
     return "\n".join(out) + "\n"

@@ -27,6 +27,7 @@ from signalbox.ingest.avro_json import (
     json_type,
     suggest,
 )
+from signalbox.ingest.formats import rule_for
 
 #: Fields of ``signalbox.Event`` that the JSON envelope does not carry as such:
 #: ``received_at`` is stamped by ingest, ``payload`` is given as ``type`` + ``data``.
@@ -158,7 +159,7 @@ def _event_type(name: Any, path: str, conv: Converter) -> EventType | None:
 def convert(schema: Any, value: Any, path: str = "$") -> Any:
     """A JSON value → the Avro value of ``schema`` (a type of the Event schema, or a name
     defined there); raises :class:`InvalidEvents` listing every problem."""
-    conv = Converter()
+    conv = Converter(rules=rule_for)
     out = conv.value(schema, value, path)
     if conv.problems:
         raise InvalidEvents(conv.problems, conv.total)
@@ -171,13 +172,29 @@ def validate_batch(body: Any, received_at: int, path: str = "$") -> list[ValidEv
     Raises :class:`InvalidEvents` with every problem of every event, so a batch
     is either accepted whole or refused whole.
     """
-    conv = Converter()
-    events = [
-        _event(item, item_path, received_at, conv) for item, item_path in _items(body, path, conv)
-    ]
+    conv = Converter(rules=rule_for)
+    items = list(_items(body, path, conv))
+    events = [_event(item, item_path, received_at, conv) for item, item_path in items]
+    _no_duplicate_ids(items, conv)
     if conv.problems:
         raise InvalidEvents(conv.problems, conv.total)
     return [e for e in events if e is not None]
+
+
+def _no_duplicate_ids(items: list[tuple[Any, str]], conv: Converter) -> None:
+    """One event_id is one occurrence: twice in a batch is a mistake (for two customers, the
+    second would be dropped downstream as a duplicate), not something to guess about."""
+    first: dict[str, str] = {}
+    for item, item_path in items:
+        event_id = item.get("event_id") if isinstance(item, dict) else None
+        if not isinstance(event_id, str):
+            continue
+        if event_id in first:
+            conv.fail(child_path(item_path, "event_id"),
+                      f"duplicate event_id {clip(event_id)} in this batch (also at "
+                      f"{first[event_id]})")
+        else:
+            first[event_id] = item_path
 
 
 def _items(body: Any, path: str, conv: Converter) -> Iterator[tuple[Any, str]]:
