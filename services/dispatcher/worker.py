@@ -63,6 +63,7 @@ from signalbox.common.topics import (
     ACTIONS_RETRY,
 )
 from signalbox.dispatcher import metrics
+from signalbox.dispatcher.brokerwatch import BrokerWatch
 from signalbox.dispatcher.channels.base import Channel
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.commit import Committer, OffsetTracker, Write
@@ -211,6 +212,8 @@ class Dispatcher:
         self._marker: AIOKafkaProducer | None = None  # plain: 'attempting' records
         self._consumer: AIOKafkaConsumer | None = None
         self._committer: Committer | None = None
+        #: Whether the broker answers (readiness); probed while the dispatcher runs.
+        self.broker = BrokerWatch(self.topics[ACTIONS_COMMANDS])
         #: The largest dead letter the producer and ``actions.dlq`` take (read at start).
         self.dlq_max_bytes = DEFAULT_MAX_MESSAGE_BYTES
 
@@ -251,6 +254,7 @@ class Dispatcher:
         committing = asyncio.create_task(self._committer.run())
         committing.add_done_callback(self._on_committer_done)
         following = asyncio.create_task(self.suppressions.follow(stop))
+        watching = asyncio.create_task(self.broker.run(self._marker.client, stop))
         try:
             await self._until_loaded(following)
             self._consumer.subscribe([self.topics[ACTIONS_COMMANDS], *self.retry_topics],
@@ -265,7 +269,8 @@ class Dispatcher:
                 await self._consumer.stop()
         finally:
             committing.cancel()
-            await asyncio.gather(committing, return_exceptions=True)
+            watching.cancel()
+            await asyncio.gather(committing, watching, return_exceptions=True)
             await asyncio.gather(following, return_exceptions=True)
             for channel in self.channels.values():
                 await channel.aclose()
@@ -295,6 +300,11 @@ class Dispatcher:
             raise RuntimeError("the suppression list stopped before it was read")
 
     async def ready(self) -> str | None:
+        if self._marker is None:
+            return "not started"
+        lost = self.broker.problem()
+        if lost is not None:
+            return lost
         if not self.suppressions.loaded.is_set():
             return "suppression list not yet read"
         if self._consumer is None or not self.assigned.is_set():

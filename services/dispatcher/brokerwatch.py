@@ -1,0 +1,56 @@
+"""Is the broker answering? Readiness that notices a lost broker within seconds.
+
+The Kafka clients retry a lost broker quietly and forever, so nothing in the
+delivery loop fails when it is gone; readiness has to ask. Every ``interval_s``
+a metadata request for one topic goes to a broker the client knows, bounded by
+``timeout_s``; with no answer for ``grace_s`` the service is not ready, and it
+is ready again at the first answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.metadata import MetadataRequest
+
+
+class BrokerWatch:
+    def __init__(self, topic: str, interval_s: float = 1.0, timeout_s: float = 2.0,
+                 grace_s: float = 2.5, clock: Callable[[], float] = time.monotonic) -> None:
+        self.topic = topic
+        self.interval_s, self.timeout_s, self.grace_s = interval_s, timeout_s, grace_s
+        self._clock = clock
+        self._answered_at: float | None = None
+        self._error = ""
+
+    def problem(self) -> str | None:
+        """None while the broker answers; otherwise for how long it has not, and why."""
+        if self._answered_at is None:
+            return f"broker not reached yet{f' ({self._error})' if self._error else ''}"
+        silent = self._clock() - self._answered_at
+        if silent <= self.grace_s:
+            return None
+        return f"no answer from the broker for {silent:.1f}s ({self._error or 'timed out'})"
+
+    async def probe(self, client: AIOKafkaClient) -> None:
+        node = client.get_random_node()
+        try:
+            if node is None:
+                raise ConnectionError("no broker in the cluster metadata")
+            async with asyncio.timeout(self.timeout_s):
+                await client.send(node, MetadataRequest([self.topic]))
+        except Exception as exc:  # any failure to get an answer is the answer
+            self._error = f"{type(exc).__name__}: {exc}"[:200]
+        else:
+            self._answered_at, self._error = self._clock(), ""
+
+    async def run(self, client: AIOKafkaClient, stop: asyncio.Event) -> None:
+        """Probe until ``stop`` is set."""
+        while not stop.is_set():
+            await self.probe(client)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_s)
