@@ -144,7 +144,9 @@ def topic_max_message_bytes(kafka: KafkaSettings, topic: str, timeout_s: float =
     A topic created a moment ago may be unknown to the broker answering for a while:
     asked again until ``timeout_s``; then a :class:`RuntimeError` says which topic.
     """
-    admin = AdminClient(librdkafka_config(kafka))
+    # log_level 3: librdkafka's informational lines would go raw to stderr, between the
+    # service's JSON log lines.
+    admin = AdminClient({**librdkafka_config(kafka), "log_level": 3})
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     deadline = time.monotonic() + timeout_s
     while True:

@@ -25,6 +25,7 @@ from email.utils import formataddr, formatdate, parseaddr
 from typing import Any
 
 import aiosmtplib
+import email_validator
 
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.recipients import recipients_of
@@ -128,8 +129,12 @@ class EmailChannel:
             raise _Failed(phase, fresh, exc) from exc
 
     async def send(self, command: Command) -> Delivery:
-        message = self.build(command).as_bytes()
         recipients = list(self.recipients(command))
+        for i, address in enumerate(recipients):
+            problem = address_problem(address)
+            if problem:
+                raise PermanentError(f"email to[{i}]: {problem}")
+        message = self.build(command).as_bytes()
         kept = self._idle.pop() if self._idle else None
         try:
             try:
@@ -152,6 +157,17 @@ class EmailChannel:
         idle, self._idle = self._idle, []
         for client in idle:
             await _drop(client, polite=True)
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` is not one deliverable address (two joined by a comma, a CR/LF, a
+    display name, no domain ...), or None; the relay is not asked (no DNS either)."""
+    try:
+        email_validator.validate_email(address, check_deliverability=False,
+                                       allow_smtputf8=False)
+    except email_validator.EmailNotValidError as exc:
+        return f"not a single valid email address: {exc}"
+    return None
 
 
 def _closed(exc: BaseException) -> bool:

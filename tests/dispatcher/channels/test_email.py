@@ -47,6 +47,21 @@ async def test_customer_mail_has_parts_and_one_click_unsubscribe(
     assert mail.message["Message-ID"] == f"<{command.command_id}@signalbox>"
 
 
+@pytest.mark.parametrize("address", [
+    "ada@example.com, attacker@evil.example",  # two addresses in one (issue 9, finding 6)
+    "ada@example.com\r\nBcc: attacker@evil.example",  # header injection
+    "Ada <ada@example.com>", "ada", "ada@", "ada@localhost",
+])
+async def test_anything_but_one_valid_address_is_refused_before_the_relay(
+        smtp: SmtpSink, channel: EmailChannel, address: str) -> None:
+    command = email_command()
+    bad = Command(**{**command.__dict__,
+                     "action": {**command.action, "to": ["grace@example.com", address]}})
+    with pytest.raises(PermanentError, match=r"email to\[1\]: not a single valid email address"):
+        await channel.send(bad)
+    assert smtp.messages == [] and smtp.peers == set()  # nothing reached the relay
+
+
 async def test_internal_mail_has_no_unsubscribe(smtp: SmtpSink, channel: EmailChannel) -> None:
     command = email_command()
     internal = Command(**{**command.__dict__,
