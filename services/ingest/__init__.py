@@ -45,8 +45,10 @@ Answers:
   written before the failure are deduplicated downstream by ``event_id``.
 
 ``GET /v1/event-types`` lists the envelope and every event type with its topic
-and fields, derived from the schema. ``/healthz``, ``/readyz`` (producer running,
-broker answering metadata, topics present) and ``/metrics`` are the ops routes.
+and fields, derived from the schema; ``GET /openapi.json`` is the OpenAPI 3.1
+description (:mod:`signalbox.ingest.openapi`), from the same schema and format rules.
+``/healthz``, ``/readyz`` (producer running, broker answering metadata, topics present)
+and ``/metrics`` are the ops routes.
 """
 
 from signalbox.ingest.app import create_app, event_type_catalogue

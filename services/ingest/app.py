@@ -24,6 +24,7 @@ from signalbox.ingest.formats import rule_for
 from signalbox.ingest.keys import ApiKey, Authenticator, Refusal, forbidden_types
 from signalbox.ingest.limits import SizeBudget
 from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES, REJECTED
+from signalbox.ingest.openapi import document
 from signalbox.ingest.producer import EventProducer, Message, ProduceError
 from signalbox.ingest.validation import (
     InvalidEvents,
@@ -219,6 +220,12 @@ def create_app(settings: Settings, producer: EventProducer,
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
     app.router.add_post("/v1/events", api.post_events)
     app.router.add_get("/v1/event-types", api.event_types)
+    openapi = document(settings)
+
+    async def openapi_json(_: web.Request) -> web.Response:
+        return web.json_response(openapi)
+
+    app.router.add_get("/openapi.json", openapi_json)
     topics = api.topics
 
     async def kafka_ready() -> str | None:
