@@ -103,6 +103,10 @@ TRANSACTION_TIMEOUT_MS = 10_000
 MAX_REQUEST_BYTES = DEFAULT_MAX_MESSAGE_BYTES
 
 
+class LedgerWriteFailed(Exception):
+    """An ``actions.ledger`` write failed: the process stops (the next owner resumes)."""
+
+
 @dataclass(frozen=True)
 class Result:
     outcome: Outcome
@@ -126,6 +130,7 @@ class _Work:
     state: DeliveryState
     hop: bool = False  # waiting longer than its tier holds: re-queue without looking
     poison: str = ""  # why its delivery headers cannot be trusted: fail it, do not deliver
+    attempted: bool = False  # 'attempting' is recorded: the channel may have acted
     command: Command | None = None
     ledger_key: str = ""
     extra: list[Write] = field(default_factory=list)
@@ -447,7 +452,12 @@ class Dispatcher:
             elif work.hop:
                 step = Retry(work.state, (work.state.due_ms - self.clock.now_ms()) / 1000)
             else:
-                step = await self._deliver(tp.partition, command, work)
+                try:
+                    step = await self._deliver(tp.partition, command, work)
+                except LedgerWriteFailed:
+                    raise  # the broker's problem, not this command's: stop, the next owner resumes
+                except Exception as exc:  # a bug this command runs into: never crash-loop on it
+                    step = self._unexpected(command, work, exc)
             # Drivers and providers may quote the recipient: what is kept shows it masked.
             if isinstance(step, Retry):
                 step = Retry(replace(step.state, reason=self._private(command,
@@ -532,6 +542,7 @@ class Dispatcher:
         attempt = state.attempts + 1
         first = state.first_attempt_ms or self.clock.now_ms()
         await self._mark_attempting(work.tp.partition, work.ledger_key, attempt)
+        work.attempted = True
         started = time.perf_counter()
         failures, cooldown = pol.breaker_failures, pol.breaker_cooldown_seconds
         try:
@@ -553,6 +564,7 @@ class Dispatcher:
             # Nothing was sent: retract the attempt at once, so a crash before the retry
             # is committed leaves the command cleanly unattempted, not in doubt.
             await self._retract(work.tp.partition, work.ledger_key)
+            work.attempted = False
             return Retry(replace(state, attempts=attempt, first_attempt_ms=first,
                                  reason=str(exc)), delay)
         except PermanentError as exc:
@@ -584,6 +596,18 @@ class Dispatcher:
         self.breakers.succeeded(endpoint)
         return Result(Outcome.DELIVERED, delivery.detail, attempt, delivery.provider_ref)
 
+    def _unexpected(self, command: Command, work: _Work, exc: Exception) -> Result:
+        """The outcome of a command whose handling raised: in doubt once attempted."""
+        origin = traceback.extract_tb(exc.__traceback__)[-1]
+        error = self._private(command, f"{type(exc).__name__}: {exc}")[:300]
+        log.error("command_handling_error", error=error,
+                  raised_at=f"{origin.filename}:{origin.lineno}")
+        if work.attempted:
+            return Result(Outcome.IN_DOUBT, f"unexpected error after the attempt was recorded; "
+                          f"not resent: {error}", work.state.attempts + 1)
+        return Result(Outcome.FAILED, f"unexpected error before any attempt: {error}",
+                      work.state.attempts)
+
     def _private(self, command: Command, text: str) -> str:
         """``text`` with the command's recipients masked (unless configured otherwise)."""
         return self.privacy.redact(text, command.channel, recipients_of(command))
@@ -608,18 +632,24 @@ class Dispatcher:
     async def _retract(self, partition: int, key: str) -> None:
         """Withdraw an attempt that did nothing (tombstone), durable before returning."""
         assert self._marker is not None
-        sent = await self._marker.send(self.topics[ACTIONS_LEDGER], key=key.encode(),
-                                       partition=partition, value=None)
-        await sent
+        try:
+            sent = await self._marker.send(self.topics[ACTIONS_LEDGER], key=key.encode(),
+                                           partition=partition, value=None)
+            await sent
+        except Exception as exc:
+            raise LedgerWriteFailed(f"withdrawing the attempt of {key}: {exc!r}") from exc
         self.ledger.discard(partition, key)
 
     async def _mark_attempting(self, partition: int, key: str, attempt: int) -> None:
         """Record an attempt, durable before the channel is touched."""
         assert self._marker is not None
-        sent = await self._marker.send(
-            self.topics[ACTIONS_LEDGER], key=key.encode(), partition=partition,
-            value=self._ledger_value(key, ATTEMPTING, attempt, ""))
-        await sent
+        try:
+            sent = await self._marker.send(
+                self.topics[ACTIONS_LEDGER], key=key.encode(), partition=partition,
+                value=self._ledger_value(key, ATTEMPTING, attempt, ""))
+            await sent
+        except Exception as exc:
+            raise LedgerWriteFailed(f"recording the attempt of {key}: {exc!r}") from exc
         self.ledger.put(partition, key, ATTEMPTING)
 
     def _dead_letter(self, work: _Work, error_type: str, reason: str) -> Write:

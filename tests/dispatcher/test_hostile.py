@@ -17,6 +17,7 @@ from signalbox.common import schemas
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_RETRY
 from signalbox.dispatcher.config import DispatcherConfig
+from signalbox.dispatcher.policy.clock import ManualClock
 from signalbox.dispatcher.policy.retry import (
     ATTEMPTS,
     DUE,
@@ -146,3 +147,22 @@ async def test_a_failed_command_at_the_size_limit_keeps_a_truncated_dead_letter(
     assert len(dead["value"]) > 1_048_000
     assert dead["reason"].startswith("failed: ")
     assert f"of {len(big)} bytes, sha256 {digest}" in dead["reason"]
+
+
+async def test_a_time_zone_name_the_system_cannot_even_look_up_falls_back_to_the_default(
+    dsettings: Settings, smtp: SmtpSink
+) -> None:
+    """A 5,000-character zone name made ZoneInfo raise OSError (file name too long), which
+    stopped the worker on every restart; now the quiet-hours default zone applies."""
+    noon_in_berlin = 1_795_690_800_000  # 2026-11-26T12:00:00+01:00, outside 21:00-08:00
+    policy = {"quiet_hours": {"start": "21:00", "end": "08:00",
+                              "default_timezone": "Europe/Berlin"}}
+    odd = [command(170 + i, timezone=tz) for i, tz in
+           enumerate(["a" * 5000, "Europe/" + "x" * 300, "../../etc/passwd", "Mars/Base"])]
+    async with dispatching(dsettings, DispatcherConfig(policy=policy),
+                           clock=ManualClock(noon_in_berlin)) as dispatcher:
+        send(dsettings, *odd)
+        got = await results(dsettings, len(odd))
+        assert await dispatcher.ready() is None
+    assert [got[cid]["status"] for cid, _ in odd] == ["delivered"] * len(odd)
+    assert len(smtp.messages) == len(odd)

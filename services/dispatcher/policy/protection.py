@@ -18,7 +18,7 @@ def zone(name: str | None, default: str) -> ZoneInfo:
     if name:
         try:
             return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
             pass
     return ZoneInfo(default)
 
