@@ -78,6 +78,10 @@ class AvroCodec:
         except KeyError:
             raise KeyError(f"no Avro schema named {name!r}") from None
 
+    def versions(self, name: str) -> list[SchemaVersion]:
+        """Every writer schema of record ``name`` this codec reads (current and archived)."""
+        return [w for w in self._writers.values() if w.name == name]
+
     def encode(self, name: str, record: Mapping[str, Any], validate: bool = True) -> bytes:
         """``record`` written with the current schema ``name``, framed for the mode.
 

@@ -40,7 +40,8 @@ from signalbox.common.topics import (
 from signalbox.evaluator.engine import ApprovalRequest, AutomationSet
 from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.shell import EvaluatorShell
-from signalbox.evaluator.store import StateStore, local_store_of
+from signalbox.evaluator.store import RocksLocalStore, StateStore, local_store_of
+from signalbox.evaluator.storescan import scan
 from signalbox.evaluator.timers import PartitionTimers
 
 log = structlog.get_logger(__name__)
@@ -103,12 +104,15 @@ def create_app(settings: Settings, shell: EvaluatorShell) -> faust.App:
     source = app.topic(*names.values(), key_type=bytes, value_type=bytes,
                        partitions=k.partitions)
     timers = PartitionTimers()
+    wiring: _Wiring
 
     async def learn_residence(event: Any) -> None:
-        """Changelog replay: the changelog partition is the customer's partition."""
-        if event.message.key is not None:
-            timers.lives_on(event.message.key.decode("utf-8", "replace"),
-                            event.message.partition)
+        """Changelog replay: the changelog partition is the customer's partition, and the
+        record starts with its next due time."""
+        message = event.message
+        if message.key is not None:
+            known = wiring.states.summary(message.value) if message.value else None
+            timers.lives_on(message.key.decode("utf-8", "replace"), message.partition, known)
 
     table = app.Table(CUSTOMER_STATE_TABLE, partitions=k.partitions, key_type=bytes,
                       value_type=bytes, on_changelog_event=learn_residence)
@@ -173,14 +177,22 @@ class _Wiring:
         self.rank = {names[EVENTS_BILLING]: 0, names[EVENTS_USAGE]: 1, names[TICKS]: 2}
         self.assigned = asyncio.Event()  # set after the first assignment and recovery
         self._evaluator: Evaluator | None = None
+        self._states: StateStore | None = None
+        self._scanned: set[int] = set()  # partitions whose local store was read
         self._indexed_for = shell.automations.timed  # the time automations indexed
         self._reindexing: set[asyncio.Task[None]] = set()
 
+    @property
+    def states(self) -> StateStore:
+        """Built on first use: the table's store exists only once the app runs."""
+        if self._states is None:
+            self._states = StateStore(self.shell.codec, local_store_of(self.table),
+                                      self.shell.settings.evaluator_state_cache)
+        return self._states
+
     def evaluator(self) -> Evaluator:
         if self._evaluator is None:
-            states = StateStore(self.shell.codec, local_store_of(self.table),
-                                self.shell.settings.evaluator_state_cache)
-            self._evaluator = Evaluator(self.shell.codec, states, self.timers,
+            self._evaluator = Evaluator(self.shell.codec, self.states, self.timers,
                                         lambda: self.shell.automations, self.ticks_topic,
                                         self.rank)
         return self._evaluator
@@ -194,14 +206,34 @@ class _Wiring:
         """Index the customers of the partitions now ours; forget decoded states (another
         worker may have changed them meanwhile)."""
         started = time.perf_counter()
-        states = self.evaluator().states
+        states = self.states
         states.clear()
         partitions = {tp.partition for tp in self.app.assignor.assigned_actives()
                       if tp.topic == self.ticks_topic}
-        due = await self.timers.rebuild(partitions, states.read, self.shell.automations)
+        scanned = await self._scan_local_store(partitions)
+        due, decoded = await self.timers.rebuild(partitions, states.read,
+                                                 self.shell.automations)
         log.info("timers_indexed", partitions=sorted(partitions), timers=due,
+                 scanned=scanned, decoded=decoded,
                  seconds=round(time.perf_counter() - started, 3))
         self.assigned.set()
+
+    async def _scan_local_store(self, partitions: set[int]) -> int:
+        """A persistent store kept what the changelog replay did not bring: learn those
+        customers' homes and due times from the store itself, once per partition (later
+        changes come through the replay)."""
+        if not isinstance(self.states.local, RocksLocalStore):
+            return 0  # the memory store was refilled by the replay, which told us already
+        new = partitions - self._scanned
+        self._scanned |= new
+        n = 0
+        summary, lives_on = self.states.summary, self.timers.lives_on
+        for partition, key, value in scan(self.table, new):
+            lives_on(key.decode("utf-8", "replace"), partition, summary(value))
+            n += 1
+            if n % 20_000 == 0:
+                await asyncio.sleep(0)  # the ops server and heartbeats keep running
+        return n
 
     def on_new_automations(self, automations: AutomationSet) -> None:
         if automations.timed == self._indexed_for:
@@ -214,12 +246,13 @@ class _Wiring:
     async def _reindex(self, automations: AutomationSet) -> None:
         started = time.perf_counter()
         try:
-            due = await self.timers.rebuild(self.timers.partitions(),
-                                            self.evaluator().states.read, automations)
+            due, decoded = await self.timers.rebuild(self.timers.partitions(),
+                                                     self.states.read, automations)
         except Exception:  # the old index stays; the next rebalance rebuilds it
             log.exception("timers_reindex_failed")
             return
-        log.info("timers_reindexed", timers=due, seconds=round(time.perf_counter() - started, 3))
+        log.info("timers_reindexed", timers=due, decoded=decoded,
+                 seconds=round(time.perf_counter() - started, 3))
 
     async def kafka_ready(self) -> str | None:
         if self.app.rebalancing:

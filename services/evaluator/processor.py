@@ -53,7 +53,7 @@ from signalbox.evaluator.engine import (
 )
 from signalbox.evaluator.records import command_to_record, event_from_record, tick_from_record
 from signalbox.evaluator.store import INT_MAX, StateStore
-from signalbox.evaluator.timers import PartitionTimers
+from signalbox.evaluator.timers import PartitionTimers, due_of, timers_digest
 
 log = structlog.get_logger(__name__)
 SERVICE = "evaluator"
@@ -110,6 +110,7 @@ class Evaluator:
         self._ticks_topic = ticks_topic
         self._rank = topic_rank
         self._tick_failures: dict[str, int] = {}
+        self._digested: tuple[AutomationSet | None, int] = (None, 0)
 
     # -- 1. decode ----------------------------------------------------------------------
 
@@ -163,6 +164,8 @@ class Evaluator:
         started = time.perf_counter()
         acks: list[Awaitable[Any]] = []
         automations = self._automations()  # one set for the whole batch
+        if automations is not self._digested[0]:
+            self._digested = (automations, timers_digest(automations))
         changed: dict[str, int] = {}  # customer → partition, in first-change order
         kinds: Counter[tuple[str, str]] = Counter()
         commands: Counter[str] = Counter()
@@ -180,16 +183,15 @@ class Evaluator:
                     log.exception("input_failed", topic=record.topic, offset=record.offset)
                     acks.append(await self._letter(record, type(exc).__name__, str(exc), out))
                     continue
-                await self._emit(item.customer_id, record.partition, decision, out, acks, changed,
-                           commands)
+                await self._emit(item.customer_id, record.partition, decision, out, acks,
+                                 changed, commands)
             for ack in acks:  # commands, approvals and dead letters before any state
                 await ack
             await self._persist(changed, out, automations)
         except BaseException:
             self.states.abandon()
             for customer_id, partition in changed.items():  # keep them due: tried again
-                self.timers.note(customer_id, partition,
-                                 self.states.get(customer_id, partition), automations)
+                self._renote(customer_id, partition, automations)
             raise
         for (kind, type_), n in kinds.items():
             metrics.INPUTS.labels(kind, type_).inc(n)
@@ -249,20 +251,19 @@ class Evaluator:
             self._tick_failures.pop(customer_id, None)
             await self._emit(customer_id, partition, decision, out, acks, changed, commands)
             if customer_id not in changed:  # nothing to store: still needs its next timer
-                self.timers.note(customer_id, partition,
-                                 self.states.get(customer_id, partition), automations)
+                self._renote(customer_id, partition, automations)
 
     async def _tick_failed(self, customer_id: str, record: Record, exc: Exception, out: Output,
                      acks: list[Awaitable[Any]], automations: AutomationSet) -> None:
         tries = self._tick_failures.get(customer_id, 0) + 1
         log.error("timer_failed", customer_id=customer_id, tries=tries,
                   error=f"{type(exc).__name__}: {exc}"[:500])
-        state = self.states.get(customer_id, record.partition)
         if tries < MAX_TICK_FAILURES:
             self._tick_failures[customer_id] = tries
-            self.timers.note(customer_id, record.partition, state, automations)  # again
+            self._renote(customer_id, record.partition, automations)  # due again
             return
         self._tick_failures.pop(customer_id, None)
+        self.timers.note(customer_id, record.partition, None, self._digested[1])
         reason = (f"customer {customer_id!r} failed on {tries} ticks in a row; its timer is "
                   f"dropped until its next event: {type(exc).__name__}: {exc}")
         acks.append(await self._letter(record, type(exc).__name__, reason, out,
@@ -272,14 +273,20 @@ class Evaluator:
                        automations: AutomationSet) -> None:
         if not changed:
             return
-        rows = self.states.staged()
-        sent = [await out.changelog(customer_id.encode("utf-8"), value, partition)
-                for customer_id, partition, value in rows]
+        digest = self._digested[1]
+        rows = self.states.staged(automations, digest)
+        sent = [await out.changelog(row.customer_id.encode("utf-8"), row.value, row.partition)
+                for row in rows]
         offsets: dict[int, int] = {}
-        for (_, partition, _), ack in zip(rows, sent, strict=True):
+        for row, ack in zip(rows, sent, strict=True):
             meta = await ack
-            offsets[partition] = max(offsets.get(partition, -1), meta.offset)
+            offsets[row.partition] = max(offsets.get(row.partition, -1), meta.offset)
         self.states.written(rows, offsets)
-        for customer_id, partition in changed.items():
-            self.timers.note(customer_id, partition,
-                             self.states.get(customer_id, partition), automations)
+        for row in rows:
+            self.timers.note(row.customer_id, row.partition, row.due, digest)
+
+    def _renote(self, customer_id: str, partition: int, automations: AutomationSet) -> None:
+        """Index the customer by its stored state again."""
+        state = self.states.get(customer_id, partition)
+        self.timers.note(customer_id, partition, due_of(state, automations),
+                         self._digested[1])

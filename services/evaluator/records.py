@@ -108,9 +108,14 @@ def state_from_record(record: Mapping[str, Any]) -> CustomerState:
     )
 
 
-def state_to_record(state: CustomerState) -> dict[str, Any]:
+def state_to_record(state: CustomerState, next_due: int | None = None,
+                    timers_digest: int = 0) -> dict[str, Any]:
+    """The record; ``next_due`` and ``timers_digest`` are the shell's timer summary
+    (see :mod:`signalbox.evaluator.timers`), not part of the engine's state."""
     p = state.profile
     return {
+        "next_due": next_due,
+        "timers_digest": timers_digest,
         "customer_id": state.customer_id,
         "profile": {k: getattr(p, k) for k in _PROFILE_FIELDS},
         "first_seen_at": state.first_seen_at,

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, EncodeError
-from signalbox.evaluator.engine import CustomerState
+from signalbox.evaluator.engine import AutomationSet, CustomerState
 from signalbox.evaluator.records import state_from_record, state_to_record
+from signalbox.evaluator.timers import Summary, due_of, summary
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
@@ -97,6 +98,15 @@ def check_ints(record: Mapping[str, Any]) -> None:
             raise EncodeError(f"{schemas.CUSTOMER_STATE}: automation_version out of range")
 
 
+class Row(NamedTuple):
+    """One state on its way to the changelog."""
+
+    customer_id: str
+    partition: int
+    value: bytes
+    due: int | None
+
+
 class StateStore:
     """Decoded states of recently active customers (LRU, ``cache_size`` customers) over
     the table's bytes. ``stage`` keeps a new state in memory until ``written``."""
@@ -107,6 +117,12 @@ class StateStore:
         self._cache: OrderedDict[str, CustomerState | None] = OrderedDict()
         self._size = cache_size
         self._staged: dict[str, tuple[int, CustomerState]] = {}
+        prefixed = [v for v in codec.versions(schemas.CUSTOMER_STATE)
+                    if v.raw["fields"][0]["name"] == "next_due"]
+        self._summarised = frozenset(v.fingerprint for v in prefixed)
+        registry = codec.registry
+        self._summarised_ids = frozenset(registry.id_for(v) for v in prefixed) \
+            if registry is not None else frozenset()
 
     def get(self, customer_id: str, partition: int) -> CustomerState | None:
         cache = self._cache
@@ -133,20 +149,27 @@ class StateStore:
         self._staged[customer_id] = (partition, state)
         self._remember(customer_id, state)
 
-    def staged(self) -> list[tuple[str, int, bytes]]:
-        """``(customer, partition, encoded state)`` of every staged state."""
+    def staged(self, automations: AutomationSet, digest: int) -> list[Row]:
+        """Every staged state, encoded with its timer summary (next due time for
+        ``automations``, whose :func:`~signalbox.evaluator.timers.timers_digest` is
+        ``digest``) at the front."""
         out = []
         for customer_id, (partition, state) in self._staged.items():
-            record = state_to_record(state)
+            due = due_of(state, automations)
+            record = state_to_record(state, due, digest)
             check_ints(record)
-            out.append((customer_id, partition,
-                        self._codec.encode(schemas.CUSTOMER_STATE, record, validate=False)))
+            out.append(Row(customer_id, partition,
+                           self._codec.encode(schemas.CUSTOMER_STATE, record, validate=False),
+                           due))
         return out
 
-    def written(self, rows: Iterable[tuple[str, int, bytes]],
-                offsets: Mapping[int, int]) -> None:
+    def summary(self, value: bytes) -> Summary | None:
+        """The timer summary at the front of a stored state (``None``: decode it)."""
+        return summary(value, self._summarised, self._summarised_ids)
+
+    def written(self, rows: Iterable[Row], offsets: Mapping[int, int]) -> None:
         """The changelog acknowledged ``rows`` (up to ``offsets`` per partition)."""
-        for customer_id, partition, value in rows:
+        for customer_id, partition, value, _ in rows:
             self.local.put(customer_id.encode("utf-8"), partition, value)
         for partition, offset in offsets.items():
             self.local.persisted(partition, offset)

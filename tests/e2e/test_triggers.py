@@ -272,3 +272,36 @@ def wait_for_metric_line(evaluator: Evaluator, line: str, timeout: float = 30) -
             return
         time.sleep(0.2)
     raise AssertionError(f"metric {line!r} not seen in {timeout}s")
+
+
+def test_a_restart_on_the_rocksdb_store_indexes_timers_without_decoding_a_state(
+        settings: Settings, evaluator: Evaluator, tmp_path: Path) -> None:
+    """The restarted worker reads its customers from the local store (no changelog
+    replay of them) and their due times from the front of each record."""
+    assert evaluator.proc.stop() == 0
+    env = {**evaluator.proc.env, "EVALUATOR_STORE": "rocksdb://",
+           "EVALUATOR_DATA_DIR": str(tmp_path / "rocks")}
+    runs = []
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+        proc = ServiceProcess("evaluator", env, tmp_path / run, evaluator.proc.port).start()
+        evaluator.proc = proc
+        runs.append(proc)
+        proc.wait_ready()
+        if run == "first":
+            evaluator.produce(EVENTS_USAGE, [(b"cus-r", logged_in("login-r", "cus-r", T0))],
+                              partition=1)
+            consume(settings.kafka.bootstrap_servers,
+                    changelog_topic(settings, CUSTOMER_STATE_TABLE), 1)
+            processed = 'signalbox_evaluator_inputs_total{kind="event",type="user.logged_in"} 1.0'
+            deadline = time.monotonic() + 30  # counted once the batch is stored
+            while processed not in httpx.get(proc.url("/metrics")).text:
+                assert time.monotonic() < deadline, "the login was not processed"
+                time.sleep(0.2)
+            assert proc.stop() == 0
+    indexed = [json.loads(line) for line in runs[1].log_path.read_text().splitlines()
+               if '"timers_indexed"' in line]
+    assert indexed and indexed[-1]["scanned"] >= 1 and indexed[-1]["decoded"] == 0, indexed
+    evaluator.produce(TICKS, [(b"1", tick(1, T0 + 8 * DAY))], partition=1)
+    [fired] = evaluator.commands(1)
+    assert fired["customer_id"] == "cus-r" and epoch_ms(fired["issued_at"]) == T0 + 7 * DAY
