@@ -62,7 +62,20 @@ class InDoubtError(DeliveryError):
     """The effect may or may not have happened (connection lost during data): never resend."""
 
 
+#: The longest id a command may carry (ingest accepts ids up to 256 characters; command ids
+#: are 32 hex digits). Ids go into ledger keys, results and logs: bounded, they always fit.
+MAX_ID_CHARS = 256
+
+
+class CommandError(ValueError):
+    """A decoded command the dispatcher must not act on (the reason says which field)."""
+
+
 def command_from_record(record: Mapping[str, Any]) -> Command:
+    for name in ("command_id", "customer_id", "automation_id"):
+        if len(record[name]) > MAX_ID_CHARS:
+            raise CommandError(f"{name} of {len(record[name])} characters; at most "
+                               f"{MAX_ID_CHARS} are accepted")
     branch, action = union_branch(record["action"], schemas.EMAIL_ACTION)
     channel = schemas.CHANNEL_BY_ACTION.get(branch, branch)
     return Command(

@@ -72,6 +72,7 @@ from signalbox.dispatcher.ledger import KafkaLedger, Ledger
 from signalbox.dispatcher.model import (
     ATTEMPTING,
     Command,
+    CommandError,
     InDoubtError,
     Outcome,
     PermanentError,
@@ -99,8 +100,18 @@ log = structlog.get_logger(__name__)
 SERVICE = "dispatcher"
 _TERMINAL = {o.value for o in Outcome}
 TRANSACTION_TIMEOUT_MS = 10_000
+#: Commands are keyed by customer id; a longer key is not one.
+MAX_KEY_BYTES = 1024
+#: An outcome's detail (a provider's answer, an error) is cut to this many characters.
+MAX_DETAIL_CHARS = 2000
 #: The outcome producer's largest record (aiokafka's default, stated: dead letters fit it).
 MAX_REQUEST_BYTES = DEFAULT_MAX_MESSAGE_BYTES
+
+
+def _bounded(detail: str) -> str:
+    if len(detail) <= MAX_DETAIL_CHARS:
+        return detail
+    return f"{detail[:MAX_DETAIL_CHARS]}… ({len(detail)} characters)"
 
 
 class LedgerWriteFailed(Exception):
@@ -419,10 +430,12 @@ class Dispatcher:
     async def _handle(self, work: _Work) -> list[Write]:
         tp, record = work.tp, work.record
         try:
+            if len(record.key or b"") > MAX_KEY_BYTES:
+                raise CommandError(f"a Kafka key of {len(record.key or b'')} bytes; at most "
+                                   f"{MAX_KEY_BYTES} are accepted (it is a customer id)")
             command = command_from_record(self.codec.decode(schemas.ACTION_COMMAND, record.value))
         except Exception as exc:  # DecodeError, or a decoded record the model cannot hold
-            reason = exc.reason if isinstance(exc, DecodeError) else \
-                f"{type(exc).__name__}: {exc}"
+            reason = exc.reason if isinstance(exc, DecodeError) else str(exc)  # + error_type
             if work.poison:
                 reason = f"{work.poison}; {reason}"
             metrics.UNREADABLE.inc()
@@ -464,7 +477,7 @@ class Dispatcher:
                                                                       step.state.reason)),
                              step.wait_s)
                 return self._retry_writes(work, step)
-            step = replace(step, detail=self._private(command, step.detail))
+            step = replace(step, detail=_bounded(self._private(command, step.detail)))
             writes = self._outcome_writes(work, step)
             metrics.OUTCOMES.labels(command.channel, step.outcome.value).inc()
             log.info("command_" + step.outcome.value, channel=command.channel,

@@ -166,3 +166,28 @@ async def test_a_time_zone_name_the_system_cannot_even_look_up_falls_back_to_the
         assert await dispatcher.ready() is None
     assert [got[cid]["status"] for cid, _ in odd] == ["delivered"] * len(odd)
     assert len(smtp.messages) == len(odd)
+
+
+async def test_ids_and_keys_too_long_to_keep_are_dead_lettered(
+    dsettings: Settings, smtp: SmtpSink
+) -> None:
+    """Ids go into ledger keys, results and logs: a 900,000-character customer id would make
+    the ledger write too large and stop the worker on every restart."""
+    long_customer = command(180, customer="c" * 900_000)
+    long_key = command(181)
+    good = command(182)
+    async with dispatching(dsettings, DispatcherConfig()) as dispatcher:
+        produce_with_headers(dsettings, ACTIONS_COMMANDS, [(long_customer[1], [])])
+        send(dsettings, long_key, key=b"k" * 2000)
+        send(dsettings, good)
+        got = await results(dsettings, 1)
+        k = dsettings.kafka
+        letters = [codec.decode(schemas.DEAD_LETTER, r.value) for r in await asyncio.to_thread(
+            consume, k.bootstrap_servers, k.topic(ACTIONS_DLQ), 2)]
+        assert await dispatcher.ready() is None
+    assert got[good[0]]["status"] == "delivered" and len(smtp.messages) == 1
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert reasons == [
+        "a Kafka key of 2000 bytes; at most 1024 are accepted (it is a customer id)",
+        "customer_id of 900000 characters; at most 256 are accepted"]
+    assert {letter["error_type"] for letter in letters} == {"CommandError"}
