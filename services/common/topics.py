@@ -8,6 +8,7 @@ commands stay on the same partition number.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -139,9 +140,22 @@ def apply(kafka: KafkaSettings, specs: Iterable[TopicSpec], timeout_s: float = 3
                 raise
             raced.append(name)  # created meanwhile by someone else: check it like the rest
     if raced:
-        found = admin.describe_topics(TopicCollection(raced), request_timeout=timeout_s)
-        _check_partitions(wanted, {n: len(f.result().partitions) for n, f in found.items()})
+        _check_partitions(wanted, _partition_counts(admin, raced, timeout_s))
     return created
+
+
+def _partition_counts(admin: AdminClient, names: list[str], timeout_s: float) -> dict[str, int]:
+    """Partition counts of topics that exist: a topic created a moment ago (by a racing
+    service) can answer UNKNOWN_TOPIC_OR_PART until the broker's metadata has it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = admin.describe_topics(TopicCollection(names), request_timeout=timeout_s)
+        try:
+            return {n: len(f.result().partitions) for n, f in found.items()}
+        except KafkaException as exc:
+            if exc.args[0].name() != "UNKNOWN_TOPIC_OR_PART" or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def _check_partitions(wanted: Mapping[str, TopicSpec], actual: Mapping[str, int]) -> None:
