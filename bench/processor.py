@@ -128,7 +128,8 @@ def main() -> None:
     print("stages, one at a time over the same input:")
     decoded: list[Event] = []
     stage("decode event (fastavro + Event)", n, lambda: decoded.extend(
-        event_from_record(codec.decode(schemas.EVENT, r.value)) for r in batch))
+        event_from_record(codec.decode(schemas.EVENT, r.value, plain_times=True))
+        for r in batch))
     states: dict[str, CustomerState] = {}
     commands: list[Any] = []
 

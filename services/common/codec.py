@@ -107,11 +107,13 @@ class AvroCodec:
             raise EncodeError(f"{name}: {exc}") from exc
         return buf.getvalue()
 
-    def decode(self, name: str, data: bytes | None) -> dict[str, Any]:
+    def decode(self, name: str, data: bytes | None, plain_times: bool = False
+               ) -> dict[str, Any]:
         """Decode a ``name`` record, resolving its (possibly older) writer schema.
 
         Union branches of records come back as ``(full name, record)`` tuples, so
-        the payload's type is never guessed from its shape.
+        the payload's type is never guessed from its shape. ``plain_times``: a
+        ``timestamp-millis`` comes back as its epoch milliseconds, not a datetime.
         """
         reader = self.schema(name)
         if not data:
@@ -128,8 +130,9 @@ class AvroCodec:
         try:
             record = schemaless_reader(
                 buf,
-                writer.io,
-                reader.io,
+                writer.io_plain if plain_times else writer.io,
+                # no resolution to run when the record was written with the current schema
+                None if writer is reader else reader.io_plain if plain_times else reader.io,
                 return_record_name=True,
                 return_record_name_override=True,
             )

@@ -60,9 +60,30 @@ class SchemaVersion:
     #: ``parsed`` marked as parsed for fastavro: without the mark its reader, writer and
     #: validator parse the schema again on every call (9x slower writes for Event).
     io: Schema = field(init=False, compare=False, repr=False)
+    #: ``io`` without ``timestamp-millis`` annotations: decodes those fields to the
+    #: epoch milliseconds they hold instead of building a datetime per field.
+    io_plain: Schema = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "io", cast(Schema, parse_schema(self.raw)))
+        object.__setattr__(self, "io_plain", cast(Schema, parse_schema(_plain(self.raw))))
+
+
+def _plain(schema: Any) -> Any:
+    """``schema`` with every ``timestamp-millis`` logical type removed (a plain long)."""
+    if isinstance(schema, list):
+        return [_plain(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("logicalType") == "timestamp-millis":
+        return {k: v for k, v in schema.items() if k != "logicalType"}
+    out = dict(schema)
+    if "fields" in schema:
+        out["fields"] = [{**f, "type": _plain(f["type"])} for f in schema["fields"]]
+    for key in ("items", "values"):
+        if key in schema:
+            out[key] = _plain(schema[key])
+    return out
 
 
 @dataclass(frozen=True)

@@ -116,8 +116,10 @@ class Evaluator:
 
     def decode(self, record: Record) -> Event | Tick:
         if record.topic == self._ticks_topic:
-            return tick_from_record(self.codec.decode(schemas.TICK, record.value))
-        event = event_from_record(self.codec.decode(schemas.EVENT, record.value))
+            return tick_from_record(self.codec.decode(schemas.TICK, record.value,
+                                                        plain_times=True))
+        event = event_from_record(self.codec.decode(schemas.EVENT, record.value,
+                                                          plain_times=True))
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
         if key != event.customer_id:
             raise InputRejected(

@@ -111,20 +111,24 @@ def state_from_record(record: Mapping[str, Any]) -> CustomerState:
 def state_to_record(state: CustomerState, next_due: int | None = None,
                     timers_digest: int = 0) -> dict[str, Any]:
     """The record; ``next_due`` and ``timers_digest`` are the shell's timer summary
-    (see :mod:`signalbox.evaluator.timers`), not part of the engine's state."""
+    (see :mod:`signalbox.evaluator.timers`), not part of the engine's state.
+
+    Hot (once per changed customer per batch): the engine's mappings and tuples are
+    handed to the writer as they are (it only iterates them), nothing is copied."""
     p = state.profile
     return {
         "next_due": next_due,
         "timers_digest": timers_digest,
         "customer_id": state.customer_id,
-        "profile": {k: getattr(p, k) for k in _PROFILE_FIELDS},
+        "profile": {"email": p.email, "phone": p.phone, "name": p.name,
+                    "timezone": p.timezone, "locale": p.locale},
         "first_seen_at": state.first_seen_at,
         "last_event_at": state.last_event_at,
-        "failed_payments": dict(state.failed_payments),
-        "recent_event_ids": [],
+        "failed_payments": state.failed_payments,
+        "recent_event_ids": (),
         "recent_events": state.recent_events,
-        "attributes": dict(state.attributes),
-        "tags": list(state.tags),
+        "attributes": state.attributes,
+        "tags": state.tags,
         "account_status": state.account_status,
         "balance_minor": state.balance_minor,
         "past_due_minor": state.past_due_minor,
@@ -134,18 +138,18 @@ def state_to_record(state: CustomerState, next_due: int | None = None,
         "card_expires_at": state.card_expires_at,
         "card_known_at": state.card_known_at,
         "usage": {k: vars(v) for k, v in state.usage.items()},
-        "feature_seconds": dict(state.feature_seconds),
-        "feature_last_used": dict(state.feature_last_used),
+        "feature_seconds": state.feature_seconds,
+        "feature_last_used": state.feature_last_used,
         "last_login_at": state.last_login_at,
         "score": state.score,
-        "milestones": list(state.milestones),
+        "milestones": state.milestones,
         "health": state.health,
-        "fired": list(state.fired),
+        "fired": state.fired,
         "appointments": {k: vars(v) for k, v in state.appointments.items()},
         "tasks": {k: vars(v) for k, v in state.tasks.items()},
         "approvals": {k: _pending_to_record(v) for k, v in state.approvals.items()},
         "clock": state.clock,
-        "timer_marks": dict(state.timer_marks),
+        "timer_marks": state.timer_marks,
     }
 
 

@@ -129,9 +129,7 @@ class StateStore:
         if customer_id in cache:
             cache.move_to_end(customer_id)
             return cache[customer_id]
-        raw = self.local.get(customer_id.encode("utf-8"), partition)
-        state = state_from_record(self._codec.decode(schemas.CUSTOMER_STATE, raw)) \
-            if raw else None
+        state = self._load(customer_id, partition)
         self._remember(customer_id, state)
         return state
 
@@ -140,9 +138,14 @@ class StateStore:
         which would only push the active ones out)."""
         if customer_id in self._cache:
             return self._cache[customer_id]
+        return self._load(customer_id, partition)
+
+    def _load(self, customer_id: str, partition: int) -> CustomerState | None:
         raw = self.local.get(customer_id.encode("utf-8"), partition)
-        return state_from_record(self._codec.decode(schemas.CUSTOMER_STATE, raw)) \
-            if raw else None
+        if not raw:
+            return None
+        return state_from_record(self._codec.decode(schemas.CUSTOMER_STATE, raw,
+                                                    plain_times=True))
 
     def stage(self, customer_id: str, partition: int, state: CustomerState) -> None:
         """The customer's newest state, visible to ``get`` at once, stored by ``written``."""
