@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.channels
+	$(BIN)/python -m bench.evaluator
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache
