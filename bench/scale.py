@@ -76,6 +76,7 @@ from signalbox.evaluator.engine import evaluate as engine_evaluate
 from signalbox.evaluator.engine.model import DAY_MS, MINUTE_MS
 from signalbox.evaluator.main import file_definitions
 from signalbox.evaluator.records import state_to_record
+from signalbox.evaluator.timers import due_of, timers_digest
 from signalbox.scheduler.ticks import tick_records
 
 T0 = 1_790_000_000_000  # when the due customers' past-due streak started
@@ -123,7 +124,9 @@ class Population:
     @classmethod
     def build(cls, codec: AvroCodec, automations: AutomationSet) -> Population:
         def encoded(state: CustomerState) -> bytes:
-            raw = codec.encode(schemas.CUSTOMER_STATE, state_to_record(state))
+            # with the timer summary at the front, as the evaluator writes every state
+            raw = codec.encode(schemas.CUSTOMER_STATE, state_to_record(
+                state, due_of(state, automations), timers_digest(automations)))
             assert raw.count(PLACEHOLDER.encode()) >= 1
             return raw
 
