@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.channels
 	$(BIN)/python -m bench.evaluator
+	$(BIN)/python -m bench.latency
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache
