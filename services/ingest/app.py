@@ -19,7 +19,7 @@ from signalbox.common.clock import now_ms
 from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
-from signalbox.ingest.avro_json import Problem, describe_fields
+from signalbox.ingest.avro_json import Problem, clip, describe_fields
 from signalbox.ingest.formats import rule_for
 from signalbox.ingest.keys import ApiKey, Authenticator, Refusal, forbidden_types
 from signalbox.ingest.limits import SizeBudget
@@ -136,7 +136,7 @@ class _EventsApi:
             key = found
         if request.content_type != _JSON:
             return _error(415, "unsupported_media_type",
-                          f"send Content-Type: {_JSON} (got {request.content_type})")
+                          f"send Content-Type: {_JSON} (got {clip(request.content_type)})")
         body = await _read_at_most(request, s.ingest_max_body_bytes)
         if body is None:
             return _error(413, "body_too_large",
