@@ -7,7 +7,8 @@ For each store, on a topic prefix of its own:
 1. starts the real ``signalbox evaluator`` on empty topics (the baseline RSS), stops it;
 2. writes N customers' states straight into the state changelog
    (``<app id>-customer-state-changelog``), encoded with the services' codec from
-   ``records.state_to_record`` of states the engine built, each on the partition the
+   ``records.state_to_record`` of states the engine built (with the timer summary
+   the evaluator stores in front of each state), each on the partition the
    services' producers would give its key (murmur2, as aiokafka's default
    partitioner); every customer has a past-due streak and an active subscription,
    K of them reaching 14 days at the tick time, the others later;
@@ -234,13 +235,17 @@ class Evaluator:
         return self.proc.proc.pid
 
     def indexed(self) -> str:
-        """The timers the worker last said it indexed (its log), or '?'."""
+        """The timers the worker last said it indexed, in how long, and how many states
+        it scanned and decoded for that (its log), or '?'."""
         assert self.proc is not None
         found = "?"
         for line in self.proc.log_path.read_text(errors="replace").splitlines():
             if '"timers_indexed"' in line:
                 with contextlib.suppress(ValueError, KeyError):
-                    found = f"{json.loads(line)['timers']:,}"
+                    entry = json.loads(line)
+                    found = f"{entry['timers']:,} in {entry['seconds']:.1f}s" + "".join(
+                        f", {name} {entry[name]:,}" for name in ("scanned", "decoded")
+                        if name in entry)
         return found
 
     def stop(self) -> float:
