@@ -2,6 +2,7 @@
 
     python -m bench.evaluator [--events 50000] [--customers 5000] [--partitions 4]
                               [--only bare,codec,faust,evaluator] [--workers 1,2] [--rounds 1]
+                              [--logs DIR] [--log-level warning] [--timeout 900]
 
 In one run, on one broker (``KAFKA_BOOTSTRAP_SERVERS``, default 127.0.0.1:19092),
 each contender reads the same pre-loaded events (``bench.pipeline``'s mix) from the
@@ -12,7 +13,8 @@ start, in its own process and consumer group:
 * ``faust``: a tuned minimal Faust agent with a Table doing the trivial stateful job
   (``bench.faust_agent``);
 * ``evaluator``: the real worker, ``signalbox evaluator`` (memory store, default
-  automations), once per ``--workers`` count (processes in one group).
+  automations), once per ``--workers`` count (processes in one group); the commands
+  it wrote are counted, as a check that it did the work.
 
 Every contender run gets a fresh topic prefix with its own copy of the input (the
 evaluator's group and changelog are named by the prefix), deleted afterwards.
@@ -39,7 +41,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from tests.support.processes import free_port, service_env
 
@@ -48,7 +55,13 @@ from bench.events import Record, encode, mix, preload
 from signalbox.common.kafka import librdkafka_config
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import KafkaSettings, Settings
-from signalbox.common.topics import TopicSpec, apply, catalogue, wait_for_broker
+from signalbox.common.topics import (
+    ACTIONS_COMMANDS,
+    TopicSpec,
+    apply,
+    catalogue,
+    wait_for_broker,
+)
 
 CONTENDERS = {
     "bare": "bare aiokafka loop",
@@ -66,6 +79,7 @@ class Run:
     round: int
     rate: float  # events/s
     seconds: float  # from the first committed progress to all committed
+    commands: int | None  # records on actions.commands once all was committed (evaluator)
 
     @property
     def label(self) -> str:
@@ -166,6 +180,20 @@ def measure(admin: AdminClient, group: str, ends: dict[tuple[str, int], int],
     return (total - c0) / (now - t0), now - t0
 
 
+def records_on(k: KafkaSettings, topic: str) -> int:
+    """How many records ``topic`` holds (a fresh topic: its end offsets' sum).
+
+    The evaluator's commands, as a check that it did the work, not only committed."""
+    probe = Consumer({**librdkafka_config(k), "group.id": f"{k.topic_prefix}probe",
+                      "log_level": 4})
+    try:
+        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in partitions)
+    finally:
+        probe.close()
+
+
 def admin_client(k: KafkaSettings) -> AdminClient:
     return AdminClient({**librdkafka_config(k), "log_level": 4})  # no info lines on close
 
@@ -198,9 +226,12 @@ def one_run(base: Settings, records: list[Record], contender: str, workers: int,
                 ends = preload(k, records)
             rate, seconds = measure(admin, group, ends, children.check, args.timeout,
                                     k.topic_prefix)
+            commands = None
+            if contender == "evaluator":
+                commands = records_on(k, k.topic(ACTIONS_COMMANDS))
     finally:
         delete_topics(k)
-    return Run(contender, workers, rnd, rate, seconds)
+    return Run(contender, workers, rnd, rate, seconds, commands)
 
 
 def report(runs: list[Run], header: str) -> None:
@@ -286,8 +317,9 @@ def main() -> None:
                 for contender, workers in plan:
                     run = one_run(base, records, contender, workers, rnd, args)
                     runs.append(run)
+                    done = "" if run.commands is None else f", {run.commands:,} commands"
                     print(f"  round {rnd}: {run.label:<28} {run.rate:>9,.0f} events/s "
-                          f"({run.seconds:.1f} s)", flush=True)
+                          f"({run.seconds:.1f} s{done})", flush=True)
         finally:
             if runs:
                 report(runs, header)
