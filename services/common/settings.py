@@ -210,8 +210,7 @@ class Settings:
     evaluator_port: int = 8081
     evaluator_admin_port: int = 8084
     admin_token: str = field(default="", repr=False)
-    # memory:// (tests' default) | rocksdb:// (faust's RocksDB store, the deployments')
-    evaluator_store: str = "memory://"
+    evaluator_store: str = "rocksdb://"  # or memory:// (state rebuilt from the changelog)
     evaluator_data_dir: str = ".run/evaluator"
     #: Decoded states of the most recently active customers kept in memory.
     evaluator_state_cache: int = 20_000
