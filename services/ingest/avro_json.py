@@ -257,6 +257,10 @@ class Converter:
             self.fail(path, f"not an RFC 3339 timestamp such as 2026-11-22T09:30:00Z "
                             f"({str(exc).rstrip('.')}): {clip(text)}")
             return None
+        if parsed.year < 1970:  # as written, too: the description's pattern says so
+            self.fail(path, f"timestamp outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59.999Z: "
+                            f"{clip(text)}")
+            return None
         return epoch_ms(parsed)
 
     def union(self, branches: list[Any], value: Any, path: str) -> Any:

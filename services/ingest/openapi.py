@@ -23,6 +23,8 @@ from signalbox.ingest.validation import envelope_fields
 _AVRO_INT = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _NON_EMPTY = frozenset({"event_id", "customer_id"})
 _REF = "#/components/schemas/"
+#: A written year of 1970..9999 (ingest also checks the instant in UTC).
+_YEARS = "^(19[7-9][0-9]|[2-9][0-9]{3})-"
 #: JSON Schema for fields whose set of values is a list (more exact than a pattern).
 _ENUMS = {"timezone": lambda: sorted(time_zones()), "currency": lambda: sorted(currencies())}
 
@@ -37,7 +39,7 @@ def _type(name: str, schema: Any) -> dict[str, Any]:
             return {"anyOf": [
                 {"type": "integer", "minimum": 0, "maximum": MAX_TIME_MS,
                  "description": "epoch milliseconds"},
-                {"type": "string", "format": "date-time",
+                {"type": "string", "format": "date-time", "pattern": _YEARS,
                  "description": "RFC 3339 with offset, between 1970 and 9999"}]}
         kind = schema["type"]
         if kind == "enum":
