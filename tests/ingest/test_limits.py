@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import replace
@@ -149,3 +150,37 @@ async def test_long_values_are_cut_in_answers(client: Client) -> None:
     assert len(answer) < 2_000, answer[:300]
     body = json.loads(answer)
     assert any("(100000 characters)" in p["reason"] for p in body["errors"])
+
+
+async def test_health_checks_are_answered_while_large_bodies_are_checked(
+        client: Client) -> None:
+    """Finding 5: eight such bodies in parallel delayed /healthz by 19 s."""
+    event = payment_failed()
+    event["data"].update({f"u{i}": 1 for i in range(65_000)})
+    raw = json.dumps(event).encode()
+
+    async def heavy() -> int:
+        response = await client.post("/v1/events", data=raw,
+                                     headers={"Content-Type": "application/json"})
+        return response.status
+
+    done = asyncio.Event()
+
+    async def health() -> float:
+        slowest = 0.0
+        while not done.is_set():
+            started = time.perf_counter()
+            assert (await client.get("/healthz")).status == 200
+            slowest = max(slowest, time.perf_counter() - started)
+        return slowest
+
+    async def all_heavy() -> list[int]:
+        statuses = await asyncio.gather(*(heavy() for _ in range(8)))
+        done.set()
+        return statuses
+
+    statuses, slowest = await asyncio.gather(all_heavy(), health())
+    assert statuses == [400] * 8
+    print(f"/healthz while 8 bodies of {len(raw)} bytes are checked: slowest "
+          f"{slowest * 1000:.0f} ms")
+    assert slowest < 1.0
