@@ -1,8 +1,9 @@
 """Events per second of the evaluator worker next to its floor and its framework's limit.
 
-    python -m bench.evaluator [--events 50000] [--customers 5000] [--partitions 4]
+    python -m bench.evaluator [--events 200000] [--customers 5000] [--partitions 4]
                               [--only bare,codec,faust,evaluator] [--workers 1,2] [--rounds 1]
-                              [--logs DIR] [--log-level warning] [--timeout 900]
+                              [--store memory://] [--logs DIR] [--log-level warning]
+                              [--timeout 900]
 
 In one run, on one broker (``KAFKA_BOOTSTRAP_SERVERS``, default 127.0.0.1:19092),
 each contender reads the same pre-loaded events (``bench.pipeline``'s mix) from the
@@ -12,8 +13,8 @@ start, in its own process and consumer group:
 * ``codec``: the same loop + ``AvroCodec`` decode of each Event and encode of one record;
 * ``faust``: a tuned minimal Faust agent with a Table doing the trivial stateful job
   (``bench.faust_agent``);
-* ``evaluator``: the real worker, ``signalbox evaluator`` (memory store, default
-  automations), once per ``--workers`` count (processes in one group); the commands
+* ``evaluator``: the real worker, ``signalbox evaluator`` (``--store``, memory by
+  default; default automations), once per ``--workers`` count (processes in one group); the commands
   it wrote are counted, as a check that it did the work.
 
 Every contender run gets a fresh topic prefix with its own copy of the input (the
@@ -23,8 +24,9 @@ topics to all of the input committed, read from the group's committed offsets.
 The evaluator's input is written once all its workers answer ``/readyz`` and its
 group is stable with all of them, so start-up and the first rebalance stay out
 of the window (the loader writes far faster than a worker reads). A worker that
-commits on an interval (Faust: 2.8 s) overstates the window by up to one interval,
-so use enough events to make that small.
+commits on an interval (Faust: every 2.8 s or 10,000 records) overstates the window
+by up to one interval: hence 200,000 events by default, about 30 s per evaluator run
+here.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from bench.children import Children, all_ready
 from bench.events import Record, encode, mix, preload
 from signalbox.common.kafka import librdkafka_config
 from signalbox.common.registry import codec_for
-from signalbox.common.settings import KafkaSettings, Settings
+from signalbox.common.settings import EVALUATOR_STORES, KafkaSettings, Settings
 from signalbox.common.topics import (
     ACTIONS_COMMANDS,
     TopicSpec,
@@ -98,11 +100,11 @@ def fresh(base: Settings) -> Settings:
 
 
 def start(children: Children, settings: Settings, contender: str, workers: int,
-          log_dir: Path, log_level: str) -> tuple[str, list[str]]:
+          log_dir: Path, extra_env: dict[str, str]) -> tuple[str, list[str]]:
     """Start the contender's process(es): the consumer group whose offsets say its
     progress, and the ``/readyz`` URLs to wait for (the evaluator's)."""
     k = settings.kafka
-    env = service_env(settings, LOG_LEVEL=log_level)
+    env = service_env(settings, **extra_env)
     if contender == "evaluator":
         urls = []
         for i in range(workers):
@@ -171,7 +173,7 @@ def measure(admin: AdminClient, group: str, ends: dict[tuple[str, int], int],
                                for (t, p), end in sorted(ends.items()) if offsets[(t, p)] < end)
             raise TimeoutError(f"group {group}: {done:,} of {total:,} events committed, "
                                f"none for {time.monotonic() - last[0]:.0f} s; behind: {behind}")
-        time.sleep(0.02)  # the fast loops finish 50k events in about a second
+        time.sleep(0.02)  # the bare loop finishes in a few seconds
     assert first is not None
     t0, c0 = first
     if c0 >= total:
@@ -220,7 +222,8 @@ def one_run(base: Settings, records: list[Record], contender: str, workers: int,
         with Children(log_dir) as children:
             if contender != "evaluator":
                 ends = preload(k, records)
-            group, urls = start(children, settings, contender, workers, log_dir, args.log_level)
+            group, urls = start(children, settings, contender, workers, log_dir,
+                                {"LOG_LEVEL": args.log_level, "EVALUATOR_STORE": args.store})
             if contender == "evaluator":
                 wait_ready(admin, group, urls, children.check, args.timeout)
                 ends = preload(k, records)
@@ -280,7 +283,7 @@ def counts(text: str) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--only", type=names, default=list(CONTENDERS),
@@ -290,6 +293,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--logs", type=Path, default=None,
                         help="keep the processes' logs here (default: a temporary directory)")
+    parser.add_argument("--store", default="memory://", choices=EVALUATOR_STORES,
+                        help="the evaluator's EVALUATOR_STORE (default memory://)")
     parser.add_argument("--log-level", default="warning",
                         choices=("debug", "info", "warning", "error"),
                         help="LOG_LEVEL of the processes the bench starts")
@@ -305,7 +310,8 @@ def main() -> None:
     records = encode(events, codec_for(base))
     failed = sum(1 for e in events if e["type"] == "payment.failed")
     header = (f"bench.evaluator: {args.events:,} events ({failed:,} failed payments), "
-              f"{args.customers:,} customers, {args.partitions} partitions, "
+              f"{args.customers:,} customers, {args.partitions} partitions, evaluator store "
+              f"{args.store}, "
               f"broker {base.kafka.bootstrap_servers}, {args.rounds} round(s)")
     print(header, flush=True)
     plan = [(c, w) for c in args.only for w in (args.workers if c == "evaluator" else [1])]

@@ -1,7 +1,7 @@
 """End to end latency: an event POSTed to ingest until its email is accepted by SMTP.
 
     python -m bench.latency [--rate 1000] [--seconds 60] [--batch 50] [--failed-every 40]
-                            [--customers 5000] [--workers 1] [--drain 120]
+                            [--customers 5000] [--workers 1] [--store memory://] [--drain 120]
 
 Starts ingest, evaluator (``--workers`` processes) and dispatcher as real processes
 on one broker (``KAFKA_BOOTSTRAP_SERVERS``, default 127.0.0.1:19092, a topic prefix
@@ -44,7 +44,7 @@ from tests.support.processes import free_port, service_env
 from bench.children import Children, all_ready
 from bench.evaluator import delete_topics
 from bench.events import mix
-from signalbox.common.settings import Settings
+from signalbox.common.settings import EVALUATOR_STORES, Settings
 from signalbox.common.topics import apply, catalogue, wait_for_broker
 
 PAYMENT = re.compile(r"\b(\S+-pay-(\d+))\b")
@@ -144,7 +144,7 @@ def report(load: Load, mails: list[Mail], unmatched: int, failed_every: int,
     duration = load.last - load.first
     print(f"\nbench.latency: {args.rate:,.0f} events/s asked for {args.seconds:.0f} s in batches "
           f"of {args.batch}, 1 failed payment in {failed_every}, {args.customers:,} customers, "
-          f"{args.workers} evaluator worker(s)")
+          f"{args.workers} evaluator worker(s), store {args.store}")
     print(f"  events accepted: {sent:,} at {sent / duration:,.0f} events/s achieved "
           f"(first POST to last response, {duration:.1f} s; {load.failed_requests} "
           f"request(s) refused or failed)")
@@ -173,6 +173,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="evaluator processes")
+    parser.add_argument("--store", default="memory://", choices=EVALUATOR_STORES,
+                        help="the evaluator's EVALUATOR_STORE (default memory://)")
     parser.add_argument("--drain", type=float, default=120.0,
                         help="seconds to wait for the last mails after the load")
     parser.add_argument("--logs", type=Path, default=None,
@@ -195,7 +197,8 @@ def main() -> None:
             smtp.start()
             with Children(logs) as children:
                 ports = {"ingest": free_port(), "dispatcher": free_port()}
-                common = service_env(settings, LOG_LEVEL="warning", SMTP_PORT=str(smtp.port),
+                common = service_env(settings, LOG_LEVEL="warning", EVALUATOR_STORE=args.store,
+                                     SMTP_PORT=str(smtp.port),
                                      INGEST_PORT=str(ports["ingest"]),
                                      DISPATCHER_PORT=str(ports["dispatcher"]))
                 children.start("ingest", ["-m", "signalbox", "ingest"], common)
