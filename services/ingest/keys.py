@@ -213,7 +213,7 @@ class Authenticator:
         self._file = KeyFile(path)
         self._recheck_s = recheck_s
         self._checked_at = -float("inf")
-        self._seen: tuple[int, int, int] | None = None
+        self._seen: tuple[int, int, int] | None = (-1, -1, -1)  # nothing read yet
         self._by_id: Mapping[str, ApiKey] = {}
         self._refresh()
 
@@ -227,7 +227,7 @@ class Authenticator:
         except OSError as exc:
             log.error("ingest_keys_unreadable", path=str(self._file.path), error=exc.strerror)
             return
-        if seen == self._seen and (seen is not None or not self._by_id):
+        if seen == self._seen:
             return
         try:
             keys = self._file.load()
@@ -237,8 +237,9 @@ class Authenticator:
             return
         self._seen = seen
         self._by_id = {k.key_id: k for k in keys if k.revoked_at is None}
-        log.info("ingest_keys_loaded", path=str(self._file.path), active=len(self._by_id),
-                 revoked=len(keys) - len(self._by_id))
+        report = log.info if self._by_id else log.warning  # no key: every request is a 401
+        report("ingest_keys_loaded", path=str(self._file.path), active=len(self._by_id),
+               revoked=len(keys) - len(self._by_id))
 
     @property
     def active(self) -> int:

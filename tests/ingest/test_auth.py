@@ -199,3 +199,13 @@ def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
     assert cli("revoke", "nosuchkey")[0] == 2
     code, _, err = cli("create", "--name", "x", "--types", "approval.decided")
     assert code == 2 and "written by signalbox only" in err
+
+
+def test_no_keys_file_means_no_key_and_keys_appear_without_restart(tmp_path: Path) -> None:
+    store = KeyFile(tmp_path / "keys.json")
+    auth = Authenticator(store.path, recheck_s=0)
+    assert auth.active == 0
+    _, token = store.create("billing", ["*"], TYPES, now_ms())
+    assert not isinstance(auth.authenticate(f"Bearer {token}"), Refusal)
+    store.path.unlink()  # removing the file removes every key
+    assert isinstance(auth.authenticate(f"Bearer {token}"), Refusal)
