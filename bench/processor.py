@@ -21,6 +21,7 @@ from typing import Any
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
+from signalbox.common.deadletter import Letter
 from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import (
     ApprovalRequest,
@@ -80,8 +81,7 @@ class ResolvedOutput:
     async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
         return self._ack()
 
-    async def dead_letter(self, key: bytes | None, value: bytes,
-                          partition: int) -> Awaitable[Any]:
+    async def dead_letter(self, letter: Letter, partition: int) -> Awaitable[Any]:
         return self._ack()
 
     async def approval(self, request: ApprovalRequest,

@@ -27,6 +27,7 @@ import faust
 import structlog
 from faust.types import EventT
 
+from signalbox.common.deadletter import Letter
 from signalbox.common.kafka import faust_broker, faust_credentials
 from signalbox.common.settings import Settings
 from signalbox.common.topics import (
@@ -38,7 +39,7 @@ from signalbox.common.topics import (
     TICKS,
 )
 from signalbox.evaluator.engine import ApprovalRequest, AutomationSet
-from signalbox.evaluator.processor import Evaluator, Record
+from signalbox.evaluator.processor import DEFAULT_LIMITS, Evaluator, Limits, Record
 from signalbox.evaluator.shell import EvaluatorShell
 from signalbox.evaluator.store import RocksLocalStore, StateStore, local_store_of
 from signalbox.evaluator.storescan import scan
@@ -59,9 +60,9 @@ class KafkaOutput:
         self._app, self._shell = app, shell
         self._commands, self._dlq, self._changelog = commands, dlq, changelog
 
-    async def _send(self, topic: str, key: bytes | None, value: bytes,
-                    partition: int) -> Awaitable[Any]:
-        return await self._app.producer.send(topic, key, value, partition, None, None)
+    async def _send(self, topic: str, key: bytes | None, value: bytes, partition: int,
+                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]:
+        return await self._app.producer.send(topic, key, value, partition, None, headers)
 
     async def command(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
         return await self._send(self._commands, key, value, partition)
@@ -69,17 +70,19 @@ class KafkaOutput:
     async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
         return await self._send(self._changelog, key, value, partition)
 
-    async def dead_letter(self, key: bytes | None, value: bytes,
-                          partition: int) -> Awaitable[Any]:
-        return await self._send(self._dlq, key, value, partition)
+    async def dead_letter(self, letter: Letter, partition: int) -> Awaitable[Any]:
+        return await self._send(self._dlq, letter.key, letter.value, partition,
+                                list(letter.headers) or None)
 
     async def approval(self, request: ApprovalRequest,
                        partition: int) -> Awaitable[Any] | None:
         return await self._shell.approvals.request(request, partition)  # type: ignore[no-any-return]
 
 
-def create_app(settings: Settings, shell: EvaluatorShell) -> faust.App:
-    """Build the evaluator's Faust app; nothing connects until a worker starts it."""
+def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAULT_LIMITS
+               ) -> faust.App:
+    """Build the evaluator's Faust app; nothing connects until a worker starts it.
+    ``limits``: the topics' ``max.message.bytes`` (:func:`main.topic_limits`)."""
     k = settings.kafka
     app = faust.App(
         settings.evaluator_app_id,
@@ -98,6 +101,9 @@ def create_app(settings: Settings, shell: EvaluatorShell) -> faust.App:
         producer_acks=-1,
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
+        # the producer must not refuse what a topic accepts; larger is dead-lettered
+        producer_max_request_size=max(limits.commands, limits.changelog, limits.dead_letters)
+        + 64 * 1024,
         stream_buffer_maxsize=4 * BATCH_MAX,
     )
     names = {n: k.topic(n) for n in (EVENTS_BILLING, EVENTS_USAGE, TICKS)}
@@ -116,7 +122,7 @@ def create_app(settings: Settings, shell: EvaluatorShell) -> faust.App:
 
     table = app.Table(CUSTOMER_STATE_TABLE, partitions=k.partitions, key_type=bytes,
                       value_type=bytes, on_changelog_event=learn_residence)
-    wiring = _Wiring(app, shell, table, timers, names)
+    wiring = _Wiring(app, shell, table, timers, names, limits)
 
     @table.on_recover
     async def after_rebalance() -> None:
@@ -171,10 +177,11 @@ class _Wiring:
     exists), the timer index and the readiness facts."""
 
     def __init__(self, app: faust.App, shell: EvaluatorShell, table: Any,
-                 timers: PartitionTimers, names: dict[str, str]) -> None:
+                 timers: PartitionTimers, names: dict[str, str], limits: Limits) -> None:
         self.app, self.shell, self.table, self.timers = app, shell, table, timers
         self.ticks_topic = names[TICKS]
         self.rank = {names[EVENTS_BILLING]: 0, names[EVENTS_USAGE]: 1, names[TICKS]: 2}
+        self.limits = limits
         self.assigned = asyncio.Event()  # set after the first assignment and recovery
         self._evaluator: Evaluator | None = None
         self._states: StateStore | None = None
@@ -194,7 +201,7 @@ class _Wiring:
         if self._evaluator is None:
             self._evaluator = Evaluator(self.shell.codec, self.states, self.timers,
                                         lambda: self.shell.automations, self.ticks_topic,
-                                        self.rank)
+                                        self.rank, self.limits)
         return self._evaluator
 
     def output(self) -> KafkaOutput:

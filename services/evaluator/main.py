@@ -11,13 +11,21 @@ import structlog
 import uvloop
 
 from signalbox.common import schemas
+from signalbox.common.deadletter import topic_max_message_bytes
 from signalbox.common.registry import codec_for
 from signalbox.common.runtime import prepare
 from signalbox.common.settings import Settings
 from signalbox.common.telemetry import logging_dict_config
+from signalbox.common.topics import (
+    ACTIONS_COMMANDS,
+    CUSTOMER_STATE_TABLE,
+    EVENTS_DLQ,
+    changelog_topic,
+)
 from signalbox.evaluator.app import create_app
 from signalbox.evaluator.definitions import Definitions, from_file
 from signalbox.evaluator.engine import AutomationError
+from signalbox.evaluator.processor import Limits
 from signalbox.evaluator.shell import EvaluatorShell
 
 log = structlog.get_logger(__name__)
@@ -38,6 +46,16 @@ def file_definitions(settings: Settings) -> Definitions:
     return from_file(text, path, schemas.event_types(), settings.teams)
 
 
+def topic_limits(settings: Settings) -> Limits:
+    """What the broker accepts on each topic the evaluator writes (read, not guessed)."""
+    k = settings.kafka
+    return Limits(
+        commands=topic_max_message_bytes(k, k.topic(ACTIONS_COMMANDS)),
+        changelog=topic_max_message_bytes(k, changelog_topic(settings, CUSTOMER_STATE_TABLE)),
+        dead_letters=topic_max_message_bytes(k, k.topic(EVENTS_DLQ)),
+    )
+
+
 def main(settings: Settings) -> None:
     # uvloop: the per-record cost of Faust and aiokafka is mostly event-loop machinery
     # (futures, callbacks, queues); uvloop runs it in C.
@@ -48,7 +66,7 @@ def main(settings: Settings) -> None:
     log.info("automations_loaded", file=definitions.file_source,
              automations=[f"{a.id}@{a.version}" for a in automations.automations])
     shell = EvaluatorShell(settings, codec_for(settings), definitions, automations)
-    app = create_app(settings, shell)
+    app = create_app(settings, shell, topic_limits(settings))
     worker = faust.Worker(
         app,
         shell,

@@ -25,3 +25,6 @@ TIMERS_FIRED = Counter("signalbox_evaluator_timers_due_total",
                        "Customers woken by a tick because a timer of theirs was due")
 APPROVALS_PENDING = Gauge("signalbox_evaluator_approvals_pending",
                           "Approval requests waiting for a decision")
+STATES_TOO_LARGE = Counter("signalbox_evaluator_states_too_large_total",
+                           "States over the changelog's max.message.bytes, dead-lettered "
+                           "instead of stored")

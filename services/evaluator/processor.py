@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,7 +40,13 @@ import structlog
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, DecodeError, EncodeError
-from signalbox.common.deadletter import dead_letter
+from signalbox.common.deadletter import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Letter,
+    dead_letter,
+    fit,
+    record_bytes,
+)
 from signalbox.evaluator import metrics
 from signalbox.evaluator.engine import (
     ApprovalRequest,
@@ -60,6 +66,8 @@ SERVICE = "evaluator"
 #: Ticks a customer may fail on before it is dead-lettered and its timer dropped (until
 #: its next event re-arms it).
 MAX_TICK_FAILURES = 3
+#: ``source_topic`` of a dead letter holding a state that could not be stored.
+STATE_RECORDS = "customer-state"
 
 
 class InputRejected(ValueError):
@@ -68,6 +76,21 @@ class InputRejected(ValueError):
     @property
     def reason(self) -> str:
         return str(self)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``max.message.bytes`` of the topics the evaluator writes, as the broker applies
+    them: a record over its topic's limit is dead-lettered, never sent (the broker
+    would refuse it and the batch, retried after every restart, with it)."""
+
+    commands: int = DEFAULT_MAX_MESSAGE_BYTES
+    changelog: int = DEFAULT_MAX_MESSAGE_BYTES
+    dead_letters: int = DEFAULT_MAX_MESSAGE_BYTES
+
+
+#: Kafka's defaults, for tools that build the app without a broker to ask.
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +113,7 @@ class Output(Protocol):
 
     async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]: ...
 
-    async def dead_letter(self, key: bytes | None, value: bytes,
-                          partition: int) -> Awaitable[Any]: ...
+    async def dead_letter(self, letter: Letter, partition: int) -> Awaitable[Any]: ...
 
     async def approval(self, request: ApprovalRequest,
                        partition: int) -> Awaitable[Any] | None: ...
@@ -102,7 +124,7 @@ class Evaluator:
 
     def __init__(self, codec: AvroCodec, states: StateStore, timers: PartitionTimers,
                  automations: Callable[[], AutomationSet], ticks_topic: str,
-                 topic_rank: dict[str, int]) -> None:
+                 topic_rank: dict[str, int], limits: Limits = DEFAULT_LIMITS) -> None:
         self.codec = codec
         self.states = states
         self.timers = timers
@@ -110,6 +132,7 @@ class Evaluator:
         self._ticks_topic = ticks_topic
         self._rank = topic_rank
         self._tick_failures: dict[str, int] = {}
+        self.limits = limits
         self._digested: tuple[AutomationSet | None, int] = (None, 0)
 
     # -- 1. decode ----------------------------------------------------------------------
@@ -128,15 +151,22 @@ class Evaluator:
         return event
 
     async def _letter(self, record: Record, error_type: str, reason: str, out: Output,
-                      key: bytes | None = None) -> Awaitable[Any]:
+                      key: bytes | None = None, value: bytes | None = None
+                      ) -> Awaitable[Any]:
+        """Dead-letter ``record`` (or ``value`` in its place: a command or state it led
+        to), cut to the dead-letter topic's limit if need be (never refused)."""
         metrics.DEAD_LETTERS.labels(record.topic, error_type).inc()
         log.warning("input_dead_lettered", topic=record.topic, partition=record.partition,
                     offset=record.offset, error=error_type, reason=reason[:500])
         letter = dead_letter(service=SERVICE, topic=record.topic, partition=record.partition,
                              offset=record.offset, key=key if key is not None else record.key,
-                             value=record.value, error_type=error_type, reason=reason)
-        return await out.dead_letter(letter["key"], self.codec.encode(schemas.DEAD_LETTER, letter),
-                               record.partition)
+                             value=value if value is not None else record.value,
+                             error_type=error_type, reason=reason)
+        return await out.dead_letter(fit(letter, self._encode_letter, self.limits.dead_letters),
+                                     record.partition)
+
+    def _encode_letter(self, letter: Mapping[str, Any]) -> bytes:
+        return self.codec.encode(schemas.DEAD_LETTER, letter)
 
     # -- 2. order -----------------------------------------------------------------------
 
@@ -185,8 +215,8 @@ class Evaluator:
                     log.exception("input_failed", topic=record.topic, offset=record.offset)
                     acks.append(await self._letter(record, type(exc).__name__, str(exc), out))
                     continue
-                await self._emit(item.customer_id, record.partition, decision, out, acks,
-                                 changed, commands)
+                await self._emit(item.customer_id, record, decision, out, acks, changed,
+                                 commands)
             for ack in acks:  # commands, approvals and dead letters before any state
                 await ack
             await self._persist(changed, out, automations)
@@ -210,14 +240,23 @@ class Evaluator:
             metrics.DUPLICATES.inc()
         return decision
 
-    async def _emit(self, customer_id: str, partition: int, decision: Decision, out: Output,
-              acks: list[Awaitable[Any]], changed: dict[str, int],
-              commands: Counter[str]) -> None:
+    async def _emit(self, customer_id: str, record: Record, decision: Decision, out: Output,
+                    acks: list[Awaitable[Any]], changed: dict[str, int],
+                    commands: Counter[str]) -> None:
         if decision.duplicate or decision.state is None:
             return
-        key = customer_id.encode("utf-8")
+        key, partition = customer_id.encode("utf-8"), record.partition
         for command in decision.commands:
-            acks.append(await out.command(key, self._command_value(command), partition))
+            value = self._command_value(command)
+            size = record_bytes(key, value)
+            if size > self.limits.commands:
+                reason = (f"command {command.command_id} of automation "
+                          f"{command.automation_id!r} is {size} bytes, over the commands "
+                          f"topic's max.message.bytes {self.limits.commands}: not sent")
+                acks.append(await self._letter(record, "CommandTooLarge", reason, out,
+                                               key=key, value=value))
+                continue
+            acks.append(await out.command(key, value, partition))
             commands[command.automation_id] += 1
         for request in decision.approvals:
             ack = await out.approval(request, partition)
@@ -251,7 +290,7 @@ class Evaluator:
                 await self._tick_failed(customer_id, record, exc, out, acks, automations)
                 continue
             self._tick_failures.pop(customer_id, None)
-            await self._emit(customer_id, partition, decision, out, acks, changed, commands)
+            await self._emit(customer_id, record, decision, out, acks, changed, commands)
             if customer_id not in changed:  # nothing to store: still needs its next timer
                 self._renote(customer_id, partition, automations)
 
@@ -276,7 +315,21 @@ class Evaluator:
         if not changed:
             return
         digest = self._digested[1]
-        rows = self.states.staged(automations, digest)
+        rows = []
+        for row in self.states.staged(automations, digest):
+            size = record_bytes(row.customer_id.encode("utf-8"), row.value)
+            if size <= self.limits.changelog:
+                rows.append(row)
+                continue
+            self.states.forget(row.customer_id)
+            metrics.STATES_TOO_LARGE.inc()
+            reason = (f"the state of customer {row.customer_id!r} is {size} bytes, over the "
+                      f"changelog's max.message.bytes {self.limits.changelog}: not stored, "
+                      "the customer keeps its last stored state")
+            where = Record(STATE_RECORDS, row.partition, -1, row.customer_id.encode("utf-8"),
+                           row.value)
+            await (await self._letter(where, "StateTooLarge", reason, out))
+            self._renote(row.customer_id, row.partition, automations)
         sent = [await out.changelog(row.customer_id.encode("utf-8"), row.value, row.partition)
                 for row in rows]
         offsets: dict[int, int] = {}

@@ -178,6 +178,11 @@ class StateStore:
             self.local.persisted(partition, offset)
         self._staged.clear()
 
+    def forget(self, customer_id: str) -> None:
+        """Drop one staged state (it cannot be stored): the stored one is read again."""
+        self._staged.pop(customer_id, None)
+        self._cache.pop(customer_id, None)
+
     def abandon(self) -> None:
         """A batch failed before its states were stored: forget what it staged."""
         for customer_id in self._staged:

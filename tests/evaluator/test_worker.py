@@ -11,7 +11,13 @@ import pytest
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
-from signalbox.common.topics import ACTIONS_COMMANDS, AUTOMATIONS, EVENTS_BILLING, EVENTS_DLQ
+from signalbox.common.topics import (
+    ACTIONS_COMMANDS,
+    AUTOMATIONS,
+    EVENTS_BILLING,
+    EVENTS_DLQ,
+    EVENTS_USAGE,
+)
 from signalbox.dispatcher.model import command_from_record
 from signalbox.evaluator.definitions import AUTOMATION, Stored, record_from_stored
 from signalbox.evaluator.main import file_definitions
@@ -144,3 +150,34 @@ def wait_for_metric(proc: ServiceProcess, name: str, timeout: float = 30) -> str
             return text
         time.sleep(0.2)
     raise AssertionError(f"no {name} in {timeout}s")
+
+
+def login(event_id: str, customer: str, attributes: dict[str, str]) -> bytes:
+    return codec.encode(schemas.EVENT, {
+        "event_id": event_id, "customer_id": customer, "occurred_at": 1_790_000_000_000,
+        "received_at": 1_790_000_000_100, "source": "test", "attributes": attributes,
+        "payload": ("signalbox.events.UserLoggedIn", {}),
+    })
+
+
+def test_a_state_over_the_changelogs_limit_is_dead_lettered_and_the_worker_goes_on(
+    settings: Settings, evaluator: ServiceProcess
+) -> None:
+    """Two accepted events make one customer's state larger than the broker takes: the
+    state is dead-lettered (cut to fit, with its digest), the worker does not crash and
+    the next customer's event is processed."""
+    k = settings.kafka
+    bootstrap = k.bootstrap_servers
+    produce(bootstrap, k.topic(EVENTS_USAGE), [
+        (b"cus-big", login("big-1", "cus-big", {"a": "x" * 600_000})),
+        (b"cus-big", login("big-2", "cus-big", {"b": "y" * 600_000})),
+    ], partition=0)
+    [letter] = [codec.decode(schemas.DEAD_LETTER, r.value)
+                for r in consume(bootstrap, k.topic(EVENTS_DLQ), 1)]
+    assert letter["error_type"] == "StateTooLarge" and letter["key"] == b"cus-big"
+    assert "over the changelog's max.message.bytes" in letter["reason"]
+    assert "truncated" in letter["reason"] and "sha256" in letter["reason"]
+    produce(bootstrap, k.topic(EVENTS_BILLING), [(b"cus-2", payment_failed("e-2", "cus-2"))],
+            partition=0)
+    assert len(consume(bootstrap, k.topic(ACTIONS_COMMANDS), 2)) == 2
+    assert evaluator.proc is not None and evaluator.proc.poll() is None
