@@ -68,10 +68,26 @@ def set_message_limit(settings: Settings, limit: int) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize("bulk_in", ["customer_id", "event_id"])
+async def test_a_body_exactly_at_the_limit_with_a_huge_id_is_400_never_503(
+        client: Client, settings: Settings, bulk_in: str) -> None:
+    """Finding 6: with the bulk in customer_id (the Kafka key and a field of the value) the
+    record was 2,096,876 bytes; the producer refused it and ingest answered 503 'retry
+    later', so a client following the docs retried forever."""
+    event = payment_failed(**{bulk_in: ""})
+    event[bulk_in] = "x" * (settings.ingest_max_body_bytes - len(json.dumps(event).encode()))
+    raw = json.dumps(event).encode()
+    assert len(raw) == settings.ingest_max_body_bytes
+    status, body = await post_bytes(client, raw)
+    assert status == 400, body
+    assert body["errors"] == [{"path": f"$.{bulk_in}",
+                               "reason": f"id longer than 256 characters ({len(event[bulk_in])})"}]
+    assert await written(settings) == 0
+
+
 async def test_a_body_exactly_at_the_default_limit_is_413_never_503(
         client: Client, settings: Settings) -> None:
-    """Finding 6: such a body got 503 'retry later' (the producer refused the record), so
-    a client following the docs retried forever."""
+    """The same size in a free-text field: it fits Kafka, but not the event budget."""
     status, body = await post_bytes(client, exactly(settings.ingest_max_body_bytes))
     assert status == 413, body
     assert body["error"] == "event_too_large"
