@@ -138,7 +138,8 @@ class KafkaLedger(MemoryLedger):
         try:
             entry = self._codec.decode(schemas.LEDGER_ENTRY, value)
         except DecodeError as exc:
-            log.error("ledger_entry_unreadable", command_id=command_id, reason=exc.reason)
+            log.error("ledger_entry_unreadable", command_id=command_id[:100],
+                      key_bytes=len(key), reason=exc.reason)
             return 0
         self._states[partition][command_id] = entry["state"]
         return 1

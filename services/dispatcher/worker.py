@@ -7,9 +7,10 @@ partition *p* owns the ledger of *p*, its commands and their retries.
 
 Commands are handled concurrently (bounded per channel); for each one:
 
-1. its ledger state decides: already terminal (or being handled right now) →
-   skip; left ``attempting`` by a process that died → ``in_doubt`` (never resent
-   automatically; an operator decides from the dead-letter topic);
+1. its ledger state decides: already terminal → skip (a copy being handled right
+   now is waited for first: its retry copy may be read before its transaction is
+   acknowledged here); left ``attempting`` by a process that died → ``in_doubt``
+   (never resent automatically; an operator decides from the dead-letter topic);
 2. the policy (:mod:`signalbox.dispatcher.policy`) may end it without a call
    (opt-out, frequency cap → ``suppressed``; deadline → ``failed``) or move it
    to a retry tier without a call (quiet hours, open circuit breaker, busy
@@ -220,7 +221,8 @@ class Dispatcher:
         self._max_in_flight = max_in_flight
         self._rng = random.Random()
         self._tasks: dict[asyncio.Task[None], int] = {}  # task → partition
-        self._busy: set[str] = set()  # ledger keys being handled now
+        #: Ledger keys being handled now, each done once its handling is committed.
+        self._busy: dict[str, asyncio.Future[None]] = {}
         self._resume_at: dict[TopicPartition, asyncio.TimerHandle] = {}
         self._fatal: BaseException | None = None
         self._stop = asyncio.Event()
@@ -425,7 +427,9 @@ class Dispatcher:
             self._fail(exc)
             return
         finally:
-            self._busy.discard(work.ledger_key)
+            done = self._busy.pop(work.ledger_key, None) if work.ledger_key else None
+            if done is not None and not done.done():
+                done.set_result(None)
 
     async def _handle(self, work: _Work) -> list[Write]:
         tp, record = work.tp, work.record
@@ -448,12 +452,16 @@ class Dispatcher:
             command_id=command.command_id, customer_id=command.customer_id,
             automation_id=command.automation_id,
         ):
+            # Another copy in flight (its retry copy can be read before its own transaction
+            # is acknowledged here): wait for its outcome, then decide on the ledger.
+            while key in self._busy:
+                await asyncio.shield(self._busy[key])
             state = self.ledger.get(tp.partition, key)
-            if state in _TERMINAL or key in self._busy:
+            if state in _TERMINAL:
                 metrics.DUPLICATES.inc()
-                log.info("command_already_handled", state=state or "in flight")
+                log.info("command_already_handled", state=state)
                 return []
-            self._busy.add(key)
+            self._busy[key] = asyncio.get_running_loop().create_future()
             work.ledger_key = key
             if state == ATTEMPTING:
                 step: Result | Retry = Result(
