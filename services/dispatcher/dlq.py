@@ -34,7 +34,7 @@ from signalbox.common.kafka import librdkafka_config
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings, SettingsError
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ
-from signalbox.dispatcher.model import command_from_record
+from signalbox.dispatcher.model import CommandError, command_from_record
 from signalbox.dispatcher.policy.retry import REPLAY
 
 HELP = (__doc__ or "").replace("``", "")
@@ -120,7 +120,7 @@ def _letter(codec: AvroCodec, partition: int, offset: int, raw: bytes | None) ->
                   d["error_type"], d["reason"])
     try:
         command = command_from_record(codec.decode(schemas.ACTION_COMMAND, d["value"] or b""))
-    except (DecodeError, KeyError):
+    except (DecodeError, CommandError, KeyError):  # kept as it is, but not replayable
         return base
     return Letter(partition, offset, base.failed_at, d["key"], d["value"], d["error_type"],
                   d["reason"], command.command_id, command.customer_id, command.channel)

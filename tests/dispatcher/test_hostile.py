@@ -29,6 +29,7 @@ from signalbox.dispatcher.policy.retry import (
 )
 from tests.dispatcher.records import codec, command, results, send
 from tests.dispatcher.test_delivery_policy import dispatching
+from tests.dispatcher.test_dlq import cli
 from tests.support.kafka import consume
 from tests.support.smtp import SmtpSink
 
@@ -185,7 +186,9 @@ async def test_ids_and_keys_too_long_to_keep_are_dead_lettered(
         letters = [codec.decode(schemas.DEAD_LETTER, r.value) for r in await asyncio.to_thread(
             consume, k.bootstrap_servers, k.topic(ACTIONS_DLQ), 2)]
         assert await dispatcher.ready() is None
+        listed = await cli(dsettings, "list")  # the operator's view copes with them too
     assert got[good[0]]["status"] == "delivered" and len(smtp.messages) == 1
+    assert "customer_id of 900000 characters" in listed and "a Kafka key of 2000" in listed
     reasons = sorted(letter["reason"] for letter in letters)
     assert reasons == [
         "a Kafka key of 2000 bytes; at most 1024 are accepted (it is a customer id)",
