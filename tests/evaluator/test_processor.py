@@ -1,0 +1,128 @@
+"""The evaluator's batch work without Kafka: the same commands as ``simulate``.
+
+The output here is the in-memory transport seam of :class:`Output` (it records what
+would be written and acknowledges at once); everything else is the real code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Awaitable
+from types import SimpleNamespace
+from typing import Any
+
+from signalbox.common import schemas
+from signalbox.common.codec import AvroCodec
+from signalbox.common.deadletter import Letter
+from signalbox.evaluator.engine import ApprovalRequest, Event, parse_automations
+from signalbox.evaluator.processor import Evaluator, Record
+from signalbox.evaluator.simulate import run
+from signalbox.evaluator.store import MemoryLocalStore, StateStore
+from signalbox.evaluator.timers import PartitionTimers
+
+T0 = 1_790_000_000_000
+BILLING, USAGE, TICKS = "events.billing", "events.usage", "ticks"
+codec = AvroCodec()
+AUTOMATIONS = parse_automations("""
+format: signalbox/automations@2
+automations:
+  - id: login-while-struggling
+    trigger: {type: user.logged_in}
+    conditions: {where: [{field: state.health, op: "==", value: struggling}]}
+    actions: [{type: email, to: customer, template: t}]
+  - id: failed
+    trigger: {type: payment.failed}
+    actions: [{type: email, to: customer, template: t}]
+""", schemas.event_types())
+
+
+class MemoryOutput:
+    """Records what the evaluator writes; every record acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.commands: list[dict[str, Any]] = []
+        self.letters: list[dict[str, Any]] = []
+        self.states: dict[bytes, bytes] = {}
+
+    @staticmethod
+    def _ack(offset: int = 0) -> Awaitable[Any]:
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(SimpleNamespace(offset=offset))
+        return done
+
+    async def command(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
+        self.commands.append(codec.decode(schemas.ACTION_COMMAND, value))
+        return self._ack()
+
+    async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
+        self.states[key] = value
+        return self._ack(len(self.states))
+
+    async def dead_letter(self, letter: Letter, partition: int) -> Awaitable[Any]:
+        self.letters.append(codec.decode(schemas.DEAD_LETTER, letter.value))
+        return self._ack()
+
+    async def approval(self, request: ApprovalRequest,
+                       partition: int) -> Awaitable[Any] | None:
+        return None
+
+
+def evaluator() -> Evaluator:
+    return Evaluator(codec, StateStore(codec, MemoryLocalStore({})), PartitionTimers(),
+                     lambda: AUTOMATIONS, TICKS, {BILLING: 0, USAGE: 1, TICKS: 2})
+
+
+def event(event_id: str, type_: str, at: int, data: dict[str, Any]) -> Event:
+    return Event(event_id=event_id, customer_id="cus-1", type=type_, occurred_at=at,
+                 received_at=at, data=data)
+
+
+def record(topic: str, offset: int, e: Event) -> Record:
+    payload = (schemas.event_types()[e.type].record, dict(e.data))
+    value = codec.encode(schemas.EVENT, {
+        "event_id": e.event_id, "customer_id": e.customer_id, "occurred_at": e.occurred_at,
+        "received_at": e.received_at, "source": "test", "payload": payload})
+    return Record(topic, 0, offset, e.customer_id.encode(), value)
+
+
+async def test_a_batch_of_two_topics_is_evaluated_in_time_order_as_simulate_does() -> None:
+    """A login before and one after a failed payment, fetched topic by topic (billing
+    first): evaluated by time, only the later login finds the customer struggling."""
+    early = event("login-1", "user.logged_in", T0 + 1_000, {"user_id": None})
+    failed = event("pay-1", "payment.failed", T0 + 2_000, {
+        "payment_id": "p1", "product": "pro", "amount_minor": 100, "currency": "EUR"})
+    late = event("login-2", "user.logged_in", T0 + 3_000, {"user_id": None})
+    batch = [record(BILLING, 0, failed), record(USAGE, 0, early), record(USAGE, 1, late)]
+    out = MemoryOutput()
+    await evaluator().process(batch, out)
+
+    simulated = io.StringIO()
+    run(AUTOMATIONS, [early, failed, late], simulated, tick_ms=3_600_000)
+    expected = [json.loads(line)["command_id"] for line in simulated.getvalue().splitlines()]
+    assert [c["command_id"] for c in out.commands] == expected
+    assert [c["automation_id"] for c in out.commands] == ["failed", "login-while-struggling"]
+
+
+async def test_events_of_one_request_keep_the_request_order() -> None:
+    """Same received_at and occurred_at: the topic's offsets decide."""
+    first = event("a", "payment.failed", T0, {
+        "payment_id": "p1", "product": "pro", "amount_minor": 100, "currency": "EUR"})
+    second = event("b", "payment.failed", T0, {
+        "payment_id": "p2", "product": "pro", "amount_minor": 100, "currency": "EUR"})
+    out = MemoryOutput()
+    await evaluator().process([record(BILLING, 7, second), record(BILLING, 3, first)], out)
+    assert [(c["trigger"]["occurrence"], c["trigger"]["facts"]["failed_count"])
+            for c in out.commands] == [("a", "1"), ("b", "2")]
+
+
+async def test_a_record_that_cannot_be_read_is_dead_lettered_and_the_batch_goes_on() -> None:
+    good = event("ok", "payment.failed", T0, {
+        "payment_id": "p1", "product": "pro", "amount_minor": 100, "currency": "EUR"})
+    out = MemoryOutput()
+    await evaluator().process([Record(BILLING, 0, 0, b"cus-1", b"not avro"),
+                               record(BILLING, 1, good)], out)
+    assert [letter["error_type"] for letter in out.letters] == ["DecodeError"]
+    assert out.letters[0]["value"] == b"not avro"
+    assert len(out.commands) == 1 and list(out.states) == [b"cus-1"]
