@@ -59,6 +59,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.processor
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.channels
 	$(BIN)/python -m bench.evaluator
