@@ -13,16 +13,20 @@ from collections.abc import Awaitable
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.deadletter import Letter
-from signalbox.evaluator.engine import ApprovalRequest, Event, parse_automations
+from signalbox.evaluator import processor
+from signalbox.evaluator.engine import ApprovalRequest, Event, Tick, parse_automations
 from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.simulate import run
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
 from signalbox.evaluator.timers import PartitionTimers
 
 T0 = 1_790_000_000_000
+DAY = 86_400_000
 BILLING, USAGE, TICKS = "events.billing", "events.usage", "ticks"
 codec = AvroCodec()
 AUTOMATIONS = parse_automations("""
@@ -126,3 +130,43 @@ async def test_a_record_that_cannot_be_read_is_dead_lettered_and_the_batch_goes_
     assert [letter["error_type"] for letter in out.letters] == ["DecodeError"]
     assert out.letters[0]["value"] == b"not avro"
     assert len(out.commands) == 1 and list(out.states) == [b"cus-1"]
+
+
+async def test_a_customer_failing_on_every_tick_is_dead_lettered_after_three(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine failure for one customer on ticks (injected here) is retried on the
+    next tick, then dead-lettered with the reason, and its timer is dropped."""
+    automations = parse_automations("""
+format: signalbox/automations@2
+automations:
+  - id: inactive
+    trigger: {type: no_login, days: 7}
+    actions: [{type: email, to: customer, template: t}]
+""", schemas.event_types())
+    ev = Evaluator(codec, StateStore(codec, MemoryLocalStore({})), PartitionTimers(),
+                   lambda: automations, TICKS, {BILLING: 0, USAGE: 1, TICKS: 2})
+    out = MemoryOutput()
+    await ev.process([record(USAGE, 0, event("l", "user.logged_in", T0, {"user_id": None}))],
+                     out)
+    real = processor.evaluate
+
+    def failing(state: Any, item: Any, automations: Any) -> Any:
+        if isinstance(item, Tick):
+            raise ZeroDivisionError("injected")
+        return real(state, item, automations)
+
+    monkeypatch.setattr(processor, "evaluate", failing)
+    for n in range(1, 5):
+        await ev.process([tick_record(n, T0 + (7 + n) * DAY)], out)
+        assert len(out.letters) == (1 if n >= 3 else 0)
+    [letter] = out.letters
+    assert letter["key"] == b"cus-1" and letter["error_type"] == "ZeroDivisionError"
+    assert "failed on 3 ticks in a row" in letter["reason"]
+    assert ev.timers.pop_due(0, T0 + 99 * DAY) == []  # dropped until its next event
+    assert out.commands == []
+
+
+def tick_record(offset: int, at: int) -> Record:
+    value = codec.encode(schemas.TICK, {"tick_id": f"0:{at}", "partition": 0, "at": at,
+                                        "interval_ms": 3_600_000})
+    return Record(TICKS, 0, offset, b"0", value)
