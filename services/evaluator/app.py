@@ -22,6 +22,7 @@ import asyncio
 import gc
 import time
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -39,18 +40,26 @@ from signalbox.common.topics import (
     EVENTS_USAGE,
     TICKS,
 )
+from signalbox.evaluator.disktimers import DiskTimers
 from signalbox.evaluator.engine import ApprovalRequest, AutomationSet
 from signalbox.evaluator.processor import DEFAULT_LIMITS, Evaluator, Limits, Record
 from signalbox.evaluator.shell import EvaluatorShell
 from signalbox.evaluator.store import RocksLocalStore, StateStore, local_store_of
 from signalbox.evaluator.storescan import scan
-from signalbox.evaluator.timers import PartitionTimers
+from signalbox.evaluator.timers import PartitionTimers, Timers, timers_digest
 
 log = structlog.get_logger(__name__)
 #: Records per batch at most, and how long a batch waits to fill (the bound of the
 #: time-order merge of a partition's three input topics, see the processor).
 BATCH_MAX = 500
 BATCH_WITHIN = 0.05
+
+
+#: RocksDB store per partition: Faust's defaults (a 2 GiB block cache and 3 x 64 MiB
+#: write buffers per partition database) let RSS grow with the customers read; these
+#: bound it to ~64 MiB per partition (reads of cold customers come from the page cache).
+ROCKSDB_OPTIONS = {"block_cache_size": 32 * 1024 * 1024, "write_buffer_size": 16 * 1024 * 1024,
+                   "max_write_buffer_number": 2}
 
 
 class KafkaOutput:
@@ -115,7 +124,6 @@ def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAU
     names = {n: k.topic(n) for n in (EVENTS_BILLING, EVENTS_USAGE, TICKS)}
     source = app.topic(*names.values(), key_type=bytes, value_type=bytes,
                        partitions=k.partitions)
-    timers = PartitionTimers()
     wiring: _Wiring
 
     async def learn_residence(event: Any) -> None:
@@ -124,11 +132,13 @@ def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAU
         message = event.message
         if message.key is not None:
             known = wiring.states.summary(message.value) if message.value else None
-            timers.lives_on(message.key.decode("utf-8", "replace"), message.partition, known)
+            wiring.timers.lives_on(message.key.decode("utf-8", "replace"), message.partition,
+                                   known)
 
     table = app.Table(CUSTOMER_STATE_TABLE, partitions=k.partitions, key_type=bytes,
-                      value_type=bytes, on_changelog_event=learn_residence)
-    wiring = _Wiring(app, shell, table, timers, names, limits)
+                      value_type=bytes, on_changelog_event=learn_residence,
+                      options=ROCKSDB_OPTIONS)
+    wiring = _Wiring(app, shell, table, names, limits)
 
     @table.on_recover
     async def after_rebalance() -> None:
@@ -183,15 +193,15 @@ class _Wiring:
     exists), the timer index and the readiness facts."""
 
     def __init__(self, app: faust.App, shell: EvaluatorShell, table: Any,
-                 timers: PartitionTimers, names: dict[str, str], limits: Limits) -> None:
-        self.app, self.shell, self.table, self.timers = app, shell, table, timers
+                 names: dict[str, str], limits: Limits) -> None:
+        self.app, self.shell, self.table = app, shell, table
         self.ticks_topic = names[TICKS]
         self.rank = {names[EVENTS_BILLING]: 0, names[EVENTS_USAGE]: 1, names[TICKS]: 2}
         self.limits = limits
         self.assigned = asyncio.Event()  # set after the first assignment and recovery
         self._evaluator: Evaluator | None = None
         self._states: StateStore | None = None
-        self._scanned: set[int] = set()  # partitions whose local store was read
+        self._timers: Timers | None = None
         self._indexed_for = shell.automations.timed  # the time automations indexed
         self._reindexing: set[asyncio.Task[None]] = set()
 
@@ -202,6 +212,21 @@ class _Wiring:
             self._states = StateStore(self.shell.codec, local_store_of(self.table),
                                       self.shell.settings.evaluator_state_cache)
         return self._states
+
+    @property
+    def timers(self) -> Timers:
+        """On disk beside a RocksDB store (RAM does not grow with customers, a restart
+        finds it complete); in memory beside the memory store (rebuilt from the replay)."""
+        if self._timers is None:
+            states = self.states
+            if isinstance(states.local, RocksLocalStore):
+                directory = Path(self.shell.settings.evaluator_data_dir) / "timers"
+                self._timers = DiskTimers(directory, lambda ps: scan(self.table, ps),
+                                          states.summary, states.decode)
+            else:
+                self._timers = PartitionTimers()
+            self._timers.digest = timers_digest(self.shell.automations)
+        return self._timers
 
     def evaluator(self) -> Evaluator:
         if self._evaluator is None:
@@ -223,35 +248,17 @@ class _Wiring:
         states.clear()
         partitions = {tp.partition for tp in self.app.assignor.assigned_actives()
                       if tp.topic == self.ticks_topic}
-        scanned = await self._scan_local_store(partitions)
-        due, decoded = await self.timers.rebuild(partitions, states.read,
-                                                 self.shell.automations)
+        scanned, decoded = await self.timers.assigned(partitions, states.read,
+                                                      self.shell.automations)
         # Millions of long-lived objects (memory store, timer index) would be walked by
         # every full collection of the cyclic GC, a pause of a second at 1M customers
         # in the middle of a tick; they are moved out of its sight (refcounting still
         # frees them).
         gc.freeze()
-        log.info("timers_indexed", partitions=sorted(partitions), timers=due,
+        log.info("timers_indexed", partitions=sorted(partitions), timers=self.timers.count(),
                  scanned=scanned, decoded=decoded,
                  seconds=round(time.perf_counter() - started, 3))
         self.assigned.set()
-
-    async def _scan_local_store(self, partitions: set[int]) -> int:
-        """A persistent store kept what the changelog replay did not bring: learn those
-        customers' homes and due times from the store itself, once per partition (later
-        changes come through the replay)."""
-        if not isinstance(self.states.local, RocksLocalStore):
-            return 0  # the memory store was refilled by the replay, which told us already
-        new = partitions - self._scanned
-        self._scanned |= new
-        n = 0
-        summary, lives_on = self.states.summary, self.timers.lives_on
-        for partition, key, value in scan(self.table, new):
-            lives_on(key.decode("utf-8", "replace"), partition, summary(value))
-            n += 1
-            if n % 20_000 == 0:
-                await asyncio.sleep(0)  # the ops server and heartbeats keep running
-        return n
 
     def on_new_automations(self, automations: AutomationSet) -> None:
         if automations.timed == self._indexed_for:
@@ -264,12 +271,11 @@ class _Wiring:
     async def _reindex(self, automations: AutomationSet) -> None:
         started = time.perf_counter()
         try:
-            due, decoded = await self.timers.rebuild(self.timers.partitions(),
-                                                     self.states.read, automations)
+            scanned, decoded = await self.timers.reindex(automations, self.states.read)
         except Exception:  # the old index stays; the next rebalance rebuilds it
             log.exception("timers_reindex_failed")
             return
-        log.info("timers_reindexed", timers=due, decoded=decoded,
+        log.info("timers_reindexed", scanned=scanned, decoded=decoded,
                  seconds=round(time.perf_counter() - started, 3))
 
     async def kafka_ready(self) -> str | None:

@@ -59,7 +59,7 @@ from signalbox.evaluator.engine import (
 )
 from signalbox.evaluator.records import command_to_record, event_from_record, tick_from_record
 from signalbox.evaluator.store import INT_MAX, StateStore
-from signalbox.evaluator.timers import PartitionTimers, due_of, timers_digest
+from signalbox.evaluator.timers import Timers, due_of, timers_digest
 
 log = structlog.get_logger(__name__)
 SERVICE = "evaluator"
@@ -122,7 +122,7 @@ class Output(Protocol):
 class Evaluator:
     """The evaluator's per-batch work; one instance per worker."""
 
-    def __init__(self, codec: AvroCodec, states: StateStore, timers: PartitionTimers,
+    def __init__(self, codec: AvroCodec, states: StateStore, timers: Timers,
                  automations: Callable[[], AutomationSet], ticks_topic: str,
                  topic_rank: dict[str, int], limits: Limits = DEFAULT_LIMITS) -> None:
         self.codec = codec

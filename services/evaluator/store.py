@@ -142,8 +142,9 @@ class StateStore:
 
     def _load(self, customer_id: str, partition: int) -> CustomerState | None:
         raw = self.local.get(customer_id.encode("utf-8"), partition)
-        if not raw:
-            return None
+        return self.decode(raw) if raw else None
+
+    def decode(self, raw: bytes) -> CustomerState:
         return state_from_record(self._codec.decode(schemas.CUSTOMER_STATE, raw,
                                                     plain_times=True))
 

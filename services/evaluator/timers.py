@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from signalbox.common.codec import CONFLUENT_HEADER_LEN, CONFLUENT_MAGIC, HEADER_LEN, MAGIC
 from signalbox.evaluator import metrics
@@ -92,6 +93,31 @@ def summary(value: bytes, writers: frozenset[bytes], registry_ids: frozenset[int
         return None
 
 
+class Timers(Protocol):
+    """The timer index the evaluator keeps: in memory (:class:`PartitionTimers`) or on
+    disk beside a RocksDB store (:class:`~signalbox.evaluator.disktimers.DiskTimers`)."""
+
+    digest: int
+
+    def lives_on(self, customer_id: str, partition: int, known: Summary | None) -> None: ...
+
+    def note(self, customer_id: str, partition: int, due: int | None, digest: int) -> None: ...
+
+    def pop_due(self, partition: int, at: int) -> list[str]: ...
+
+    async def assigned(self, partitions: set[int], state_of: StateOf,
+                       automations: AutomationSet) -> tuple[int, int]: ...
+
+    async def reindex(self, automations: AutomationSet, state_of: StateOf
+                      ) -> tuple[int, int]: ...
+
+    def partitions(self) -> set[int]: ...
+
+    def count(self) -> int:
+        """Customers with a timer in the assigned partitions (may be an estimate)."""
+        ...
+
+
 class PartitionTimers:
     def __init__(self) -> None:
         self._indexes: dict[int, TimerIndex] = {}
@@ -99,6 +125,7 @@ class PartitionTimers:
         self._home: dict[str, tuple[int, int | None, int]] = {}
         self._touched: set[str] | None = None  # during a rebuild: customers changed meanwhile
         self._lock = asyncio.Lock()
+        self.digest = 0  # of the time automations last indexed for
 
     def lives_on(self, customer_id: str, partition: int, known: Summary | None) -> None:
         """A stored state seen (changelog replay, local store scan): where the customer
@@ -167,8 +194,23 @@ class PartitionTimers:
                 metrics.TIMERS.labels(str(p)).set(len(index))
             return sum(len(i) for i in fresh.values()), decoded
 
+    async def assigned(self, partitions: set[int], state_of: StateOf,
+                       automations: AutomationSet) -> tuple[int, int]:
+        """Partitions now ours (after recovery): (customers indexed, states decoded)."""
+        self.digest = timers_digest(automations)
+        return await self.rebuild(partitions, state_of, automations)
+
+    async def reindex(self, automations: AutomationSet, state_of: StateOf
+                      ) -> tuple[int, int]:
+        """The time automations changed."""
+        self.digest = timers_digest(automations)
+        return await self.rebuild(self.partitions(), state_of, automations)
+
     def partitions(self) -> set[int]:
         return set(self._indexes)
 
-    def __len__(self) -> int:
+    def count(self) -> int:
         return sum(len(i) for i in self._indexes.values())
+
+    def __len__(self) -> int:
+        return self.count()

@@ -274,10 +274,10 @@ def wait_for_metric_line(evaluator: Evaluator, line: str, timeout: float = 30) -
     raise AssertionError(f"metric {line!r} not seen in {timeout}s")
 
 
-def test_a_restart_on_the_rocksdb_store_indexes_timers_without_decoding_a_state(
+def test_a_restart_on_the_rocksdb_store_finds_its_timer_index_on_disk(
         settings: Settings, evaluator: Evaluator, tmp_path: Path) -> None:
-    """The restarted worker reads its customers from the local store (no changelog
-    replay of them) and their due times from the front of each record."""
+    """The restarted worker finds its customers' states and timer index on its volume:
+    no changelog replay of them, no scan, no decoding, and the timer fires."""
     assert evaluator.proc.stop() == 0
     env = {**evaluator.proc.env, "EVALUATOR_STORE": "rocksdb://",
            "EVALUATOR_DATA_DIR": str(tmp_path / "rocks")}
@@ -301,7 +301,8 @@ def test_a_restart_on_the_rocksdb_store_indexes_timers_without_decoding_a_state(
             assert proc.stop() == 0
     indexed = [json.loads(line) for line in runs[1].log_path.read_text().splitlines()
                if '"timers_indexed"' in line]
-    assert indexed and indexed[-1]["scanned"] >= 1 and indexed[-1]["decoded"] == 0, indexed
+    # The index on disk was complete: nothing scanned, nothing decoded.
+    assert indexed and indexed[-1]["scanned"] == 0 and indexed[-1]["decoded"] == 0, indexed
     evaluator.produce(TICKS, [(b"1", tick(1, T0 + 8 * DAY))], partition=1)
     [fired] = evaluator.commands(1)
     assert fired["customer_id"] == "cus-r" and epoch_ms(fired["issued_at"]) == T0 + 7 * DAY
