@@ -41,6 +41,9 @@ from tests.support.broker import (
     kafka_script,
 )
 
+#: The ``broker`` fixture: a broker of a test's own, to kill.
+pytest_plugins = ["tests.support.private_broker"]
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """No service process outlives the session: a leftover is killed and named."""

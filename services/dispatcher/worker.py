@@ -45,6 +45,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from signalbox.common import schemas
+from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.deadletter import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -64,7 +65,6 @@ from signalbox.common.topics import (
     ACTIONS_RETRY,
 )
 from signalbox.dispatcher import metrics
-from signalbox.dispatcher.brokerwatch import BrokerWatch
 from signalbox.dispatcher.channels.base import Channel
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.commit import Committer, OffsetTracker, Write

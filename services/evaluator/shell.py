@@ -8,15 +8,18 @@ starts, stops and logs with it (SIGTERM included).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
 from aiohttp import web
 from mode import Service
 
+from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.codec import AvroCodec
 from signalbox.common.ops import OpsServer, ReadinessCheck
 from signalbox.common.settings import Settings
+from signalbox.common.topics import AUTOMATIONS
 from signalbox.evaluator.admin import ApprovalsApi, AutomationsApi, create_admin_app
 from signalbox.evaluator.approvals import ApprovalsService
 from signalbox.evaluator.definitions import Definitions
@@ -34,8 +37,12 @@ class EvaluatorShell(Service):
         super().__init__(**kwargs)
         self.settings = settings
         self.codec = codec
+        self.broker = BrokerWatch(settings.kafka.topic(AUTOMATIONS))
         self._checks: dict[str, ReadinessCheck] = {
-            "automations": self.source_ready, "approvals": self.approvals_ready}
+            "broker": self.broker_ready, "automations": self.source_ready,
+            "approvals": self.approvals_ready}
+        self._watching: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.source = AutomationsSource(settings, codec, definitions, automations)
         self.writer = AutomationsWriter(settings.kafka, codec)
         self.approvals = ApprovalsService(settings, codec)
@@ -55,6 +62,10 @@ class EvaluatorShell(Service):
         """Readiness checks of the Faust side (group membership, table recovery)."""
         self._checks = {**checks, **self._checks}
 
+    async def broker_ready(self) -> str | None:
+        """The Kafka clients retry a lost broker quietly: readiness asks it every second."""
+        return self.broker.problem()
+
     async def source_ready(self) -> str | None:
         return await self.source.ready()
 
@@ -66,6 +77,8 @@ class EvaluatorShell(Service):
                               self._checks)
         await self._ops.start()
         await self.writer.start()
+        self._watching = asyncio.create_task(
+            self.broker.run(self.writer.client, self._stopping))
         await self.source.reader.start()
         await self.approvals.start()
         admin = create_admin_app(AutomationsApi(self.source, self.writer),
@@ -79,6 +92,9 @@ class EvaluatorShell(Service):
                  auth="bearer" if self.settings.admin_token else "none")
 
     async def on_stop(self) -> None:
+        self._stopping.set()
+        if self._watching is not None:
+            await self._watching
         if self._runner is not None:
             await self._runner.cleanup()
         await self.approvals.stop()

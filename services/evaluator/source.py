@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
@@ -126,6 +127,11 @@ class AutomationsWriter:
     @property
     def _producer(self) -> AIOKafkaProducer:
         return self._producer_.client
+
+    @property
+    def client(self) -> AIOKafkaClient:
+        """The producer's cluster client (for the broker watch)."""
+        return self._producer_.client.client
 
     async def start(self) -> None:
         await self._producer_.start()

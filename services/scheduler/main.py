@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge
 
 from signalbox.common import runtime, schemas
+from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.clock import now_ms
 from signalbox.common.codec import AvroCodec
 from signalbox.common.kafka import aiokafka_options
@@ -31,9 +32,13 @@ class Scheduler:
         self.interval_ms = max(1, int(settings.tick_interval_s * 1000))
         self.last_sent: int | None = None
         self._producer: AIOKafkaProducer | None = None
+        self.broker = BrokerWatch(self.topic)
 
     async def ready(self) -> str | None:
         return None if self.last_sent is not None else "no tick sent yet"
+
+    async def broker_ready(self) -> str | None:
+        return self.broker.problem()
 
     async def emit(self, producer: AIOKafkaProducer, at: int) -> int:
         partitions = await producer.partitions_for(self.topic)
@@ -55,6 +60,7 @@ class Scheduler:
         producer = AIOKafkaProducer(**aiokafka_options(self.settings.kafka),
                                     acks="all", enable_idempotence=True)
         await producer.start()
+        watching = asyncio.create_task(self.broker.run(producer.client, stop))
         try:
             while not stop.is_set():
                 at = aligned(now_ms(), self.interval_ms)
@@ -65,6 +71,9 @@ class Scheduler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=wait_s)
         finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
             await producer.stop()
             log.info("scheduler_stopped", last_tick=self.last_sent)
 
@@ -73,5 +82,6 @@ def main(settings: Settings) -> None:
     runtime.prepare("scheduler", settings)
     scheduler = Scheduler(settings)
     log.info("scheduler_started", interval_s=settings.tick_interval_s, topic=scheduler.topic)
-    runtime.run_with_ops(settings, settings.scheduler_port, {"ticks": scheduler.ready},
+    runtime.run_with_ops(settings, settings.scheduler_port,
+                         {"kafka": scheduler.broker_ready, "ticks": scheduler.ready},
                          scheduler.run)

@@ -1,16 +1,12 @@
 """A dispatcher whose broker dies: not ready within seconds, a quiet log, and back after.
 
 The shared test broker must never stop, so this test starts a broker of its own
-(tools/kafka/kafka.sh on free ports, its own data directory) and kills it.
+(:mod:`tests.support.private_broker`) and kills it.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,87 +17,11 @@ from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue
 from tests.dispatcher.records import command, send
 from tests.dispatcher.test_worker import start_dispatcher
-from tests.support.broker import REPO
-from tests.support.processes import free_port, service_env
+from tests.support.private_broker import PrivateBroker, until
+from tests.support.processes import service_env
 from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
-
-
-class PrivateBroker:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        while not _free(self.port + 1):  # the controller listens on port + 1
-            self.port = free_port()
-        self.env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_HOME_DIR": str(home),
-                    "KAFKA_HEAP": "256m"}
-        self.env.pop("KAFKA_SASL_PORT", None)
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def script(self, command: str) -> None:
-        done = subprocess.run([str(REPO / "tools" / "kafka" / "kafka.sh"), command],
-                              env=self.env, capture_output=True, text=True, check=False)
-        assert done.returncode == 0, f"kafka.sh {command}: {done.stderr}"
-
-    def kill(self) -> None:
-        """SIGKILL: the broker is gone at once, as in a crash or a lost machine.
-
-        kafka.pid holds the shell that started the JVM: the JVM (its child) goes first.
-        """
-        shell = int((self.home / "kafka.pid").read_text())
-        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(shell)],
-                                  capture_output=True, text=True, check=False).stdout.split()
-        for pid in [*map(int, children), shell]:
-            os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie, dead but not yet reaped by its parent, counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    b = PrivateBroker(tmp_path / "kafka")
-    b.script("start")
-    try:
-        yield b
-    finally:
-        b.script("stop")
-
-
-def until(url: str, status: int, timeout: float) -> float:
-    """Seconds until ``url`` answers ``status`` (fails after ``timeout``)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            if httpx.get(url, timeout=1).status_code == status:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer {status} within {timeout}s")
 
 
 def test_readiness_follows_the_broker_and_the_log_stays_quiet(
