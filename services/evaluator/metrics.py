@@ -28,3 +28,6 @@ APPROVALS_PENDING = Gauge("signalbox_evaluator_approvals_pending",
 STATES_TOO_LARGE = Counter("signalbox_evaluator_states_too_large_total",
                            "States over the changelog's max.message.bytes, dead-lettered "
                            "instead of stored")
+STATE_ENTRIES_DROPPED = Counter("signalbox_evaluator_state_entries_dropped_total",
+                                "Entries a customer's state dropped, oldest first, to keep a "
+                                "collection within its cap", ["collection"])

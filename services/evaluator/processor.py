@@ -238,6 +238,8 @@ class Evaluator:
         decision = evaluate(state, item, automations)
         if decision.duplicate:
             metrics.DUPLICATES.inc()
+        for collection, n in decision.dropped.items():
+            metrics.STATE_ENTRIES_DROPPED.labels(collection).inc(n)
         return decision
 
     async def _emit(self, customer_id: str, record: Record, decision: Decision, out: Output,

@@ -16,7 +16,6 @@ from signalbox.common.topics import (
     AUTOMATIONS,
     EVENTS_BILLING,
     EVENTS_DLQ,
-    EVENTS_USAGE,
 )
 from signalbox.dispatcher.model import command_from_record
 from signalbox.evaluator.definitions import AUTOMATION, Stored, record_from_stored
@@ -152,25 +151,29 @@ def wait_for_metric(proc: ServiceProcess, name: str, timeout: float = 30) -> str
     raise AssertionError(f"no {name} in {timeout}s")
 
 
-def login(event_id: str, customer: str, attributes: dict[str, str]) -> bytes:
+def invoice_issued(event_id: str, customer: str, invoice_id: str) -> bytes:
     return codec.encode(schemas.EVENT, {
         "event_id": event_id, "customer_id": customer, "occurred_at": 1_790_000_000_000,
-        "received_at": 1_790_000_000_100, "source": "test", "attributes": attributes,
-        "payload": ("signalbox.events.UserLoggedIn", {}),
+        "received_at": 1_790_000_000_100, "source": "test",
+        "payload": ("signalbox.events.InvoiceIssued", {
+            "invoice_id": invoice_id, "amount_minor": 4900, "currency": "EUR",
+            "due_at": 1_791_000_000_000}),
     })
 
 
 def test_a_state_over_the_changelogs_limit_is_dead_lettered_and_the_worker_goes_on(
     settings: Settings, evaluator: ServiceProcess
 ) -> None:
-    """Two accepted events make one customer's state larger than the broker takes: the
-    state is dead-lettered (cut to fit, with its digest), the worker does not crash and
-    the next customer's event is processed."""
+    """Two events written past ingest (invoice ids of 600,000 characters: ingest allows
+    256, the engine clips texts and caps collections but keeps ids as they come) make one
+    customer's state larger than the broker takes: the state is dead-lettered (cut to
+    fit, with its digest), the worker does not crash and the next customer's event is
+    processed."""
     k = settings.kafka
     bootstrap = k.bootstrap_servers
-    produce(bootstrap, k.topic(EVENTS_USAGE), [
-        (b"cus-big", login("big-1", "cus-big", {"a": "x" * 600_000})),
-        (b"cus-big", login("big-2", "cus-big", {"b": "y" * 600_000})),
+    produce(bootstrap, k.topic(EVENTS_BILLING), [
+        (b"cus-big", invoice_issued("big-1", "cus-big", "x" * 600_000)),
+        (b"cus-big", invoice_issued("big-2", "cus-big", "y" * 600_000)),
     ], partition=0)
     [letter] = [codec.decode(schemas.DEAD_LETTER, r.value)
                 for r in consume(bootstrap, k.topic(EVENTS_DLQ), 1)]

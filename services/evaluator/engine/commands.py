@@ -28,6 +28,7 @@ from signalbox.evaluator.engine.actions import (
     WebhookAction,
 )
 from signalbox.evaluator.engine.automations import Automation
+from signalbox.evaluator.engine.limits import clip
 from signalbox.evaluator.engine.model import (
     ApprovalRequest,
     ChannelCommand,
@@ -41,6 +42,7 @@ from signalbox.evaluator.engine.model import (
     TriggerInfo,
     WebhookCommand,
 )
+from signalbox.evaluator.engine.state import with_tags_added
 
 _TIME_SUFFIXES = ("_at", "_since", "period_start", "period_end")
 
@@ -114,7 +116,8 @@ def variables(state: CustomerState, firing: Firing) -> dict[str, str]:
         if isinstance(v, int) and not isinstance(v, bool) and k.endswith(_TIME_SUFFIXES):
             out[f"{k}_iso"] = iso(v)
     if firing.trigger.type == "payment.failed":
-        out["failed_count"] = str(state.failed_payments.get(text(firing.data.get("product")), 0))
+        product = clip(text(firing.data.get("product")))
+        out["failed_count"] = str(state.failed_payments.get(product, 0))
     return dict(sorted(out.items()))
 
 
@@ -163,9 +166,10 @@ def with_tags(state: CustomerState, action: ChannelCommand) -> CustomerState:
     """The engine knows the tags it sets: add_tag / remove_tag change the state too."""
     if not isinstance(action, CrmCommand) or action.operation not in ("add_tag", "remove_tag"):
         return state
-    tags, tag = set(state.tags), action.params["tag"]
-    tags.add(tag) if action.operation == "add_tag" else tags.discard(tag)
-    return state.evolve(tags=tuple(sorted(tags)))
+    tag = clip(action.params["tag"])
+    if action.operation == "add_tag":
+        return state.evolve(tags=with_tags_added(state.tags, (tag,)))
+    return state.evolve(tags=tuple(t for t in state.tags if t != tag))
 
 
 def describe(command: Command) -> str:

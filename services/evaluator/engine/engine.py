@@ -20,6 +20,7 @@ from typing import Any
 
 from signalbox.evaluator.engine.automations import Automation, AutomationSet
 from signalbox.evaluator.engine.commands import Firing, facts_text, fire, with_tags
+from signalbox.evaluator.engine.limits import bound, key_text
 from signalbox.evaluator.engine.model import (
     ApprovalRequest,
     Command,
@@ -57,7 +58,9 @@ class _Run:
         self.approvals.extend(fired.approvals)
 
     def decision(self) -> Decision:
-        return Decision(self.state, tuple(self.commands), tuple(self.approvals))
+        """The decision, with every collection of the state within its cap."""
+        state, dropped = bound(self.state)
+        return Decision(state, tuple(self.commands), tuple(self.approvals), dropped=dropped)
 
 
 def evaluate(
@@ -98,7 +101,7 @@ def _event_facts(a: Automation, state: CustomerState, event: Event) -> dict[str,
         facts[key] = str(value)
     min_failures = a.trigger.params.get("min_failures")
     if min_failures is not None:
-        count = state.failed_payments.get(str(event.data.get("product", "")), 0)
+        count = state.failed_payments.get(key_text(event.data.get("product", "")), 0)
         if count < min_failures:
             return None
         facts["failed_count"] = str(count)
@@ -109,7 +112,7 @@ def _derived(before: CustomerState, after: CustomerState, event: Event,
              automations: AutomationSet) -> Iterator[Firing]:
     """Usage levels and feature minutes crossed by this event."""
     if event.type in ("usage.recorded", "allowance.set"):
-        metric = str(event.data["metric"])
+        metric = key_text(event.data["metric"])
         old, new = before.usage.get(metric), after.usage.get(metric)
         if new is not None and new.allowance > 0:
             used_before = old.used if old is not None and \
@@ -126,7 +129,7 @@ def _derived(before: CustomerState, after: CustomerState, event: Event,
                         yield _derived_firing(a, event, data,
                                               f"usage:{metric}:{new.period_start}:{level}")
     if event.type == "feature.used":
-        feature = str(event.data["feature"])
+        feature = key_text(event.data["feature"])
         old_s = before.feature_seconds.get(feature, 0)
         new_s = after.feature_seconds.get(feature, 0)
         for a in automations.for_trigger("feature.used_minutes"):
@@ -200,7 +203,7 @@ def _tick(state: CustomerState, tick: Tick, automations: AutomationSet) -> Decis
         if a.trigger.type == "affiliate.qualified":  # once ever
             if a.id in run.state.fired:
                 continue
-            run.state = run.state.evolve(fired=tuple(sorted({*run.state.fired, a.id})))
+            run.state = run.state.evolve(fired=(*run.state.fired, a.id))  # oldest first
         trigger = TriggerInfo(a.trigger.type, o.occurrence, facts_text(o.facts))
         run.fire(Firing(a, trigger, o.due, o.facts, o.occurrence, {}))
     _score_and_health(run, state, tick.at, f"tick:{tick.at}", {})

@@ -266,9 +266,11 @@ _STATE_FIELDS = frozenset(f.name for f in fields(CustomerState))
 @dataclass(frozen=True)
 class Decision:
     """What the engine decided: the state to store, the commands to send (in order)
-    and the approvals it opened."""
+    and the approvals it opened; ``dropped``: entries the state lost to its caps, per
+    collection (see :mod:`~signalbox.evaluator.engine.limits`), for the shell to count."""
 
     state: CustomerState | None
     commands: tuple[Command, ...] = ()
     approvals: tuple[ApprovalRequest, ...] = ()
     duplicate: bool = False
+    dropped: Mapping[str, int] = field(default_factory=dict)

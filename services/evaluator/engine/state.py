@@ -4,17 +4,26 @@ Facts kept for triggers: the past-due streak (starts when the past-due balance
 becomes positive; any fall of it — a payment or a lower ``balance.updated`` —
 restarts it while some stays past due; it ends at zero), open invoices,
 subscriptions, the card's expiry, usage per billing period, feature time, last
-login, score and health band, appointments and open tasks.
+login, score and health band, appointments and open tasks. Texts from events are
+clipped and every collection is capped (see :mod:`~signalbox.evaluator.engine.limits`);
+attributes, tags and failed payments, which carry no time, keep the order they were
+last set in, so the least recent goes first.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from signalbox.evaluator.engine.limits import (
+    MAX_VALUE_CHARS,
+    clip,
+    key_text,
+    set_last,
+)
 from signalbox.evaluator.engine.model import (
     Agreement,
     Appointment,
@@ -99,20 +108,49 @@ def _with(mapping: Mapping[str, V], key: str, value: V | None) -> dict[str, V]:
     return dict(sorted(out.items()))
 
 
+def with_attributes(held: Mapping[str, str], new: Mapping[str, str]) -> Mapping[str, str]:
+    """Attributes in the order they were last set (the least recent first: the first to
+    go over the cap, see :mod:`~signalbox.evaluator.engine.limits`), names and values
+    clipped."""
+    if not new:
+        return held
+    out = dict(held)
+    for name, value in new.items():
+        name = clip(name)
+        out.pop(name, None)
+        out[name] = clip(value, MAX_VALUE_CHARS)
+    return out
+
+
+def with_tags_added(held: tuple[str, ...], new: Iterable[str]) -> tuple[str, ...]:
+    """Tags in the order they were last added (the least recent first), clipped."""
+    added = dict.fromkeys(clip(t) for t in new)
+    if not added:
+        return held
+    return (*(t for t in held if t not in added), *added)
+
+
+def _profile(profile: Profile | None) -> Profile | None:
+    """Profile texts clipped (ingest checks email, phone and time zone, not locale)."""
+    if profile is None or all(v is None or len(v) <= MAX_VALUE_CHARS
+                              for v in vars(profile).values()):
+        return profile
+    return Profile(**{k: None if v is None else clip(v, MAX_VALUE_CHARS)
+                      for k, v in vars(profile).items()})
+
+
 def apply_event(state: CustomerState, event: Event) -> CustomerState:
     """The state after ``event`` (the dedupe window and clock included)."""
-    attributes = dict(state.attributes)
-    attributes.update(event.attributes)
     tags = state.tags
     if "tags" in event.attributes:
-        extra = [t.strip() for t in event.attributes["tags"].split(",") if t.strip()]
-        tags = tuple(sorted({*tags, *extra}))
+        tags = with_tags_added(tags, (t.strip() for t in event.attributes["tags"].split(",")
+                                      if t.strip()))
     state = state.evolve(
-        profile=state.profile.merged(event.profile),
+        profile=state.profile.merged(_profile(event.profile)),
         first_seen_at=min(state.first_seen_at, event.occurred_at),
         last_event_at=max(state.last_event_at, event.occurred_at),
         recent_events=remember(state.recent_events, event_digest(event.event_id)),
-        attributes=dict(sorted(attributes.items())),
+        attributes=with_attributes(state.attributes, event.attributes),
         tags=tags,
         clock=max(state.clock, known_time(event)),
     )
@@ -134,18 +172,19 @@ Handler = Callable[[CustomerState, Event, Mapping[str, Any]], CustomerState]
 
 def _signed_up(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     if d.get("plan"):
-        return s.evolve(attributes=_with(s.attributes, "plan", str(d["plan"])))
+        return s.evolve(attributes=with_attributes(s.attributes, {"plan": str(d["plan"])}))
     return s
 
 
 def _status(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    return s.evolve(account_status=str(d["status"]))
+    return s.evolve(account_status=key_text(d["status"]))
 
 
 def _custom_field(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     value = d.get("value")
-    return s.evolve(attributes=_with(s.attributes, str(d["field"]),
-                                       None if value is None else str(value)))
+    if value is None:
+        return s.evolve(attributes=set_last(s.attributes, key_text(d["field"]), None))
+    return s.evolve(attributes=with_attributes(s.attributes, {str(d["field"]): str(value)}))
 
 
 def _card(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
@@ -155,7 +194,7 @@ def _card(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
 
 def _paid(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     amount = int(d["amount_minor"])
-    failed = _with(s.failed_payments, str(d.get("product", "")), None)
+    failed = set_last(s.failed_payments, key_text(d.get("product", "")), None)
     invoices = _with(s.invoices, str(d["invoice_id"]), None) if d.get("invoice_id") \
         else s.invoices
     return _past_due(s.evolve(failed_payments=failed, invoices=invoices,
@@ -173,8 +212,8 @@ def _past_due(s: CustomerState, amount: int, at: int) -> CustomerState:
 
 
 def _failed(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    product = str(d.get("product", ""))
-    return s.evolve(failed_payments=_with(s.failed_payments, product,
+    product = key_text(d.get("product", ""))
+    return s.evolve(failed_payments=set_last(s.failed_payments, product,
                                             s.failed_payments.get(product, 0) + 1))
 
 
@@ -185,7 +224,8 @@ def _balance(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
 
 def _invoice(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     invoice = OpenInvoice(int(d["amount_minor"]), str(d["currency"]), int(d["due_at"]),
-                          known_time(e), d.get("product"))
+                          known_time(e), None if d.get("product") is None
+                          else key_text(d["product"]))
     return s.evolve(invoices=_with(s.invoices, str(d["invoice_id"]), invoice))
 
 
@@ -199,8 +239,8 @@ def _agreement(active: bool) -> Handler:
         ends_at = d.get("ends_at")
         # cancelled stays active until it ends (subscription.ended), unless it ends now
         active_now = active and not (e.type == "subscription.cancelled" and ends_at is None)
-        agreement = Agreement(str(d["product"]), active_now, known_time(e),
-                              str(d.get("kind") or "subscription"),
+        agreement = Agreement(key_text(d["product"]), active_now, known_time(e),
+                              key_text(d.get("kind") or "subscription"),
                               None if ends_at is None else int(ends_at))
         return s.evolve(subscriptions=_with(s.subscriptions, sid, agreement))
     return handle
@@ -212,11 +252,11 @@ def _replaced(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState
     if current is None:
         return s
     return s.evolve(subscriptions=_with(s.subscriptions, str(sid),
-                                          replace(current, product=str(d["product"]))))
+                                          replace(current, product=key_text(d["product"]))))
 
 
 def _allowance(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    metric, start = str(d["metric"]), int(d["period_start"])
+    metric, start = key_text(d["metric"]), int(d["period_start"])
     current = s.usage.get(metric)
     used = current.used if current is not None and current.period_start == start else 0.0
     period = UsagePeriod(start, int(d["period_end"]), float(d["allowance"]), used)
@@ -224,7 +264,7 @@ def _allowance(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerStat
 
 
 def _usage(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    metric = str(d["metric"])
+    metric = key_text(d["metric"])
     current = s.usage.get(metric) or UsagePeriod(0, 0, 0.0)
     if current.period_end and e.occurred_at >= current.period_end:
         return s  # after the period the allowance covers: the next allowance.set counts it
@@ -233,7 +273,7 @@ def _usage(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
 
 
 def _feature(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    feature = str(d["feature"])
+    feature = key_text(d["feature"])
     seconds = s.feature_seconds.get(feature, 0) + max(0, int(d["duration_seconds"]))
     last = max(s.feature_last_used.get(feature, 0), e.occurred_at)
     return s.evolve(feature_seconds=_with(s.feature_seconds, feature, seconds),
@@ -250,14 +290,16 @@ def _score(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
 
 def _appointment(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     aid = str(d["appointment_id"])
-    booked = Appointment(int(d["starts_at"]), known_time(e), d.get("title")) \
+    title = d.get("title")
+    booked = Appointment(int(d["starts_at"]), known_time(e),
+                         None if title is None else key_text(title)) \
         if e.type == "appointment.booked" else None
     return s.evolve(appointments=_with(s.appointments, aid, booked))
 
 
 def _task(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     due = d.get("due_at")
-    task = OpenTask(str(d["title"]), known_time(e), None if due is None else int(due)) \
+    task = OpenTask(key_text(d["title"]), known_time(e), None if due is None else int(due)) \
         if e.type == "task.added" else None
     return s.evolve(tasks=_with(s.tasks, str(d["task_id"]), task))
 
