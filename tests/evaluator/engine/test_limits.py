@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalbox.evaluator.engine import CustomerState, Decision, Event, evaluate
+from signalbox.evaluator.engine import CustomerState, Decision, Event, Tick, evaluate
 from signalbox.evaluator.engine.limits import (
     CAPS,
     MAX_APPROVALS,
@@ -33,7 +33,8 @@ from signalbox.evaluator.engine.model import (
     UsagePeriod,
 )
 from signalbox.evaluator.records import state_from_record, state_to_record
-from tests.evaluator.engine.story import CODEC, DAY_MS, T0, Story, automations
+from tests.evaluator.engine.story import CODEC, DAY_MS, HOUR_MS, T0, Story, automations
+from tests.evaluator.engine.test_properties import AUTOMATIONS
 
 NONE = automations("automations: []\n")
 
@@ -275,3 +276,70 @@ def test_bound_keeps_every_collection_within_its_cap(sizes: dict[str, int]) -> N
     if "subscriptions" in dropped:  # ended ones first
         assert sum(a.active for a in state.subscriptions.values()) == \
             min(CAPS["subscriptions"], (sizes["subscriptions"] + 1) // 2)
+
+
+#: Events that each add one new entry to a collection, and nothing removes one.
+GROWING: dict[str, tuple[str, Callable[[int, int], dict[str, Any]]]] = {
+    "invoices": ("invoice.issued", lambda i, at: {
+        "invoice_id": f"in{i}", "amount_minor": 100, "currency": "EUR",
+        "due_at": at + (i * 7919) % (30 * DAY_MS), "product": None}),
+    "subscriptions": ("subscription.started", lambda i, at: {
+        "subscription_id": f"s{i}", "product": "pro", "kind": "subscription",
+        "ends_at": None, "trial_ends_at": None}),
+    "usage": ("allowance.set", lambda i, at: {
+        "metric": f"m{i}", "allowance": 100.0, "period_start": at - i % 5 * DAY_MS,
+        "period_end": at + 10 * DAY_MS}),
+    "features": ("feature.used", lambda i, at: {
+        "feature": f"f{i}", "duration_seconds": 60, "session_id": None}),
+    "failed_payments": ("payment.failed", lambda i, at: {
+        "payment_id": f"p{i}", "invoice_id": None, "product": f"p{i}", "amount_minor": 100,
+        "currency": "EUR", "reason": None}),
+    "tasks": ("task.added", lambda i, at: {"task_id": f"t{i}", "title": "x", "due_at": None}),
+    "approvals": ("payment.refunded", lambda i, at: {
+        "payment_id": f"p{i}", "refund_id": f"r{i}", "product": None, "amount_minor": 100,
+        "currency": "EUR", "reason": None}),
+    "attributes": ("user.logged_in", lambda i, at: {"user_id": None}),
+}
+
+
+def _sizes(state: CustomerState) -> dict[str, int]:
+    return {"invoices": len(state.invoices), "subscriptions": len(state.subscriptions),
+            "usage": len(state.usage), "features": len(state.feature_seconds),
+            "failed_payments": len(state.failed_payments), "tasks": len(state.tasks),
+            "approvals": len(state.approvals), "attributes": len(state.attributes),
+            "tags": len(state.tags)}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(sorted(GROWING)), min_size=50, max_size=700))
+def test_a_long_story_stays_within_the_caps_and_accounts_for_every_entry(
+        story: list[str]) -> None:
+    """Whatever the story, every collection stays within its cap, the state's record
+    within the size budget, and every entry an event added is either kept or reported
+    dropped (nothing in these stories removes one)."""
+    state: CustomerState | None = None
+    dropped: dict[str, int] = {}
+    added = dict.fromkeys(CAPS, 0)
+    for i, collection in enumerate(story):
+        at = T0 + i * 60_000
+        kind, data = GROWING[collection]
+        attributes = {f"a{i}": "x", "tags": f"t{i}"} if kind == "user.logged_in" else {}
+        decisions = [evaluate(state, Event(f"e{i}", "cus-1", kind, at, data(i, at),
+                                           attributes=attributes, received_at=at),
+                              AUTOMATIONS)]
+        if i % 50 == 49:
+            decisions.append(evaluate(decisions[0].state, Tick(0, at, HOUR_MS), AUTOMATIONS))
+        state = decisions[-1].state
+        assert state is not None
+        for name, n in (item for d in decisions for item in d.dropped.items()):
+            dropped[name] = dropped.get(name, 0) + n
+        added[collection] += 1
+        sizes = _sizes(state)
+        assert all(size <= CAPS[name] for name, size in sizes.items())
+    assert state is not None
+    logins = added["attributes"]  # each sets a new attribute and a new tag, and "tags"
+    created = {**added, "attributes": logins + min(logins, 1), "tags": logins}
+    accounted = {name: size + dropped.get(name, 0) for name, size in _sizes(state).items()}
+    assert accounted.pop("tags") - created["tags"] in (0, 1)  # "late": an overdue invoice's
+    assert accounted == {name: created[name] for name in accounted}
+    assert len(CODEC.encode("signalbox.CustomerState", state_to_record(state))) < 524_288
