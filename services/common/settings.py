@@ -307,3 +307,15 @@ def _ingest_auth(e: _Env, bind_host: str) -> dict[str, str]:
             f"SIGNALBOX_BIND_HOST is {bind_host!r}; create keys with `signalbox keys create`")
     return {"ingest_auth": auth,
             "ingest_keys_file": e.text("INGEST_KEYS_FILE", Settings.ingest_keys_file)}
+
+
+def require_admin_token(settings: Settings) -> None:
+    """The evaluator's admin API changes automations and decides approvals: beyond loopback
+    it needs a token. Checked where the API is served (not in :meth:`Settings.from_env`), so
+    the other services and the CLI do not need the admin secret."""
+    if not settings.admin_token and not is_loopback(settings.bind_host):
+        raise SettingsError(
+            f"SIGNALBOX_ADMIN_TOKEN: required, because SIGNALBOX_BIND_HOST is "
+            f"{settings.bind_host!r} (not loopback) and without a token anyone who reaches "
+            f"the admin API could change automations and decide approvals; set a long random "
+            f"token (e.g. `openssl rand -hex 32`)")

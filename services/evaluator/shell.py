@@ -18,7 +18,7 @@ from mode import Service
 from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.codec import AvroCodec
 from signalbox.common.ops import OpsServer, ReadinessCheck
-from signalbox.common.settings import Settings
+from signalbox.common.settings import Settings, require_admin_token
 from signalbox.common.topics import AUTOMATIONS
 from signalbox.evaluator.admin import ApprovalsApi, AutomationsApi, create_admin_app
 from signalbox.evaluator.approvals import ApprovalsService
@@ -35,6 +35,7 @@ class EvaluatorShell(Service):
     def __init__(self, settings: Settings, codec: AvroCodec, definitions: Definitions,
                  automations: AutomationSet, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        require_admin_token(settings)  # before anything connects: a clear error, exit 2
         self.settings = settings
         self.codec = codec
         self.broker = BrokerWatch(settings.kafka.topic(AUTOMATIONS))

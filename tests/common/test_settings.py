@@ -7,7 +7,13 @@ import socket
 
 import pytest
 
-from signalbox.common.settings import KafkaSettings, Settings, SettingsError, SmtpSettings
+from signalbox.common.settings import (
+    KafkaSettings,
+    Settings,
+    SettingsError,
+    SmtpSettings,
+    require_admin_token,
+)
 from tests.common.conftest import TlsFiles
 
 #: A value other than the default for every variable signalbox reads (and the
@@ -267,3 +273,21 @@ def test_topic_applies_the_prefix() -> None:
     settings = Settings.from_env({"SIGNALBOX_TOPIC_PREFIX": "acme."})
     assert settings.evaluator_app_id == "acme.signalbox-evaluator"
     assert settings.dispatcher_group_id == "acme.signalbox-dispatcher"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "evaluator.internal"])
+def test_the_admin_api_beyond_loopback_is_refused_without_a_token(host: str) -> None:
+    settings = Settings.from_env({"SIGNALBOX_BIND_HOST": host})  # other services start
+    with pytest.raises(SettingsError) as err:
+        require_admin_token(settings)
+    assert str(err.value).startswith(
+        f"SIGNALBOX_ADMIN_TOKEN: required, because SIGNALBOX_BIND_HOST is {host!r} "
+        "(not loopback)")
+
+
+@pytest.mark.parametrize(("host", "token"), [
+    ("127.0.0.1", ""), ("::1", ""), ("localhost", ""), ("0.0.0.0", "a-long-random-token")])
+def test_the_admin_api_starts_on_loopback_or_with_a_token(host: str, token: str) -> None:
+    settings = Settings.from_env({"SIGNALBOX_BIND_HOST": host, "SIGNALBOX_ADMIN_TOKEN": token})
+    require_admin_token(settings)
+    assert settings.admin_token == token
