@@ -3,8 +3,10 @@
 Writes go to the compacted topics, never to memory: the answer is sent once Kafka
 has the record *and* this worker's reader has applied it, so a GET right after a
 PUT sees the change, and every other worker picks it up from the same topic.
-With ``SIGNALBOX_ADMIN_TOKEN`` set, every ``/v1`` request needs
-``Authorization: Bearer <token>``.
+With ``SIGNALBOX_ADMIN_TOKEN`` set, every request but ``/openapi.json`` needs
+``Authorization: Bearer <token>``; beyond loopback the token is required. Who acts (an
+automation's ``updated_by``, an approval's ``decided_by``) comes from the
+``X-Signalbox-Actor`` header, never from a request body.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ import yaml
 from aiohttp import web
 
 from signalbox.common.clock import now_ms
+from signalbox.evaluator.admin_openapi import (
+    ACTOR,
+    ACTOR_HEADER,
+    MAX_BODY_BYTES,
+    REASON,
+    STATUSES,
+    document,
+)
 from signalbox.evaluator.approvals import ApprovalConflict, ApprovalsService
 from signalbox.evaluator.definitions import (
     AUTOMATION,
@@ -31,7 +41,13 @@ from signalbox.evaluator.engine import AutomationError
 from signalbox.evaluator.source import AutomationsSource, AutomationsWriter
 
 log = structlog.get_logger(__name__)
-ACTOR_HEADER = "X-Signalbox-Actor"
+#: Fields a decision body may not carry, and why.
+_NOT_IN_BODY = {"decided_by": f"not accepted: a decision is recorded under the "
+                              f"authenticated actor, the {ACTOR_HEADER} header"}
+#: Served without the token: the description holds no data, and clients need it to learn
+#: how to authenticate.
+PUBLIC_PATHS = frozenset({"/openapi.json"})
+_ACTOR = web.RequestKey("actor", str)
 _WHERE = re.compile(r"^automations\[\d+\](?: \(id=[^)]*\))?[:.]?\s*")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -167,6 +183,9 @@ class ApprovalsApi:
 
     async def list(self, request: web.Request) -> web.Response:
         status = request.query.get("status")
+        if status is not None and status not in STATUSES:
+            return web.json_response({"errors": [{"path": "status", "reason": (
+                f"expected one of {', '.join(STATUSES)}, got {status[:100]!r}")}]}, status=400)
         items = [a for a in self.approvals.all() if status is None or a["status"] == status]
         return web.json_response({"approvals": items})
 
@@ -191,17 +210,20 @@ class ApprovalsApi:
         if not isinstance(body, dict):
             return web.json_response({"errors": [{"path": "", "reason": "expected an object"}]},
                                      status=400)
-        decided_by = body.get("decided_by") or request.headers.get(ACTOR_HEADER)
+        errors = [{"path": key, "reason": _NOT_IN_BODY.get(key, "unknown field")}
+                  for key in sorted({str(k) for k in body} - {"reason"})]
         reason = body.get("reason")
-        errors = []
-        if not isinstance(decided_by, str) or not decided_by.strip():
-            errors.append({"path": "decided_by", "reason": "required: who decides"})
-        if reason is not None and not isinstance(reason, str):
-            errors.append({"path": "reason", "reason": "expected a string"})
+        problem = REASON.check(reason) if isinstance(reason, str) else (
+            None if reason is None else "expected a string")
+        if problem is not None:
+            errors.append({"path": "reason", "reason": problem})
+        decided_by = request.get(_ACTOR, "")
+        if not decided_by:
+            errors.append({"path": ACTOR_HEADER, "reason": "required: who decides"})
         if errors:
             return web.json_response({"errors": errors}, status=400)
         try:
-            decided = await self.approvals.decide(approval_id, decision, str(decided_by), reason)
+            decided = await self.approvals.decide(approval_id, decision, decided_by, reason)
         except KeyError:
             return _problem(404, f"no approval {approval_id!r}")
         except ApprovalConflict as exc:
@@ -210,7 +232,21 @@ class ApprovalsApi:
 
 
 def _actor(request: web.Request) -> str:
-    return request.headers.get(ACTOR_HEADER, "").strip() or "admin-api"
+    """Who acts: the actor header (checked by :func:`actor_header`), never a request body."""
+    return request.get(_ACTOR) or "admin-api"
+
+
+@web.middleware
+async def actor_header(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Reads :data:`ACTOR_HEADER`, which the token's holder, or the authenticating proxy in
+    front (docs/admin.md), sets; 400 for a value no record should carry."""
+    name = request.headers.get(ACTOR_HEADER, "").strip()
+    problem = ACTOR.check(name)
+    if problem is not None:
+        return web.json_response({"errors": [{"path": ACTOR_HEADER, "reason": problem}]},
+                                 status=400)
+    request[_ACTOR] = name
+    return await handler(request)
 
 
 async def _body(request: web.Request) -> Any:
@@ -227,14 +263,25 @@ async def _body(request: web.Request) -> Any:
         raise ValueError(f"not valid JSON: {exc}") from None
 
 
+@web.middleware
+async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body over :data:`MAX_BODY_BYTES` answered as JSON, like every other refusal."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        return _problem(413, f"body larger than {MAX_BODY_BYTES} bytes")
+
+
 def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """A middleware refusing ``/v1`` requests without ``Authorization: Bearer <token>``."""
+    """A middleware refusing requests without ``Authorization: Bearer <token>``, except for
+    :data:`PUBLIC_PATHS`. Constant-time comparison: the answer's timing tells nothing about
+    how much of a guess was right."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "").encode()
-        if request.path.startswith("/v1") and not hmac.compare_digest(given, expected):
+        if request.path not in PUBLIC_PATHS and not hmac.compare_digest(given, expected):
             return web.json_response({"error": "missing or wrong bearer token"}, status=401,
                                      headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
@@ -244,8 +291,16 @@ def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
 
 def create_admin_app(automations: AutomationsApi, approvals: ApprovalsApi | None,
                      token: str = "") -> web.Application:
-    app = web.Application(middlewares=[bearer_auth(token)] if token else [])
+    app = web.Application(middlewares=[*([bearer_auth(token)] if token else []),
+                                       actor_header, body_limit],
+                          client_max_size=MAX_BODY_BYTES)
     app.add_routes(automations.routes())
     if approvals is not None:
         app.add_routes(approvals.routes())
+    description = document(bool(token))
+
+    async def openapi_json(_: web.Request) -> web.Response:
+        return web.json_response(description)
+
+    app.router.add_get("/openapi.json", openapi_json)
     return app

@@ -169,13 +169,14 @@ def test_an_approval_releases_its_actions_and_a_rejection_drops_them(
     assert evaluator.all_commands(settle=2) == []  # held, not sent
 
     a, b = by_customer["cus-a"]["approval_id"], by_customer["cus-b"]["approval_id"]
-    r = evaluator.admin.post(f"/v1/approvals/{a}/approve", json={"decided_by": "ada"})
+    # Who decides is the actor header (the authenticated operator), never the body.
+    ada, bob = {"X-Signalbox-Actor": "ada"}, {"X-Signalbox-Actor": "bob"}
+    r = evaluator.admin.post(f"/v1/approvals/{a}/approve", headers=ada)
+    assert r.status_code == 200 and r.json()["decided_by"] == "ada", r.text
+    r = evaluator.admin.post(f"/v1/approvals/{b}/reject", json={"reason": "goodwill"},
+                             headers=ada)
     assert r.status_code == 200, r.text
-    r = evaluator.admin.post(f"/v1/approvals/{b}/reject",
-                             json={"decided_by": "ada", "reason": "goodwill"})
-    assert r.status_code == 200, r.text
-    assert evaluator.admin.post(f"/v1/approvals/{a}/reject",
-                                json={"decided_by": "bob"}).status_code == 409
+    assert evaluator.admin.post(f"/v1/approvals/{a}/reject", headers=bob).status_code == 409
 
     [released] = evaluator.commands(1)
     assert released["customer_id"] == "cus-a" and released["automation_id"] == "held"

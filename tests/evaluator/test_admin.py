@@ -3,26 +3,43 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from openapi_spec_validator import validate
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
-from signalbox.common.settings import Settings
+from signalbox.common.settings import Settings, SettingsError
 from signalbox.common.topics import APPROVALS, EVENTS_USAGE
+from signalbox.evaluator.admin_openapi import document
 from signalbox.evaluator.definitions import from_file
 from signalbox.evaluator.shell import EvaluatorShell
 from tests.evaluator.test_source import FILE
 from tests.support.kafka import consume, produce
-from tests.support.processes import free_port
+from tests.support.processes import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.kafka
 codec = AvroCodec()
 TOKEN = "s3cret-token"
+ACTOR = "X-Signalbox-Actor"
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]
 
 
 def automation(aid: str, **extra: Any) -> dict[str, Any]:
@@ -96,6 +113,36 @@ async def test_every_v1_request_needs_the_bearer_token(
     r = await client.get("/v1/automations", headers={"Authorization": "Bearer wrong"})
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
     assert (await client.get("/v1/automations")).status_code == 200
+    async with httpx.AsyncClient(base_url=client.base_url, timeout=30) as anonymous:
+        # Every path but the description needs it, unknown ones too.
+        for path in ("/v1/approvals", "/v1/nothing", "/V1/automations", "//v1/automations"):
+            assert (await anonymous.get(path)).status_code == 401, path
+        described = await anonymous.get("/openapi.json")
+    assert described.status_code == 200 and described.json() == document(token_required=True)
+
+
+def test_the_evaluator_refuses_to_serve_the_admin_api_beyond_loopback_without_a_token(
+        settings: Settings) -> None:
+    definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.teams)
+    with pytest.raises(SettingsError, match=r"^SIGNALBOX_ADMIN_TOKEN: required, because "
+                                            r"SIGNALBOX_BIND_HOST is '0\.0\.0\.0'"):
+        EvaluatorShell(replace(settings, bind_host="0.0.0.0"), codec, definitions,
+                       definitions.build())
+
+
+def test_the_description_is_valid_openapi_3_1() -> None:
+    for token_required in (True, False):
+        doc = document(token_required)
+        validate(doc)
+        assert doc["openapi"] == "3.1.0"
+        assert ("security" in doc) is token_required
+    approval = doc["components"]["schemas"]["Approval"]
+    # From schemas/avro/approval.avsc, not written twice.
+    assert approval["properties"]["status"] == {"type": "string",
+                                                "enum": ["pending", "approved", "rejected"]}
+    decide = doc["paths"]["/v1/approvals/{id}/approve"]["post"]
+    assert [p["name"] for p in decide["parameters"] if p["required"]] == ["id", ACTOR]
+    assert "decided_by" not in doc["components"]["schemas"]["Decision"]["properties"]
 
 
 def pending(approval_id: str, customer: str, partition: int) -> dict[str, Any]:
@@ -124,16 +171,26 @@ async def test_approve_and_reject_write_the_decision_and_the_decided_event(
         raise AssertionError("the pending approvals never showed up")
 
     r = await client.post("/v1/approvals/ap-1/approve", json={})
+    assert r.status_code == 400 and r.json()["errors"] == [
+        {"path": ACTOR, "reason": "required: who decides"}]
+    # The body cannot name someone else: who decides is the authenticated actor.
+    r = await client.post("/v1/approvals/ap-1/approve", json={"decided_by": "mallory"},
+                          headers={ACTOR: "ada"})
     assert r.status_code == 400 and r.json()["errors"][0]["path"] == "decided_by"
-    r = await client.post("/v1/approvals/ap-1/approve",
-                          json={"decided_by": "ada", "reason": "known customer"})
+    assert "authenticated actor" in r.json()["errors"][0]["reason"]
+    r = await client.post("/v1/approvals/ap-1/approve", json={}, headers={ACTOR: "x" * 201})
+    assert r.status_code == 400 and r.json()["errors"][0]["path"] == ACTOR
+    assert (await client.get("/v1/approvals/ap-1")).json()["status"] == "pending"
+
+    r = await client.post("/v1/approvals/ap-1/approve", json={"reason": "known customer"},
+                          headers={ACTOR: "ada"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "approved" and r.json()["decided_by"] == "ada"
-    r = await client.post("/v1/approvals/ap-1/reject", json={"decided_by": "bob"})
+    r = await client.post("/v1/approvals/ap-1/reject", headers={ACTOR: "bob"})
     assert r.status_code == 409 and r.json()["approval"]["status"] == "approved"
-    r = await client.post("/v1/approvals/ap-2/reject", json={"decided_by": "bob"})
-    assert r.status_code == 200
-    assert (await client.post("/v1/approvals/nope/reject", json={"decided_by": "x"})
+    r = await client.post("/v1/approvals/ap-2/reject", headers={ACTOR: "bob"})
+    assert r.status_code == 200 and r.json()["decided_by"] == "bob"
+    assert (await client.post("/v1/approvals/nope/reject", headers={ACTOR: "x"})
             ).status_code == 404
 
     assert [a["approval_id"] for a in
@@ -152,3 +209,67 @@ async def test_approve_and_reject_write_the_decision_and_the_decided_event(
     assert events[b"cus-2"][0] == 0 and events[b"cus-2"][1]["payload"][1]["decision"] == \
         "rejected"
     assert shell.approvals.get("ap-1") is not None
+
+
+@pytest.fixture
+def live_admin(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """``signalbox evaluator`` as a process, admin token on; the admin API's base URL."""
+    port, admin_port = free_port(), free_port()
+    env = service_env(settings, EVALUATOR_PORT=str(port), EVALUATOR_ADMIN_PORT=str(admin_port),
+                      EVALUATOR_STORE="memory://", EVALUATOR_DATA_DIR=str(tmp_path / "data"),
+                      SIGNALBOX_ADMIN_TOKEN=TOKEN)
+    proc = ServiceProcess("evaluator", env, tmp_path, port).start()
+    try:
+        proc.wait_ready()
+        yield f"http://127.0.0.1:{admin_port}"
+    finally:
+        assert proc.stop() == 0, proc.tail()
+
+
+def test_schemathesis_against_the_live_admin_api(live_admin: str, settings: Settings) -> None:
+    """Requests generated from the description, valid and invalid, for every operation:
+    no server error, and every answer as described."""
+    k = settings.kafka
+    produce(k.bootstrap_servers, k.topic(APPROVALS), [
+        (b"ap-live", codec.encode(schemas.APPROVAL, pending("ap-live", "cus-1", 0)))])
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    schema = schemathesis.openapi.from_dict(httpx.get(f"{live_admin}/openapi.json").json())
+    statuses: Counter[str] = Counter()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            @hypothesis_settings(max_examples=25, deadline=None, database=None,
+                                 suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
+                case.headers = {**(case.headers or {}), **auth}
+                response = case.call(base_url=live_admin, timeout=30)
+                statuses[f"{case.method} {response.status_code}"] += 1
+                case.validate_response(response, checks=CHECKS, headers=auth)
+
+            run()
+
+    print(f"\nschemathesis against the live admin API: {dict(sorted(statuses.items()))}")
+    assert sum(statuses.values()) > 200
+    assert not [s for s in statuses if s.split()[1].startswith("5")]
+    # The seeded approval is still pending unless a generated request decided it by name.
+    found = httpx.get(f"{live_admin}/v1/approvals/ap-live", headers=auth).json()
+    assert found["status"] == "pending"
+
+
+async def test_bodies_are_bounded_and_answered_as_json(
+        api: tuple[httpx.AsyncClient, EvaluatorShell]) -> None:
+    client, _ = api
+    huge = automation("huge", name="x" * 300_000)
+    r = await client.put("/v1/automations/huge", json=huge)
+    assert r.status_code == 413 and r.json() == {"error": "body larger than 262144 bytes"}
+    # YAML keys need not be strings; a reason is kept on the approval and its event.
+    r = await client.post("/v1/approvals/any/approve", content="{1: yes, reason: [x]}",
+                          headers={ACTOR: "ada", "Content-Type": "application/yaml"})
+    assert r.status_code == 400 and r.json()["errors"] == [
+        {"path": "1", "reason": "unknown field"}, {"path": "reason", "reason": "expected a string"}]
+    r = await client.post("/v1/approvals/any/approve", json={"reason": "x" * 2001},
+                          headers={ACTOR: "ada"})
+    assert r.status_code == 400
+    assert r.json()["errors"] == [{"path": "reason",
+                                   "reason": "reason longer than 2000 characters (2001)"}]
