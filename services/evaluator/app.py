@@ -232,7 +232,8 @@ class _Wiring:
         if self._evaluator is None:
             self._evaluator = Evaluator(self.shell.codec, self.states, self.timers,
                                         lambda: self.shell.automations, self.ticks_topic,
-                                        self.rank, self.limits)
+                                        self.rank, self.limits,
+                                        verify_decision=self.shell.approvals.verify)
         return self._evaluator
 
     def output(self) -> KafkaOutput:

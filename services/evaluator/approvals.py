@@ -134,6 +134,29 @@ class ApprovalsService:
         metrics.APPROVALS_PENDING.set(
             sum(1 for r in self._items.values() if r["status"] == PENDING))
 
+    async def verify(self, approval_id: str, decision: str) -> str | None:
+        """Why an ``approval.decided`` event is not backed by a decision on the approvals
+        topic (``None``: it is). Only the admin API writes decisions there, so an event
+        any other producer wrote cannot release held actions. The decision may not have
+        reached this worker's reader yet (the admin API may run on another worker): the
+        topic is read to its end once before saying no."""
+        if self._decided(approval_id, decision):
+            return None
+        try:
+            await self.reader.read_to_end()
+        except TimeoutError:
+            return "the approvals topic could not be read to its end in time"
+        if self._decided(approval_id, decision):
+            return None
+        known = self._items.get(approval_id)
+        status = "unknown" if known is None else f"{known['status']}"
+        return (f"approval {approval_id!r} is {status} on the approvals topic, not "
+                f"{decision!r}: a decision comes only from the admin API")
+
+    def _decided(self, approval_id: str, decision: str) -> bool:
+        known = self._items.get(approval_id)
+        return known is not None and known["status"] == decision
+
     async def request(self, request: ApprovalRequest, partition: int) -> Any:
         """Send the pending record; returns a future the caller awaits before it stores
         the customer's state. A request already on the topic is not written again, so a

@@ -97,6 +97,15 @@ class CompactedReader:
         async with asyncio.timeout(timeout_s), self._progress:
             await self._progress.wait_for(lambda: self._positions.get(partition, 0) > offset)
 
+    async def read_to_end(self, timeout_s: float = 10.0) -> None:
+        """Return once every record written before this call has been handled."""
+        if self._consumer is None:
+            raise RuntimeError(f"the reader of {self.topic} is not started")
+        tps = [TopicPartition(self.topic, p) for p in range(self._partitions)]
+        for tp, end in (await self._consumer.end_offsets(tps)).items():
+            if end > 0:
+                await self.wait_for(tp.partition, end - 1, timeout_s)
+
     async def _run(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition],
                    end: dict[TopicPartition, int]) -> None:
         behind = {tp for tp in tps if end[tp] > 0}

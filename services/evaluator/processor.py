@@ -48,6 +48,7 @@ from signalbox.common.deadletter import (
     record_bytes,
 )
 from signalbox.evaluator import metrics
+from signalbox.evaluator.approvals import DECIDED_TYPE
 from signalbox.evaluator.engine import (
     ApprovalRequest,
     AutomationSet,
@@ -104,6 +105,11 @@ class Record:
     value: bytes | None
 
 
+#: ``(approval_id, decision) -> None`` when the approvals topic holds that decision,
+#: else why not (:meth:`ApprovalsService.verify`).
+Verify = Callable[[str, str], Awaitable[str | None]]
+
+
 class Output(Protocol):
     """Where a batch's records go. Each call queues one record and returns its
     acknowledgement to await later (the changelog's resolves to the record's metadata,
@@ -124,7 +130,8 @@ class Evaluator:
 
     def __init__(self, codec: AvroCodec, states: StateStore, timers: Timers,
                  automations: Callable[[], AutomationSet], ticks_topic: str,
-                 topic_rank: dict[str, int], limits: Limits = DEFAULT_LIMITS) -> None:
+                 topic_rank: dict[str, int], limits: Limits = DEFAULT_LIMITS,
+                 verify_decision: Verify | None = None) -> None:
         self.codec = codec
         self.states = states
         self.timers = timers
@@ -133,6 +140,7 @@ class Evaluator:
         self._rank = topic_rank
         self._tick_failures: dict[str, int] = {}
         self.limits = limits
+        self._verify = verify_decision
         self._digested: tuple[AutomationSet | None, int] = (None, 0)
 
     # -- 1. decode ----------------------------------------------------------------------
@@ -208,6 +216,13 @@ class Evaluator:
                     await self._tick(item, record, automations, out, acks, changed, commands)
                     continue
                 kinds["event", item.type] += 1
+                if item.type == DECIDED_TYPE and self._verify is not None:
+                    problem = await self._verify(str(item.data.get("approval_id")),
+                                                 str(item.data.get("decision")))
+                    if problem is not None:
+                        acks.append(await self._letter(record, "UnverifiedDecision", problem,
+                                                       out))
+                        continue
                 try:
                     decision = self._evaluate(item.customer_id, item, record.partition,
                                               automations)

@@ -25,10 +25,12 @@ from signalbox.common.topics import (
     ACTIONS_COMMANDS,
     CUSTOMER_STATE_TABLE,
     EVENTS_BILLING,
+    EVENTS_DLQ,
     EVENTS_USAGE,
     TICKS,
     changelog_topic,
 )
+from signalbox.evaluator.approvals import decided_event
 from tests.support.kafka import Record, consume, drain, produce
 from tests.support.processes import ServiceProcess, free_port, service_env
 
@@ -307,3 +309,36 @@ def test_a_restart_on_the_rocksdb_store_finds_its_timer_index_on_disk(
     evaluator.produce(TICKS, [(b"1", tick(1, T0 + 8 * DAY))], partition=1)
     [fired] = evaluator.commands(1)
     assert fired["customer_id"] == "cus-r" and epoch_ms(fired["issued_at"]) == T0 + 7 * DAY
+
+
+def test_a_decision_not_made_through_the_admin_api_releases_nothing(
+        evaluator: Evaluator) -> None:
+    """An approval.decided written straight to Kafka (a forged decision: ingest refuses the
+    type, a Kafka producer could still write it) is dead-lettered; the action stays held
+    until the admin API decides."""
+    held = {"version": 1, "trigger": {"type": "payment.failed"},
+            "actions": [{"type": "approval", "summary": "Email about the failed payment",
+                         "actions": [{"type": "email", "to": "customer",
+                                      "template": "payment_failed_personal"}]}]}
+    assert evaluator.admin.put("/v1/automations/held", json=held).status_code == 201
+    assert evaluator.admin.post("/v1/automations/payment-failed/disable").status_code == 200
+    evaluator.produce(EVENTS_BILLING, [(b"cus-f", payment_failed("pf", "cus-f"))])
+    [pending] = wait_for_pending(evaluator, 1)
+    forged = decided_event({"approval_id": pending["approval_id"], "customer_id": "cus-f",
+                            "status": "approved", "decided_by": "mallory", "reason": None},
+                           T0 + 5_000)
+    evaluator.produce(EVENTS_BILLING, [(b"cus-f", codec.encode(schemas.EVENT, forged))])
+    k = evaluator.settings.kafka
+    [letter] = [codec.decode(schemas.DEAD_LETTER, r.value)
+                for r in consume(k.bootstrap_servers, k.topic(EVENTS_DLQ), 1)]
+    assert letter["error_type"] == "UnverifiedDecision"
+    assert "only from the admin API" in letter["reason"]
+    assert evaluator.all_commands(settle=2) == []
+    still = evaluator.admin.get(f"/v1/approvals/{pending['approval_id']}").json()
+    assert still["status"] == "pending"
+
+    r = evaluator.admin.post(f"/v1/approvals/{pending['approval_id']}/approve",
+                             headers={"X-Signalbox-Actor": "ada"})
+    assert r.status_code == 200, r.text
+    [released] = evaluator.commands(1)
+    assert released["customer_id"] == "cus-f" and released["automation_id"] == "held"
