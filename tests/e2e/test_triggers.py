@@ -156,12 +156,7 @@ def test_no_login_for_7_days_fires_once_at_its_due_time(evaluator: Evaluator) ->
 
 def test_an_approval_releases_its_actions_and_a_rejection_drops_them(
         evaluator: Evaluator) -> None:
-    held = {"version": 1, "trigger": {"type": "payment.failed"},
-            "actions": [{"type": "approval", "summary": "Email about the failed payment",
-                         "actions": [{"type": "email", "to": "customer",
-                                      "template": "payment_failed_personal"}]}]}
-    assert evaluator.admin.put("/v1/automations/held", json=held).status_code == 201
-    assert evaluator.admin.post("/v1/automations/payment-failed/disable").status_code == 200
+    hold_payment_failed_emails(evaluator)
     evaluator.produce(EVENTS_BILLING, [(b"cus-a", payment_failed("pa", "cus-a")),
                                        (b"cus-b", payment_failed("pb", "cus-b"))])
     pending = wait_for_pending(evaluator, 2)
@@ -183,6 +178,16 @@ def test_an_approval_releases_its_actions_and_a_rejection_drops_them(
     [released] = evaluator.commands(1)
     assert released["customer_id"] == "cus-a" and released["automation_id"] == "held"
     assert len(evaluator.all_commands()) == 1
+
+
+def hold_payment_failed_emails(evaluator: Evaluator) -> None:
+    """A failed payment asks for an approval before its customer email goes out."""
+    held = {"version": 1, "trigger": {"type": "payment.failed"},
+            "actions": [{"type": "approval", "summary": "Email about the failed payment",
+                         "actions": [{"type": "email", "to": "customer",
+                                      "template": "payment_failed_personal"}]}]}
+    assert evaluator.admin.put("/v1/automations/held", json=held).status_code == 201
+    assert evaluator.admin.post("/v1/automations/payment-failed/disable").status_code == 200
 
 
 def wait_for_pending(evaluator: Evaluator, count: int, timeout: float = 60) -> list[Any]:
@@ -316,12 +321,7 @@ def test_a_decision_not_made_through_the_admin_api_releases_nothing(
     """An approval.decided written straight to Kafka (a forged decision: ingest refuses the
     type, a Kafka producer could still write it) is dead-lettered; the action stays held
     until the admin API decides."""
-    held = {"version": 1, "trigger": {"type": "payment.failed"},
-            "actions": [{"type": "approval", "summary": "Email about the failed payment",
-                         "actions": [{"type": "email", "to": "customer",
-                                      "template": "payment_failed_personal"}]}]}
-    assert evaluator.admin.put("/v1/automations/held", json=held).status_code == 201
-    assert evaluator.admin.post("/v1/automations/payment-failed/disable").status_code == 200
+    hold_payment_failed_emails(evaluator)
     evaluator.produce(EVENTS_BILLING, [(b"cus-f", payment_failed("pf", "cus-f"))])
     [pending] = wait_for_pending(evaluator, 1)
     forged = decided_event({"approval_id": pending["approval_id"], "customer_id": "cus-f",
