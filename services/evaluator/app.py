@@ -176,7 +176,10 @@ async def batches(stream: faust.StreamT[bytes], most: int,
     queue = channel.queue  # type: ignore[attr-defined]
     loop = asyncio.get_running_loop()
     while True:
-        batch: list[EventT[bytes]] = [await queue.get()]
+        try:
+            batch: list[EventT[bytes]] = [await queue.get()]
+        except StopAsyncIteration:  # Faust ends the channel at shutdown
+            return
         deadline = loop.time() + within
         while len(batch) < most:
             try:
@@ -185,6 +188,8 @@ async def batches(stream: faust.StreamT[bytes], most: int,
                 if loop.time() >= deadline:
                     break
                 await asyncio.sleep(within / 10)
+            except StopAsyncIteration:
+                break
         yield batch
 
 

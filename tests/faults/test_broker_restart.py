@@ -64,5 +64,8 @@ def test_broker_restarted_under_load(broker: PrivateBroker, own: Settings, own_r
     # in doubt: only what an exited dispatcher had attempted without recording an outcome
     counted.check_in_doubt_across(*(e.seen for e in supervisor.exits
                                     if e.service.startswith("dispatcher")))
-    assert evaluator.stop() == 0, evaluator.tail()
-    assert dispatcher.stop() == 0, dispatcher.tail()
+    # A SIGTERM soon after the broker came back can wait for the producers' retries
+    # (NotLeaderForPartition until the restarted broker has leaders again) before the
+    # last commit: seen once at over 30 s. A clean stop is still required.
+    assert evaluator.stop(timeout=90) == 0, evaluator.tail()
+    assert dispatcher.stop(timeout=90) == 0, dispatcher.tail()
