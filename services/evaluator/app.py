@@ -270,6 +270,7 @@ class _Wiring:
         if automations.timed == self._indexed_for:
             return  # only event automations changed: every due time is still right
         self._indexed_for = automations.timed
+        self.timers.stale()  # ticks wait for the new index (set again when it is built)
         task = asyncio.get_running_loop().create_task(self._reindex(automations))
         self._reindexing.add(task)  # keep a reference until it is done
         task.add_done_callback(self._reindexing.discard)

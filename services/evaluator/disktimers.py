@@ -71,6 +71,8 @@ class DiskTimers:
         self._assigned: set[int] = set()
         self.digest = 0  # of the time automations last indexed for
         self._lock = asyncio.Lock()
+        self._current = asyncio.Event()
+        self._current.set()
 
     def _db(self, partition: int) -> rocksdict.Rdict:
         db = self._dbs.get(partition)
@@ -142,11 +144,20 @@ class DiskTimers:
         """The time automations changed: rebuild every assigned partition."""
         self.digest = timers_digest(automations)
         scanned = decoded = 0
-        for partition in sorted(self._assigned):
-            s, d = await self._rebuild(partition, automations)
-            scanned, decoded = scanned + s, decoded + d
+        try:
+            for partition in sorted(self._assigned):
+                s, d = await self._rebuild(partition, automations)
+                scanned, decoded = scanned + s, decoded + d
+        finally:
+            self._current.set()
         self._gauges()
         return scanned, decoded
+
+    def stale(self) -> None:
+        self._current.clear()
+
+    async def current(self) -> None:
+        await self._current.wait()
 
     async def _rebuild(self, partition: int, automations: AutomationSet) -> tuple[int, int]:
         async with self._lock:

@@ -300,6 +300,7 @@ class Evaluator:
         if tick.partition != partition:
             log.warning("tick_on_other_partition", tick_partition=tick.partition,
                         partition=partition)
+        await self.timers.current()  # not from an index about to be rebuilt
         for customer_id in self.timers.pop_due(partition, tick.at):
             try:
                 decision = self._evaluate(customer_id, tick, partition, automations)

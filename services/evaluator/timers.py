@@ -113,6 +113,14 @@ class Timers(Protocol):
 
     def partitions(self) -> set[int]: ...
 
+    def stale(self) -> None:
+        """A rebuild is coming (the time automations changed): ticks wait for it."""
+        ...
+
+    async def current(self) -> None:
+        """Return once no rebuild is pending (a tick must not pop from a stale index)."""
+        ...
+
     def count(self) -> int:
         """Customers with a timer in the assigned partitions (may be an estimate)."""
         ...
@@ -126,6 +134,8 @@ class PartitionTimers:
         self._touched: set[str] | None = None  # during a rebuild: customers changed meanwhile
         self._lock = asyncio.Lock()
         self.digest = 0  # of the time automations last indexed for
+        self._current = asyncio.Event()
+        self._current.set()
 
     def lives_on(self, customer_id: str, partition: int, known: Summary | None) -> None:
         """A stored state seen (changelog replay, local store scan): where the customer
@@ -204,7 +214,16 @@ class PartitionTimers:
                       ) -> tuple[int, int]:
         """The time automations changed."""
         self.digest = timers_digest(automations)
-        return await self.rebuild(self.partitions(), state_of, automations)
+        try:
+            return await self.rebuild(self.partitions(), state_of, automations)
+        finally:
+            self._current.set()
+
+    def stale(self) -> None:
+        self._current.clear()
+
+    async def current(self) -> None:
+        await self._current.wait()
 
     def partitions(self) -> set[int]:
         return set(self._indexes)

@@ -260,7 +260,8 @@ def last_indexed(log: Path) -> list[int]:
 
 def test_a_new_time_automation_re_indexes_the_timers(evaluator: Evaluator) -> None:
     evaluator.produce(EVENTS_USAGE, [(b"cus-3", logged_in("login-3", "cus-3", T0))])
-    wait_for_metric_line(evaluator, 'signalbox_evaluator_timers{partition="0"} 1.0')
+    wait_for_metric_line(  # counted once the batch is stored and the customer indexed
+        evaluator, 'signalbox_evaluator_inputs_total{kind="event",type="user.logged_in"} 1.0')
     sooner = {"version": 1, "trigger": {"type": "no_login", "days": 3},
               "actions": [{"type": "email", "to": "customer", "template": "we_miss_you"}]}
     assert evaluator.admin.put("/v1/automations/inactive-3d", json=sooner).status_code == 201
