@@ -179,7 +179,7 @@ class Evaluator:
     # -- 2. order -----------------------------------------------------------------------
 
     async def _ordered(self, batch: Sequence[Record], out: Output,
-                 acks: list[Awaitable[Any]]) -> list[tuple[Record, Event | Tick]]:
+                       acks: list[Awaitable[Any]]) -> list[tuple[Record, Event | Tick]]:
         items: list[tuple[tuple[int, int, int, int, int, int], Record, Event | Tick]] = []
         rank = self._rank
         for record in batch:
@@ -206,14 +206,13 @@ class Evaluator:
         automations = self._automations()  # one set for the whole batch
         if automations is not self._digested[0]:
             self._digested = (automations, timers_digest(automations))
-        changed: dict[str, int] = {}  # customer → partition, in first-change order
         kinds: Counter[tuple[str, str]] = Counter()
         commands: Counter[str] = Counter()
         try:
             for record, item in await self._ordered(batch, out, acks):
                 if isinstance(item, Tick):
                     kinds["tick", "tick"] += 1
-                    await self._tick(item, record, automations, out, acks, changed, commands)
+                    await self._tick(item, record, automations, out, acks, commands)
                     continue
                 kinds["event", item.type] += 1
                 if item.type == DECIDED_TYPE and self._verify is not None:
@@ -230,14 +229,12 @@ class Evaluator:
                     log.exception("input_failed", topic=record.topic, offset=record.offset)
                     acks.append(await self._letter(record, type(exc).__name__, str(exc), out))
                     continue
-                await self._emit(item.customer_id, record, decision, out, acks, changed,
-                                 commands)
+                await self._emit(item.customer_id, record, decision, out, acks, commands)
             for ack in acks:  # commands, approvals and dead letters before any state
                 await ack
-            await self._persist(changed, out, automations)
+            await self._persist(out, automations)
         except BaseException:
-            self.states.abandon()
-            for customer_id, partition in changed.items():  # keep them due: tried again
+            for customer_id, partition in self.states.abandon():  # due again: tried again
                 self._renote(customer_id, partition, automations)
             raise
         for (kind, type_), n in kinds.items():
@@ -258,8 +255,7 @@ class Evaluator:
         return decision
 
     async def _emit(self, customer_id: str, record: Record, decision: Decision, out: Output,
-                    acks: list[Awaitable[Any]], changed: dict[str, int],
-                    commands: Counter[str]) -> None:
+                    acks: list[Awaitable[Any]], commands: Counter[str]) -> None:
         if decision.duplicate or decision.state is None:
             return
         key, partition = customer_id.encode("utf-8"), record.partition
@@ -280,7 +276,6 @@ class Evaluator:
             if ack is not None:
                 acks.append(ack)
         self.states.stage(customer_id, partition, decision.state)
-        changed.setdefault(customer_id, partition)
 
     def _command_value(self, command: Command) -> bytes:
         """The engine built it: fastavro's validate is skipped (it costs more than the
@@ -293,8 +288,7 @@ class Evaluator:
         return self.codec.encode(schemas.ACTION_COMMAND, record, validate=False)
 
     async def _tick(self, tick: Tick, record: Record, automations: AutomationSet, out: Output,
-              acks: list[Awaitable[Any]], changed: dict[str, int],
-              commands: Counter[str]) -> None:
+                    acks: list[Awaitable[Any]], commands: Counter[str]) -> None:
         partition = record.partition
         metrics.TICK_AT.labels(str(partition)).set(tick.at / 1000)
         if tick.partition != partition:
@@ -308,8 +302,8 @@ class Evaluator:
                 await self._tick_failed(customer_id, record, exc, out, acks, automations)
                 continue
             self._tick_failures.pop(customer_id, None)
-            await self._emit(customer_id, record, decision, out, acks, changed, commands)
-            if customer_id not in changed:  # nothing to store: still needs its next timer
+            await self._emit(customer_id, record, decision, out, acks, commands)
+            if not self.states.is_staged(customer_id):  # nothing to store: timer again
                 self._renote(customer_id, partition, automations)
 
     async def _tick_failed(self, customer_id: str, record: Record, exc: Exception, out: Output,
@@ -328,14 +322,11 @@ class Evaluator:
         acks.append(await self._letter(record, type(exc).__name__, reason, out,
                                        key=customer_id.encode("utf-8")))
 
-    async def _persist(self, changed: dict[str, int], out: Output,
-                       automations: AutomationSet) -> None:
-        if not changed:
-            return
+    async def _persist(self, out: Output, automations: AutomationSet) -> None:
         digest = self._digested[1]
         rows = []
         for row in self.states.staged(automations, digest):
-            size = record_bytes(row.customer_id.encode("utf-8"), row.value)
+            size = record_bytes(row.key, row.value)
             if size <= self.limits.changelog:
                 rows.append(row)
                 continue
@@ -344,19 +335,18 @@ class Evaluator:
             reason = (f"the state of customer {row.customer_id!r} is {size} bytes, over the "
                       f"changelog's max.message.bytes {self.limits.changelog}: not stored, "
                       "the customer keeps its last stored state")
-            where = Record(STATE_RECORDS, row.partition, -1, row.customer_id.encode("utf-8"),
-                           row.value)
+            where = Record(STATE_RECORDS, row.partition, -1, row.key, row.value)
             await (await self._letter(where, "StateTooLarge", reason, out))
             self._renote(row.customer_id, row.partition, automations)
-        sent = [await out.changelog(row.customer_id.encode("utf-8"), row.value, row.partition)
-                for row in rows]
+        sent = [await out.changelog(row.key, row.value, row.partition) for row in rows]
         offsets: dict[int, int] = {}
         for row, ack in zip(rows, sent, strict=True):
             meta = await ack
             offsets[row.partition] = max(offsets.get(row.partition, -1), meta.offset)
-        self.states.written(rows, offsets)
-        for row in rows:
+        for row in rows:  # before the local store: a timer ahead of its state is harmless,
+            # a state stored (and its changelog offset recorded) without its timer is not
             self.timers.note(row.customer_id, row.partition, row.due, digest)
+        self.states.written(rows, offsets)
 
     def _renote(self, customer_id: str, partition: int, automations: AutomationSet) -> None:
         """Index the customer by its stored state again."""

@@ -102,6 +102,7 @@ class Row(NamedTuple):
     """One state on its way to the changelog."""
 
     customer_id: str
+    key: bytes  # the customer id as the Kafka and store key
     partition: int
     value: bytes
     due: int | None
@@ -162,7 +163,7 @@ class StateStore:
             due = due_of(state, automations)
             record = state_to_record(state, due, digest)
             check_ints(record)
-            out.append(Row(customer_id, partition,
+            out.append(Row(customer_id, customer_id.encode("utf-8"), partition,
                            self._codec.encode(schemas.CUSTOMER_STATE, record, validate=False),
                            due))
         return out
@@ -173,8 +174,8 @@ class StateStore:
 
     def written(self, rows: Iterable[Row], offsets: Mapping[int, int]) -> None:
         """The changelog acknowledged ``rows`` (up to ``offsets`` per partition)."""
-        for customer_id, partition, value, _ in rows:
-            self.local.put(customer_id.encode("utf-8"), partition, value)
+        for row in rows:
+            self.local.put(row.key, row.partition, row.value)
         for partition, offset in offsets.items():
             self.local.persisted(partition, offset)
         self._staged.clear()
@@ -184,11 +185,18 @@ class StateStore:
         self._staged.pop(customer_id, None)
         self._cache.pop(customer_id, None)
 
-    def abandon(self) -> None:
-        """A batch failed before its states were stored: forget what it staged."""
-        for customer_id in self._staged:
+    def is_staged(self, customer_id: str) -> bool:
+        return customer_id in self._staged
+
+    def abandon(self) -> list[tuple[str, int]]:
+        """A batch failed before its states were stored: forget what it staged. Returns
+        ``(customer, partition)`` of each, to index again by its stored state."""
+        dropped = [(customer_id, partition)
+                   for customer_id, (partition, _) in self._staged.items()]
+        for customer_id, _ in dropped:
             self._cache.pop(customer_id, None)
         self._staged.clear()
+        return dropped
 
     def clear(self) -> None:
         """After a rebalance another worker may have changed any customer."""

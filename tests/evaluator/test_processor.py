@@ -19,14 +19,19 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.deadletter import Letter
 from signalbox.evaluator import processor
-from signalbox.evaluator.engine import ApprovalRequest, Event, Tick, parse_automations
+from signalbox.evaluator.engine import (
+    ApprovalRequest,
+    AutomationSet,
+    Event,
+    Tick,
+    parse_automations,
+)
 from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.simulate import run
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
 from signalbox.evaluator.timers import PartitionTimers
+from tests.evaluator.test_timers import DAY, NO_LOGIN, T0
 
-T0 = 1_790_000_000_000
-DAY = 86_400_000
 BILLING, USAGE, TICKS = "events.billing", "events.usage", "ticks"
 codec = AvroCodec()
 AUTOMATIONS = parse_automations("""
@@ -73,9 +78,9 @@ class MemoryOutput:
         return None
 
 
-def evaluator() -> Evaluator:
+def evaluator(automations: AutomationSet = AUTOMATIONS) -> Evaluator:
     return Evaluator(codec, StateStore(codec, MemoryLocalStore({})), PartitionTimers(),
-                     lambda: AUTOMATIONS, TICKS, {BILLING: 0, USAGE: 1, TICKS: 2})
+                     lambda: automations, TICKS, {BILLING: 0, USAGE: 1, TICKS: 2})
 
 
 def event(event_id: str, type_: str, at: int, data: dict[str, Any]) -> Event:
@@ -136,15 +141,7 @@ async def test_a_customer_failing_on_every_tick_is_dead_lettered_after_three(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """An engine failure for one customer on ticks (injected here) is retried on the
     next tick, then dead-lettered with the reason, and its timer is dropped."""
-    automations = parse_automations("""
-format: signalbox/automations@2
-automations:
-  - id: inactive
-    trigger: {type: no_login, days: 7}
-    actions: [{type: email, to: customer, template: t}]
-""", schemas.event_types())
-    ev = Evaluator(codec, StateStore(codec, MemoryLocalStore({})), PartitionTimers(),
-                   lambda: automations, TICKS, {BILLING: 0, USAGE: 1, TICKS: 2})
+    ev = evaluator(NO_LOGIN)
     out = MemoryOutput()
     await ev.process([record(USAGE, 0, event("l", "user.logged_in", T0, {"user_id": None}))],
                      out)
