@@ -25,8 +25,7 @@ run: $(STAMP)
 	tools/run.sh
 
 stop:
-	-@for f in .run/pids/*.pid; do [ -f "$$f" ] && kill -TERM $$(cat "$$f") 2>/dev/null; rm -f "$$f"; done; true
-	tools/kafka/kafka.sh stop
+	tools/stop.sh
 
 kafka-start:
 	tools/kafka/kafka.sh start
