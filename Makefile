@@ -54,6 +54,7 @@ unit: $(STAMP)
 test: $(STAMP) lint
 	tools/kafka/kafka.sh install
 	tools/registry/registry.sh install
+	tools/prometheus/prometheus.sh install
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
