@@ -43,8 +43,7 @@ from signalbox.evaluator.engine.model import (
     WebhookCommand,
 )
 from signalbox.evaluator.engine.state import with_tags_added
-
-_TIME_SUFFIXES = ("_at", "_since", "period_start", "period_end")
+from signalbox.evaluator.engine.template_variables import TIME_SUFFIXES
 
 
 def command_id(
@@ -88,12 +87,20 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _is_ms(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def facts_text(data: Mapping[str, Any]) -> dict[str, str]:
     return {k: text(v) for k, v in sorted(data.items()) if v is not None}
 
 
 def variables(state: CustomerState, firing: Firing) -> dict[str, str]:
-    """Everything a template may use (all strings)."""
+    """Everything a template may use (all strings); per trigger type, the names are
+    :mod:`signalbox.evaluator.engine.template_variables` (keep the two in step).
+
+    A time field gives ``<name>_iso`` even when absent (``""``), so the names a
+    trigger provides never depend on which optional fields an event carried."""
     a = firing.automation
     out: dict[str, str] = {
         "customer_id": state.customer_id,
@@ -113,8 +120,8 @@ def variables(state: CustomerState, firing: Firing) -> dict[str, str]:
     out.update({f"attr_{k}": v for k, v in firing.attributes.items()})
     for k, v in firing.data.items():
         out[k] = text(v)
-        if isinstance(v, int) and not isinstance(v, bool) and k.endswith(_TIME_SUFFIXES):
-            out[f"{k}_iso"] = iso(v)
+        if k.endswith(TIME_SUFFIXES) and (v is None or _is_ms(v)):
+            out[f"{k}_iso"] = "" if v is None else iso(v)
     if firing.trigger.type == "payment.failed":
         product = clip(text(firing.data.get("product")))
         out["failed_count"] = str(state.failed_payments.get(product, 0))
