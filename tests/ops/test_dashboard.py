@@ -1,0 +1,72 @@
+"""The Grafana dashboard and the compose provisioning: valid, complete, valid PromQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.ops.promtools import DASHBOARD, dashboard_queries, promtool
+from tests.support.broker import REPO
+
+GRAFANA = REPO / "deploy" / "grafana"
+
+
+def promql_of(query: str) -> str:
+    """A dashboard query as Prometheus sees it (Grafana fills in its interval variable)."""
+    return query.replace("$__rate_interval", "1m")
+
+
+def test_dashboard_panels_are_complete_and_laid_out() -> None:
+    board = json.loads(DASHBOARD.read_text())
+    assert board["uid"] == "signalbox"
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids repeat"
+    graphs = [p for p in board["panels"] if p["type"] != "row"]
+    for panel in graphs:
+        assert panel["title"] and panel["description"], panel
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], f"{panel['title']} has no query"
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, f"{panel['title']} is wider than the grid"
+    rows = " ".join(p["title"].lower() for p in board["panels"] if p["type"] == "row")
+    for topic in ("throughput", "lag", "latency", "outcomes by channel", "retries", "breakers",
+                  "ticks", "timers", "dead letters"):
+        assert topic in rows, f"no row about {topic}"
+
+
+def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each query as a recording rule's expression (offline; the live test
+    in test_prometheus_live.py runs them against a pipeline)."""
+    queries = dashboard_queries()
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query_{i}", "expr": promql_of(q)} for i, (_, q) in enumerate(queries)
+    ]}]}
+    path = tmp_path / "dashboard.rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    done = promtool("check", "rules", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in done.stdout
+
+
+def test_compose_provisioning_points_grafana_at_prometheus_and_the_dashboard() -> None:
+    sources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml")
+                             .read_text())["datasources"]
+    assert [(s["type"], s["url"], s["isDefault"]) for s in sources] == \
+        [("prometheus", "http://prometheus:9090", True)]
+    [provider] = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "signalbox.yml")
+                                .read_text())["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_compose_prometheus_config_is_valid_and_scrapes_the_four_services() -> None:
+    config_path = REPO / "deploy" / "prometheus" / "prometheus.yml"
+    done = promtool("check", "config", str(config_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = yaml.safe_load(config_path.read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"]
+               for job in config["scrape_configs"]}
+    assert targets == {"ingest": ["ingest:8080"], "evaluator": ["evaluator:8081"],
+                       "dispatcher": ["dispatcher:8082"], "scheduler": ["scheduler:8083"]}
