@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.ops.promtools import DASHBOARD, dashboard_queries, promtool
@@ -61,12 +62,17 @@ def test_compose_provisioning_points_grafana_at_prometheus_and_the_dashboard() -
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
 
 
-def test_compose_prometheus_config_is_valid_and_scrapes_the_four_services() -> None:
-    config_path = REPO / "deploy" / "prometheus" / "prometheus.yml"
+@pytest.mark.parametrize(("config", "host"), [("prometheus.yml", "{service}"),
+                                             ("prometheus.local.yml", "127.0.0.1")])
+def test_prometheus_configs_are_valid_and_scrape_the_four_services(config: str,
+                                                                   host: str) -> None:
+    """compose (services by name) and `make run` (loopback): same jobs, same rules."""
+    config_path = REPO / "deploy" / "prometheus" / config
     done = promtool("check", "config", str(config_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    config = yaml.safe_load(config_path.read_text())
+    parsed = yaml.safe_load(config_path.read_text())
     targets = {job["job_name"]: job["static_configs"][0]["targets"]
-               for job in config["scrape_configs"]}
-    assert targets == {"ingest": ["ingest:8080"], "evaluator": ["evaluator:8081"],
-                       "dispatcher": ["dispatcher:8082"], "scheduler": ["scheduler:8083"]}
+               for job in parsed["scrape_configs"]}
+    ports = {"ingest": 8080, "evaluator": 8081, "dispatcher": 8082, "scheduler": 8083}
+    assert targets == {name: [f"{host.format(service=name)}:{port}"]
+                       for name, port in ports.items()}

@@ -6,21 +6,34 @@
 #
 #   tools/prometheus/prometheus.sh install   download and unpack once (idempotent)
 #   tools/prometheus/prometheus.sh bin       print the directory holding both binaries
+#   tools/prometheus/prometheus.sh start|stop|status
+#       a Prometheus on loopback scraping `make run`'s services with the alert rules
+#       (deploy/prometheus/prometheus.local.yml)
 #
-# Environment: SIGNALBOX_CACHE (default ~/.cache/signalbox).
+# Environment: SIGNALBOX_CACHE (default ~/.cache/signalbox), PROMETHEUS_PORT (default
+# 9090), PROMETHEUS_HOME_DIR (default <repo>/.run/prometheus: its data and log).
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
 cache="${SIGNALBOX_CACHE:-$HOME/.cache/signalbox}"
 dist="$cache/prometheus-debian"
+home="${PROMETHEUS_HOME_DIR:-$repo/.run/prometheus}"
+port="${PROMETHEUS_PORT:-9090}"
+pidfile="$home/prometheus.pid"
+logfile="$home/prometheus.log"
+url="http://127.0.0.1:$port"
 
 log() { printf 'prometheus.sh: %s\n' "$*" >&2; }
 
 download() {  # into the current directory; apt's lists may be missing on a new machine
-  apt-get download -qq prometheus >/dev/null 2>&1 && return 0
+  # As root, apt downloads as its sandbox user, who cannot write to a private temp dir.
+  local apt=(apt-get -qq); [[ "$(id -u)" == 0 ]] && apt+=(-o APT::Sandbox::User=root)
+  "${apt[@]}" download prometheus >/dev/null 2>&1 && return 0
   if [[ "$(id -u)" == 0 ]]; then
     log "apt-get download failed; refreshing the package lists (apt-get update)"
-    apt-get update -qq >&2
-    apt-get download -qq prometheus >&2 && return 0
+    "${apt[@]}" update >&2
+    "${apt[@]}" download prometheus >&2 && return 0
   fi
   log "could not download Debian's prometheus package (apt-get download prometheus)"
   return 1
@@ -32,8 +45,6 @@ install() {
     || { log "needs apt-get and dpkg-deb (a Debian-based machine)"; exit 1; }
   local work; work="$(mktemp -d)"
   trap 'rm -rf "$work"' RETURN
-  # apt's download sandbox user must be able to write where the .deb lands.
-  chmod 755 "$work"
   log "downloading Debian's prometheus package into $dist"
   (cd "$work" && download) </dev/null
   local deb; deb="$(ls "$work"/prometheus_*.deb)"
@@ -46,8 +57,40 @@ install() {
   log "installed prometheus $(cat "$dist/VERSION") in $dist/bin"
 }
 
+running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+answers() { curl -fsS -o /dev/null "$url/-/ready" 2>/dev/null; }
+
+start() {
+  if running && answers; then log "already running on $url"; return 0; fi
+  install
+  mkdir -p "$home"
+  log "starting Prometheus on $url (log: $logfile)"
+  nohup "$dist/bin/prometheus" --config.file="$repo/deploy/prometheus/prometheus.local.yml" \
+    --storage.tsdb.path="$home/data" --web.listen-address="127.0.0.1:$port" \
+    >"$logfile" 2>&1 </dev/null &
+  echo $! > "$pidfile"
+  for _ in $(seq 1 60); do
+    answers && { log "ready on $url (alerts: $url/alerts)"; return 0; }
+    running || { log "prometheus exited; last lines:"; tail -n 20 "$logfile" >&2; exit 1; }
+    sleep 0.5
+  done
+  log "prometheus did not answer in 30 s"; exit 1
+}
+
+stop() {
+  if ! running; then log "not running"; rm -f "$pidfile"; return 0; fi
+  local pid; pid="$(cat "$pidfile")"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do running || break; sleep 0.5; done
+  running && kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$pidfile"; log "stopped"
+}
+
 case "${1:-}" in
   install) install ;;
   bin) install; echo "$dist/bin" ;;
-  *) echo "usage: $0 {install|bin}" >&2; exit 2 ;;
+  start) start ;;
+  stop) stop ;;
+  status) if running && answers; then echo "running $url"; else echo "not running"; exit 1; fi ;;
+  *) echo "usage: $0 {install|bin|start|stop|status}" >&2; exit 2 ;;
 esac
