@@ -8,7 +8,7 @@ format and the status codes are documented in :mod:`signalbox.ingest`.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -19,21 +19,24 @@ from signalbox.common.clock import now_ms
 from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
-from signalbox.ingest.avro_json import Problem, clip, describe_fields
+from signalbox.ingest.avro_json import clip, describe_fields
 from signalbox.ingest.formats import rule_for
+from signalbox.ingest.http import error as _error
+from signalbox.ingest.http import read_at_most as _read_at_most
 from signalbox.ingest.keys import ApiKey, Authenticator, Refusal, forbidden_types
 from signalbox.ingest.limits import SizeBudget
-from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES, REJECTED
+from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES
 from signalbox.ingest.openapi import document
 from signalbox.ingest.producer import EventProducer, Message, ProduceError
+from signalbox.ingest.records import event_topics, prepare, too_large
+from signalbox.ingest.sources.catalogue import Source
+from signalbox.ingest.sources.webhooks import add_routes as add_source_routes
 from signalbox.ingest.validation import (
     InvalidEvents,
     InvalidJson,
     ValidEvent,
-    as_sent_by,
     decode_json,
     envelope_fields,
-    validate_batch,
 )
 
 log = structlog.get_logger(__name__)
@@ -41,36 +44,8 @@ log = structlog.get_logger(__name__)
 #: Seconds a client should wait before retrying a batch Kafka did not take.
 RETRY_AFTER_S = 5
 _JSON = "application/json"
-_READ_CHUNK = 64 * 1024
-_LOGGED_PROBLEMS = 5
 _TOO_LARGE = frozenset({"MessageSizeTooLargeError", "RecordTooLargeError"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="signalbox-ingest"'}
-
-
-def _error(status: int, code: str, detail: str, problems: Sequence[Problem] = (),
-           headers: dict[str, str] | None = None, total: int | None = None,
-           extra: Mapping[str, Any] | None = None) -> web.Response:
-    """An error answer; ``errors`` holds the first problems, ``error_count`` all of them."""
-    REJECTED.labels(status=str(status), reason=code).inc()
-    log.info("request_rejected", status=status, reason=code, detail=detail,
-             problems=[p.as_json() for p in problems[:_LOGGED_PROBLEMS]])
-    body: dict[str, Any] = {"error": code, "detail": detail, **(extra or {})}
-    if problems:
-        body["errors"] = [p.as_json() for p in problems]
-        body["error_count"] = len(problems) if total is None else total
-    return web.json_response(body, status=status, headers=headers)
-
-
-async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
-    """The body, or ``None`` as soon as it is known to exceed ``limit`` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(_READ_CHUNK):
-        body.extend(chunk)
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 def event_type_catalogue(settings: Settings) -> dict[str, Any]:
@@ -91,23 +66,13 @@ def event_type_catalogue(settings: Settings) -> dict[str, Any]:
     }
 
 
-#: Kafka header naming the API key's producer on every event it sent (the audit trail).
-PRODUCER_HEADER = "signalbox-producer"
-
-
-def _given_source(body: Any, index: int) -> bool:
-    item = body[index] if isinstance(body, list) else body
-    return isinstance(item, dict) and "source" in item
-
-
 class _EventsApi:
     def __init__(self, settings: Settings, producer: EventProducer, budget: SizeBudget) -> None:
         self._settings = settings
         self._producer = producer
         self._budget = budget
         self._codec = codec_for(settings)
-        self._topics = {name: settings.kafka.topic(t.topic)
-                        for name, t in schemas.event_types().items()}
+        self._topics = event_topics(settings.kafka)
         self._catalogue = event_type_catalogue(settings)
         self._auth = (Authenticator(settings.ingest_keys_file)
                       if settings.ingest_auth == "keys" else None)
@@ -148,37 +113,35 @@ class _EventsApi:
         if isinstance(value, list) and len(value) > s.ingest_max_batch:
             return _error(413, "batch_too_large", f"the batch has {len(value)} events; "
                           f"at most {s.ingest_max_batch} are accepted per request")
+        return await self.write(value, key)
+
+    async def write(self, value: Any, key: ApiKey | None,
+                    context: Mapping[str, Any] | None = None) -> web.Response:
+        """Decoded events (one object or an array) from ``key``'s producer: checked against
+        its scopes, validated, encoded, size-checked and produced, or refused whole. The one
+        path of every producer's events (``POST /v1/events`` and the webhook sources);
+        ``context`` (e.g. the source event's id) goes into the answer and the log."""
         forbidden = forbidden_types(value, key)
         if forbidden:
             return _error(403, "forbidden_event_type",
                           "this request may not send these event types; no event of it "
-                          "was accepted", forbidden)
+                          "was accepted", forbidden, extra=context)
         try:
-            events = validate_batch(value, received_at=now_ms())
+            events, messages = prepare(value, received_at=now_ms(), codec=self._codec,
+                                       topics=self._topics,
+                                       producer=key.name if key is not None else None)
         except InvalidEvents as exc:
             return _error(400, "invalid_event",
                           f"{exc.total} problem(s); no event of this request was accepted",
-                          exc.problems, total=exc.total)
-        if key is not None:
-            events = [as_sent_by(e, key.name, _given_source(value, i))
-                      for i, e in enumerate(events)]
-        headers = ((PRODUCER_HEADER, key.name.encode()),) if key is not None else ()
-        messages = [
-            Message(self._topics[e.event_type.name], e.key,
-                    self._codec.encode(schemas.EVENT, e.record), headers)
-            for e in events
-        ]
+                          exc.problems, total=exc.total, extra=context)
         limit = self._budget.event_bytes
-        too_large = [
-            Problem(f"$[{i}]" if isinstance(value, list) else "$",
-                    f"the event encodes to {size} bytes; at most {limit} are accepted")
-            for i, size in enumerate(_size(m) for m in messages) if size > limit]
-        if too_large:
+        oversized = too_large(value, messages, limit)
+        if oversized:
             return _error(413, "event_too_large",
                           f"events must encode to at most {limit} bytes (half the broker's "
                           f"max.message.bytes of {self._budget.max_message_bytes}, leaving room "
                           "for what later stages add); no event of this request was accepted",
-                          too_large, extra=self._budget.as_json())
+                          oversized, extra={**self._budget.as_json(), **(context or {})})
         return await self._produce(events, messages, key)
 
     async def _produce(self, events: list[ValidEvent], messages: list[Message],
@@ -206,19 +169,15 @@ class _EventsApi:
         return web.json_response({"accepted": event_ids}, status=202)
 
 
-def _size(message: Message) -> int:
-    """What the record costs against ``max.message.bytes``, record overhead aside."""
-    return len(message.value) + len(message.key) + sum(
-        len(name) + len(value) for name, value in message.headers)
-
-
-def create_app(settings: Settings, producer: EventProducer,
-               budget: SizeBudget) -> web.Application:
+def create_app(settings: Settings, producer: EventProducer, budget: SizeBudget,
+               sources: Mapping[str, Source] | None = None) -> web.Application:
     """The ingest aiohttp application; ``producer`` must be started by the caller and
-    ``budget`` read from the broker (:func:`signalbox.ingest.limits.read_budget`)."""
+    ``budget`` read from the broker (:func:`signalbox.ingest.limits.read_budget`);
+    ``sources``: the webhook sources (:func:`signalbox.ingest.sources.load_sources`)."""
     api = _EventsApi(settings, producer, budget)
     app = web.Application(client_max_size=settings.ingest_max_body_bytes)
     app.router.add_post("/v1/events", api.post_events)
+    add_source_routes(app, sources or {}, api.write, settings.ingest_max_body_bytes)
     app.router.add_get("/v1/event-types", api.event_types)
     openapi = document(settings)
 

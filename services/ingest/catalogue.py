@@ -104,7 +104,8 @@ def _table(fields: Iterable[Mapping[str, Any]]) -> list[str]:
     return rows
 
 
-def _profile_fields() -> list[Mapping[str, Any]]:
+def profile_fields() -> list[Mapping[str, Any]]:
+    """The fields of the customer profile (`customer` in the envelope)."""
     customer = next(f for f in envelope_fields() if f["name"] == "customer")
     record = next(resolve(b) for b in customer["type"] if b != "null")
     return list(record["fields"])
@@ -138,7 +139,7 @@ def markdown() -> str:
         "`customer` (what signalbox knows about the customer; a known value replaces the"
         " previous one, a missing one keeps it):",
         "",
-        *_table(_profile_fields()),
+        *_table(profile_fields()),
         "",
         "## Types",
         "",

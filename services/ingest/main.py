@@ -9,16 +9,19 @@ producer and exits 0.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import structlog
 from aiohttp import web
 
 from signalbox.common import schemas
 from signalbox.common.runtime import prepare, run
-from signalbox.common.settings import Settings
+from signalbox.common.settings import Settings, SettingsError
 from signalbox.ingest.app import create_app
 from signalbox.ingest.limits import read_budget
 from signalbox.ingest.producer import KafkaEventProducer
+from signalbox.ingest.sources.catalogue import Source, load_sources
+from signalbox.ingest.sources.mapping import MappingError
 
 log = structlog.get_logger(__name__)
 
@@ -26,7 +29,8 @@ log = structlog.get_logger(__name__)
 SHUTDOWN_GRACE_S = 20.0
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, stop: asyncio.Event,
+                sources: Mapping[str, Source] | None = None) -> None:
     """Serve the ingest API until ``stop`` is set, then shut down cleanly."""
     topics = {settings.kafka.topic(t.topic) for t in schemas.event_types().values()}
     budget = await asyncio.to_thread(read_budget, settings.kafka, topics)
@@ -36,7 +40,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                                   max_request_size=budget.max_message_bytes)
     await producer.start()
     try:
-        runner = web.AppRunner(create_app(settings, producer, budget), access_log=None,
+        runner = web.AppRunner(create_app(settings, producer, budget, sources), access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
         try:
@@ -54,4 +58,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 def main(settings: Settings) -> None:
     prepare("ingest", settings)
-    run(lambda stop: serve(settings, stop))
+    try:
+        sources = load_sources()
+    except MappingError as exc:
+        raise SettingsError("; ".join(exc.errors)) from None
+    log.info("ingest_sources", on=sorted(n for n, s in sources.items() if s.secrets),
+             off=sorted(n for n, s in sources.items() if not s.secrets))
+    run(lambda stop: serve(settings, stop, sources))

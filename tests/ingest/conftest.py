@@ -16,6 +16,7 @@ from signalbox.common.settings import Settings
 from signalbox.ingest import KafkaEventProducer, create_app
 from signalbox.ingest.keys import KeyFile
 from signalbox.ingest.limits import read_budget
+from signalbox.ingest.sources.catalogue import Source
 from tests.ingest.support import Client, ClientFactory
 
 
@@ -52,11 +53,12 @@ async def make_client(settings: Settings, api_key: str) -> AsyncIterator[ClientF
     provisioned = settings
 
     async def make(settings: Settings, producer: KafkaEventProducer,
-                   headers: Mapping[str, str] | None = None) -> Client:
+                   headers: Mapping[str, str] | None = None,
+                   sources: Mapping[str, Source] | None = None) -> Client:
         sent = {"Authorization": f"Bearer {api_key}"} if headers is None else headers
         topics = {provisioned.kafka.topic(t.topic) for t in schemas.event_types().values()}
         budget = await asyncio.to_thread(read_budget, provisioned.kafka, topics)
-        client: Client = TestClient(TestServer(create_app(settings, producer, budget)),
+        client: Client = TestClient(TestServer(create_app(settings, producer, budget, sources)),
                                     headers=sent)
         await client.start_server()
         clients.append(client)

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from signalbox.common.settings import Settings
 from signalbox.ingest import KafkaEventProducer
+from signalbox.ingest.sources.catalogue import Source
 
 Client: TypeAlias = TestClient[web.Request, web.Application]
 class ClientFactory(Protocol):
@@ -20,7 +21,8 @@ class ClientFactory(Protocol):
     the client sends the test's API key unless given other ``headers``."""
 
     def __call__(self, settings: Settings, producer: KafkaEventProducer,
-                 headers: Mapping[str, str] | None = None) -> Awaitable[Client]: ...
+                 headers: Mapping[str, str] | None = None,
+                 sources: Mapping[str, Source] | None = None) -> Awaitable[Client]: ...
 
 
 def payment_failed(**overrides: Any) -> dict[str, Any]:
