@@ -1,0 +1,52 @@
+"""Stripe in, email out: a signed invoice.payment_failed webhook through the four services
+as processes, a real broker and a real SMTP server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from signalbox.common.settings import Settings
+from signalbox.common.topics import ACTIONS_RESULTS, EVENTS_BILLING
+from tests.ingest.sources.support import STRIPE_SECRET, fixture, stripe_signed
+from tests.support.kafka import consume, drain
+from tests.support.pipeline import pipeline
+
+pytestmark = pytest.mark.kafka
+
+AUTOMATIONS = """
+format: signalbox/automations@2
+automations:
+  - id: stripe-payment-failed
+    version: 1
+    trigger: {type: payment.failed, product: prod_Pro}
+    actions: [{type: email, to: customer, template: payment_failed}]
+"""
+
+
+def test_a_stripe_payment_failed_webhook_emails_the_customer(
+        settings: Settings, tmp_path: Path) -> None:
+    automations = tmp_path / "automations.yaml"
+    automations.write_text(AUTOMATIONS)
+    with pipeline(settings, tmp_path, STRIPE_WEBHOOK_SECRETS=STRIPE_SECRET,
+                  SIGNALBOX_AUTOMATIONS_FILE=str(automations)) as p:
+        url = p.services["ingest"].url("/v1/sources/stripe")
+        body, headers = stripe_signed(fixture("stripe", "invoice.payment_failed"))
+        response = httpx.post(url, content=body, headers=headers, timeout=30)
+        assert response.status_code == 202, response.text
+
+        [mail] = p.smtp.wait_for(1)
+        assert mail.rcpt_tos == ("ada@example.com",)
+        assert mail.subject == "Ada Lovelace, your payment for prod_Pro did not go through"
+        assert "49.0 EUR" in mail.text()
+
+        # Stripe delivers the same event again: no second email.
+        body, headers = stripe_signed(fixture("stripe", "invoice.payment_failed"))
+        assert httpx.post(url, content=body, headers=headers, timeout=30).status_code == 202
+        k = settings.kafka
+        consume(k.bootstrap_servers, k.topic(EVENTS_BILLING), 2)  # the copy reached Kafka
+        assert len(drain(k.bootstrap_servers, k.topic(ACTIONS_RESULTS), settle=4)) == 1
+        assert len(p.smtp.messages) == 1
+        assert p.stop() == {"ingest": 0, "evaluator": 0, "dispatcher": 0, "scheduler": 0}
