@@ -134,7 +134,8 @@ def markdown() -> str:
         "|---|---|---|---|",
         "| `type` | string | yes | The event type: one of the names below. |",
         *_table(envelope_fields())[2:],
-        "| `data` | object | yes | The event type's fields (below). |",
+        "| `data` | object | no | The event type's fields (below); may be left out when the"
+        " type has no required field. |",
         "",
         "`customer` (what signalbox knows about the customer; a known value replaces the"
         " previous one, a missing one keeps it):",
