@@ -28,6 +28,11 @@ class HttpRefused(PermanentError):
         self.status = status
 
 
+def retried_status(status: int) -> bool:
+    """An HTTP answer that asks us to come back: retried (docs/delivery.md, Retries)."""
+    return status in (408, 429) or status >= 500
+
+
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
 
@@ -67,7 +72,7 @@ async def call(client: httpx.AsyncClient, method: str, url: str, what: str,
     if 200 <= status < 300:
         return response
     reason = f"{what}: HTTP {status}: {_excerpt(response)}"
-    if status in (408, 429) or status >= 500:
+    if retried_status(status):
         retry_after = response.headers.get("Retry-After")
         raise TransientError(reason + (f" (Retry-After: {retry_after})" if retry_after else ""))
     raise HttpRefused(reason, status)
