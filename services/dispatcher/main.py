@@ -16,7 +16,7 @@ from signalbox.dispatcher.admin import Admin
 from signalbox.dispatcher.channels import build_channels
 from signalbox.dispatcher.config import ConfigError, DispatcherConfig
 from signalbox.dispatcher.config import load as load_config
-from signalbox.dispatcher.policy.clock import Clock
+from signalbox.dispatcher.policy.clock import Clock, SystemClock
 from signalbox.dispatcher.policy.config import PolicyError, policy_from_mapping
 from signalbox.dispatcher.privacy import Privacy
 from signalbox.dispatcher.suppressions import KafkaSuppressions
@@ -33,8 +33,9 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
                           f"addresses in logs and results; development only, refused while "
                           f"SIGNALBOX_BIND_HOST is {settings.bind_host!r} (not loopback)")
     codec = codec_for(settings)
+    clock = clock or SystemClock()  # one clock: the policy's time is the mail's Date
     return Dispatcher(
-        settings, build_channels(settings, config), codec=codec,
+        settings, build_channels(settings, config, clock), codec=codec,
         policy=policy_from_mapping(config.policy, settings),
         suppressions=KafkaSuppressions(settings.kafka,
                                        settings.kafka.topic(ACTIONS_SUPPRESSIONS), codec),

@@ -49,7 +49,7 @@ async def test_delivers_email_and_records_one_result(
     [mail] = await asyncio.to_thread(smtp.wait_for, 1)
     assert mail.rcpt_tos == ("ada@example.com",)
     assert mail.subject == "Ada, your payment for pro did not go through"
-    assert "49.0 EUR" in mail.text() and "card declined" in mail.text()
+    assert "€49.00" in mail.text() and "card declined" in mail.text()
     assert mail.message["Message-ID"] == f"<{cid}@signalbox>"
     [result] = await asyncio.to_thread(results, dsettings, 1)
     assert (result["command_id"], result["status"], result["attempts"]) == (cid, "delivered", 1)

@@ -43,7 +43,7 @@ def test_payment_failed_event_becomes_customer_email_and_finance_alert(
         customer = by_rcpt[("cus-ada@example.com",)]
         alert = by_rcpt[("finance@example.com",)]
         assert customer.subject == "Ada Lovelace, your payment for pro did not go through"
-        assert "49.0 EUR" in customer.text() and "card_declined" in customer.text()
+        assert "€49.00" in customer.text() and "card_declined" in customer.text()
         assert customer.message.get_body(preferencelist=("html",)) is not None
         assert alert.subject == "[signalbox] Payment failed: cus-ada (pro, attempt 1)"
         assert "cus-ada@example.com" in alert.text()

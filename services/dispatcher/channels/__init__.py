@@ -15,6 +15,7 @@ from signalbox.dispatcher.channels.outbox import OutboxChannel
 from signalbox.dispatcher.channels.sms import SmsChannel
 from signalbox.dispatcher.channels.webhook import WebhookChannel
 from signalbox.dispatcher.config import CHANNEL_NAMES, DispatcherConfig
+from signalbox.dispatcher.policy.clock import Clock
 from signalbox.dispatcher.templates import TemplateStore
 
 __all__ = ["Channel", "CrmChannel", "EmailChannel", "ExportChannel", "OutboxChannel",
@@ -22,10 +23,10 @@ __all__ = ["Channel", "CrmChannel", "EmailChannel", "ExportChannel", "OutboxChan
 
 
 def _driver(name: str, settings: Settings, config: DispatcherConfig,
-            templates: TemplateStore) -> Channel | None:
+            templates: TemplateStore, clock: Clock | None) -> Channel | None:
     if name == "email":
         return EmailChannel(settings.smtp, templates, settings.public_url,
-                            settings.unsubscribe_secret)
+                            settings.unsubscribe_secret, clock=clock)
     if name == "sms" and config.sms is not None:
         return SmsChannel(config.sms, templates)
     if name == "webhook":
@@ -37,11 +38,14 @@ def _driver(name: str, settings: Settings, config: DispatcherConfig,
     return None
 
 
-def build_channels(settings: Settings, config: DispatcherConfig) -> dict[str, Channel]:
-    """A driver for every channel (``email``, ``sms``, ``webhook``, ``crm``, ``export``)."""
+def build_channels(settings: Settings, config: DispatcherConfig,
+                   clock: Clock | None = None) -> dict[str, Channel]:
+    """A driver for every channel (``email``, ``sms``, ``webhook``, ``crm``, ``export``);
+    ``clock`` dates the mail (the dispatcher's, so a test's clock is the ``Date``)."""
     templates = TemplateStore([settings.templates_dir] if settings.templates_dir else [])
     channels: dict[str, Channel] = {}
     for name in CHANNEL_NAMES:
-        driver = _driver(name, settings, config, templates) if config.configured(name) else None
+        configured = config.configured(name)
+        driver = _driver(name, settings, config, templates, clock) if configured else None
         channels[name] = driver or OutboxChannel(name, config.outbox_dir, templates)
     return channels

@@ -14,14 +14,21 @@ by a fresh one once, transparently.
 
 Customer mail (``audience: customer``) gets an unsubscribe link when
 ``SIGNALBOX_PUBLIC_URL`` and ``SIGNALBOX_UNSUBSCRIBE_SECRET`` are set: as the
-template variable ``unsubscribe_url`` (empty otherwise) and as RFC 8058 one-click
-``List-Unsubscribe`` and ``List-Unsubscribe-Post`` headers.
+template variable ``unsubscribe_url`` (empty otherwise), as RFC 8058 one-click
+``List-Unsubscribe`` and ``List-Unsubscribe-Post`` headers, and in the body: a template
+that does not show the link itself (an operator's own) gets a footer with it, in the
+text and in the HTML, so no customer has to find a header to stop the mail.
+
+Customer mail is formatted for the customer (their locale and time zone), team mail
+for :data:`~signalbox.dispatcher.formatting.DEFAULT_LOCALE` in UTC. ``Date`` is when the
+message is handed to the relay (the injected clock), not when its event happened.
 """
 
 from __future__ import annotations
 
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
+from html import escape
 from typing import Any
 
 import aiosmtplib
@@ -30,6 +37,7 @@ import email_validator
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.channels.tls import untrusted
+from signalbox.dispatcher.formatting import reader_of
 from signalbox.dispatcher.model import (
     Command,
     Delivery,
@@ -37,7 +45,8 @@ from signalbox.dispatcher.model import (
     PermanentError,
     TransientError,
 )
-from signalbox.dispatcher.templates import TemplateStore
+from signalbox.dispatcher.policy.clock import Clock, SystemClock
+from signalbox.dispatcher.templates import RenderedEmail, TemplateStore
 from signalbox.dispatcher.unsubscribe import unsubscribe_url
 
 
@@ -53,8 +62,10 @@ class EmailChannel:
     name = "email"
 
     def __init__(self, smtp: SmtpSettings, templates: TemplateStore, public_url: str = "",
-                 unsubscribe_secret: str = "", pool_size: int = 8) -> None:
+                 unsubscribe_secret: str = "", pool_size: int = 8,
+                 clock: Clock | None = None) -> None:
         self._smtp = smtp
+        self._clock: Clock = clock or SystemClock()
         self._templates = templates
         self._public_url = public_url
         self._secret = unsubscribe_secret.encode()
@@ -74,29 +85,10 @@ class EmailChannel:
         return unsubscribe_url(self._public_url, self._secret, command.customer_id, self.name)
 
     def build(self, command: Command) -> EmailMessage:
-        a = command.action
+        """The message as it goes to the relay now (``Date`` from the clock)."""
         link = self.unsubscribe_link(command)
-        variables: dict[str, Any] = {**a["variables"], "unsubscribe_url": link}
-        rendered = self._templates.email(a["template"], a.get("locale"), variables)
-        msg = EmailMessage()
-        name, address = parseaddr(self._smtp.sender)
-        msg["From"] = formataddr((name, address))
-        msg["To"] = ", ".join(self.recipients(command))
-        msg["Subject"] = rendered.subject
-        msg["Date"] = formatdate(command.issued_at / 1000, usegmt=True)
-        # Deterministic Message-ID: relays and mail clients that deduplicate see one message.
-        msg["Message-ID"] = f"<{command.command_id}@signalbox>"
-        msg["X-Signalbox-Command-Id"] = command.command_id
-        msg["X-Signalbox-Automation"] = command.automation_id
-        if a.get("audience") == "internal":
-            msg["Auto-Submitted"] = "auto-generated"
-        if link:
-            msg["List-Unsubscribe"] = f"<{link}>"
-            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        msg.set_content(rendered.text)
-        if rendered.html is not None:
-            msg.add_alternative(rendered.html, subtype="html")
-        return msg
+        return compose(command, render_email(self._templates, command, link),
+                       self._smtp.sender, link, self._clock.now_ms())
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self._smtp
@@ -157,6 +149,52 @@ class EmailChannel:
         idle, self._idle = self._idle, []
         for client in idle:
             await _drop(client, polite=True)
+
+
+def render_email(templates: TemplateStore, command: Command, link: str) -> RenderedEmail:
+    """Subject, text and HTML of an email command, the unsubscribe ``link`` in both bodies
+    when there is one (a footer is added where the template does not show it)."""
+    a = command.action
+    variables: dict[str, Any] = {**a["variables"], "unsubscribe_url": link}
+    rendered = templates.email(a["template"], a.get("locale"), variables,
+                               command.trigger_type, reader_of(command))
+    if not link:
+        return rendered
+    text, html = rendered.text, rendered.html
+    if link not in text:
+        text = f"{text.rstrip()}\n\n--\nTo stop receiving these emails: {link}\n"
+    if html is not None and escape(link) not in html:
+        footer = (f'<p style="color:#666;font-size:12px">To stop receiving these emails, '
+                  f'<a href="{escape(link)}">unsubscribe</a>.</p>')
+        at = html.lower().rfind("</body>")
+        html = (f"{html[:at]}{footer}\n{html[at:]}" if at >= 0
+                else f"{html.rstrip()}\n{footer}\n")
+    return RenderedEmail(rendered.subject, text, html)
+
+
+def compose(command: Command, rendered: RenderedEmail, sender: str, link: str,
+            now_ms: int) -> EmailMessage:
+    """The MIME message: headers (``Date`` = ``now_ms``, one-click unsubscribe) and parts."""
+    a = command.action
+    msg = EmailMessage()
+    name, address = parseaddr(sender)
+    msg["From"] = formataddr((name, address))
+    msg["To"] = ", ".join(recipients_of(command))
+    msg["Subject"] = rendered.subject
+    msg["Date"] = formatdate(now_ms / 1000, usegmt=True)
+    # Deterministic Message-ID: relays and mail clients that deduplicate see one message.
+    msg["Message-ID"] = f"<{command.command_id}@signalbox>"
+    msg["X-Signalbox-Command-Id"] = command.command_id
+    msg["X-Signalbox-Automation"] = command.automation_id
+    if a.get("audience") == "internal":
+        msg["Auto-Submitted"] = "auto-generated"
+    if link:
+        msg["List-Unsubscribe"] = f"<{link}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(rendered.text)
+    if rendered.html is not None:
+        msg.add_alternative(rendered.html, subtype="html")
+    return msg
 
 
 def address_problem(address: str) -> str | None:

@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from signalbox.dispatcher.channels.email import render_email
 from signalbox.dispatcher.channels.recipients import recipients_of
+from signalbox.dispatcher.channels.sms import render_sms
 from signalbox.dispatcher.model import Command, Delivery, TransientError
 from signalbox.dispatcher.templates import TemplateStore
 
@@ -52,12 +54,11 @@ class OutboxChannel:
         return self.directory / self.name / f"{command.command_id}.json"
 
     def _rendered(self, command: Command) -> dict[str, Any] | None:
-        a = command.action
-        if self.name == "email":
-            mail = self._templates.email(a["template"], a.get("locale"), a["variables"])
+        if self.name == "email":  # as the drivers render them (no unsubscribe link here)
+            mail = render_email(self._templates, command, "")
             return {"subject": mail.subject, "text": mail.text, "html": mail.html}
         if self.name == "sms":
-            return {"text": self._templates.sms(a["template"], a.get("locale"), a["variables"])}
+            return {"text": render_sms(self._templates, command)}
         return None
 
     def document(self, command: Command) -> dict[str, Any]:

@@ -4,7 +4,10 @@
 ``To``, ``From``, ``Body``, HTTP basic auth with the account SID and auth token;
 the command id goes along as ``Idempotency-Key`` for providers that honour one.
 Every number is checked as E.164 with ``phonenumbers`` before anything is sent,
-and the text comes from ``sms/<template>[.<locale>].txt.j2`` in the sandbox.
+and the text comes from ``sms/<template>[.<locale>].txt.j2`` in the sandbox, formatted
+for the customer's locale and time zone (a team's: the default locale, UTC) with the
+no-break spaces CLDR puts in amounts and times made plain ones, so a text that is
+otherwise GSM-7 is not sent as UCS-2 at half the length per segment.
 Failures are classified by :mod:`signalbox.dispatcher.channels.http`. With
 several numbers, a failure after one was sent is *in doubt*: resending would
 text the first number twice.
@@ -20,6 +23,7 @@ import phonenumbers
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.config import SmsProvider
+from signalbox.dispatcher.formatting import reader_of
 from signalbox.dispatcher.model import (
     Command,
     Delivery,
@@ -30,6 +34,7 @@ from signalbox.dispatcher.model import (
 from signalbox.dispatcher.templates import TemplateStore
 
 MAX_BODY = 1600  # Twilio's limit for one message body
+_PLAIN_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
 
 
 def e164_problem(number: str) -> str | None:
@@ -72,14 +77,7 @@ class SmsChannel:
         return numbers
 
     def text(self, command: Command) -> str:
-        a = command.action
-        body = self._templates.sms(a["template"], a.get("locale"), a["variables"])
-        if not body:
-            raise PermanentError(f"template sms/{a['template']}: rendered to an empty text")
-        if len(body) > MAX_BODY:
-            raise PermanentError(f"template sms/{a['template']}: {len(body)} characters, "
-                                 f"over the provider's limit of {MAX_BODY}")
-        return body
+        return render_sms(self._templates, command)
 
     async def send(self, command: Command) -> Delivery:
         numbers, body = self.numbers(command), self.text(command)
@@ -105,6 +103,19 @@ class SmsChannel:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def render_sms(templates: TemplateStore, command: Command) -> str:
+    """The text of an SMS command, checked: not empty, within the provider's limit."""
+    a = command.action
+    body = templates.sms(a["template"], a.get("locale"), a["variables"], command.trigger_type,
+                         reader_of(command)).translate(_PLAIN_SPACES)
+    if not body:
+        raise PermanentError(f"template sms/{a['template']}: rendered to an empty text")
+    if len(body) > MAX_BODY:
+        raise PermanentError(f"template sms/{a['template']}: {len(body)} characters, "
+                             f"over the provider's limit of {MAX_BODY}")
+    return body
 
 
 def _json(response: httpx.Response) -> dict[str, object]:

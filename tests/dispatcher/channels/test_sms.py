@@ -43,7 +43,7 @@ async def test_delivers_in_twilios_format(twilio: FakeTwilio, channel: SmsChanne
     [sms] = twilio.messages
     assert delivery.provider_ref == sms.sid and sms.sid.startswith("SM")
     assert (sms.to, sms.from_) == ("+14155552671", "+14155550100")
-    assert sms.body == ("Ada, we could not collect your pro payment of 49.00 EUR. "
+    assert sms.body == ("Ada, we could not collect your pro payment of €49.00. "
                         "Please update your payment details.")
     assert sms.idempotency_key == command.command_id
     assert channel.endpoint(command) == twilio.url.removeprefix("http://")

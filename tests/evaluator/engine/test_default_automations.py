@@ -54,7 +54,7 @@ def test_scenario_default_automations_over_a_customer_lifetime() -> None:
     ]
     rendered = render(story.sent)
     assert len(rendered) == len(story.sent)
-    assert "Invoice in-1 is due on 2026-11-17" in rendered
-    assert "Reminder: Billing review on 2026-11-27 at 10:00 UTC" in rendered
+    assert "Invoice in-1 is due on November 17, 2026" in rendered
+    assert "Reminder: Billing review on Nov 27, 2026, 10:00 AM UTC" in rendered
     assert "Ada, your account is 14 days past due" in rendered
     assert "Past due 30 days: cus-1 (Ada)" in rendered
