@@ -34,8 +34,9 @@ def _automations(settings: Settings, args: argparse.Namespace) -> int:
 
     wait_for_broker(settings.kafka)
     if args.action == "list":
-        return list_command(settings)
-    return apply_command(settings, args.file, args.prune, args.by or getpass.getuser())
+        return list_command(settings, as_json=args.json)
+    return apply_command(settings, args.file, args.prune, args.by or getpass.getuser(),
+                         dry_run=args.dry_run)
 
 
 def _service(name: str) -> int:
@@ -121,7 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     apply_.add_argument("--prune", action="store_true",
                         help="also delete topic entries whose id is not in FILE")
     apply_.add_argument("--by", help="who applies (default: the OS user), kept on each record")
-    actions.add_parser("list", help="what the topic holds, and what evaluators rejected")
+    apply_.add_argument("--dry-run", action="store_true",
+                        help="write nothing; print the diff of what apply would change")
+    list_ = actions.add_parser(
+        "list", help="the effective set (the evaluators' file and the topic, with each "
+                     "automation's source) and what evaluators reject")
+    list_.add_argument("--json", action="store_true",
+                       help="the JSON of GET /v1/automations instead of the table")
     simulate = sub.add_parser(
         "simulate", help="run the automation engine offline over a JSONL file of events",
         description="Runs the evaluator's engine over a JSONL file of events (the format of "
@@ -152,29 +159,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Operator commands: they talk to Kafka and print for a person (see _operator).
+OPERATOR_COMMANDS = ("topics", "automations", "dlq", "keys")
+
+
+def _operator(args: argparse.Namespace) -> int:
+    """Run an operator command: its output on stdout, for a person; on stderr only
+    warnings and errors, rendered as text (the services' JSON lines are for log
+    shippers). A command that fails is logged as an error and exits 1."""
+    import structlog
+    from confluent_kafka import KafkaException
+
+    from signalbox.common.telemetry import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging("cli", "debug" if settings.log_level == "debug" else "warning",
+                      "console")
+    try:
+        if args.command == "topics":
+            return _topics(settings, args)
+        if args.command == "automations":
+            return _automations(settings, args)
+        if args.command == "dlq":
+            from signalbox.dispatcher import dlq
+
+            return dlq.run(settings, args)
+        from signalbox.ingest import keys_cli
+
+        return keys_cli.run(settings, args)
+    except SettingsError:
+        raise
+    except (OSError, RuntimeError, TimeoutError, KafkaException) as exc:
+        name = " ".join(x for x in (args.command, getattr(args, "action", None)) if x)
+        structlog.get_logger("signalbox.cli").error("command_failed", command=name,
+                                                     error=str(exc))
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("topics", "automations"):
-            settings = Settings.from_env()
-            from signalbox.common.telemetry import configure_logging
-
-            configure_logging("cli", settings.log_level, settings.log_format)
-            return (_topics if args.command == "topics" else _automations)(settings, args)
+        if args.command in OPERATOR_COMMANDS:
+            return _operator(args)
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "events":
             return _events(args)
         if args.command == "smtp-capture":
             return _smtp_capture(args)
-        if args.command == "dlq":
-            from signalbox.dispatcher import dlq
-
-            return dlq.run(Settings.from_env(), args)
-        if args.command == "keys":
-            from signalbox.ingest import keys_cli
-
-            return keys_cli.run(Settings.from_env(), args)
         return _service(args.command)
     except SettingsError as exc:
         print(f"signalbox: configuration error: {exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ DEAD_LETTER = "signalbox.DeadLetter"
 CUSTOMER_STATE = "signalbox.CustomerState"
 AUTOMATION_RECORD = "signalbox.AutomationRecord"
 APPROVAL = "signalbox.Approval"
+REPLAY_MARK = "signalbox.ReplayMark"
 
 #: Branches of ActionCommand's ``action`` union.
 EMAIL_ACTION = "signalbox.actions.EmailAction"

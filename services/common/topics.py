@@ -33,6 +33,8 @@ ACTIONS_COMMANDS = "actions.commands"
 ACTIONS_RESULTS = "actions.results"
 ACTIONS_LEDGER = "actions.ledger"
 ACTIONS_DLQ = "actions.dlq"
+#: Which dead letters (of both DLQs) were replayed (ReplayMark), so none is replayed twice.
+DLQ_REPLAYS = "dlq.replays"
 #: Retry tiers of the dispatcher, by the longest wait each holds (see dispatcher.policy.retry).
 ACTIONS_RETRY = tuple(f"actions.retry.{t}" for t in ("1s", "10s", "1m", "10m", "1h"))
 ACTIONS_SUPPRESSIONS = "actions.suppressions"
@@ -94,6 +96,11 @@ def catalogue(settings: Settings) -> dict[str, TopicSpec]:
              "on the command's partition"),
         spec(ACTIONS_DLQ, p, {**delete, "retention.ms": str(30 * DAY_MS)},
              "commands that could not be carried out (DeadLetter)"),
+        # Marks outlive their letters (30 days) by a day; compaction keeps one per letter.
+        spec(DLQ_REPLAYS, 1, {"cleanup.policy": "compact,delete",
+                              "retention.ms": str(31 * DAY_MS), "min.compaction.lag.ms": "60000"},
+             "dead letters replayed by signalbox dlq replay (ReplayMark), keyed by "
+             "dead-letter topic and position"),
         *(spec(name, p, {**delete, "retention.ms": str(7 * DAY_MS)},
                "commands waiting for their next attempt (ActionCommand, delivery state "
                "in headers), on the command's partition") for name in ACTIONS_RETRY),
@@ -179,7 +186,9 @@ def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 60.0) -> None:
 
     deadline = time.monotonic() + timeout_s
     errors: list[KafkaError] = []
-    admin = AdminClient(librdkafka_config(kafka), error_cb=errors.append)
+    # log_level 0: librdkafka would print each failed connection raw on stderr; error_cb
+    # collects them, and the timeout names the last one.
+    admin = AdminClient({**librdkafka_config(kafka), "log_level": 0}, error_cb=errors.append)
     last = ""
     while time.monotonic() < deadline:
         try:

@@ -1,67 +1,88 @@
-"""``signalbox dlq list|replay``: look at dead-lettered commands and send them again.
+"""``signalbox dlq list|replay``: look at dead letters and send them again.
 
-Replay semantics, for operators:
+Two dead-letter topics, chosen with ``--topic``:
 
-* ``replay`` writes each selected dead letter's original command, byte for byte,
-  back to ``actions.commands`` (same key, same partition) with a header
-  ``signalbox-replay: <dlq partition>:<dlq offset>``.
-* The dispatcher keeps a separate ledger entry per replay id, so a replayed
-  ``failed`` or ``in_doubt`` command is attempted once more even though the
-  command id already has an outcome; its new outcome goes to ``actions.results``
-  (and, if it fails again, a new dead letter, which can be replayed in turn).
-* Replaying the same dead letter twice (a retried ``replay``, two operators) sends
-  nothing the second time: the replay id is already in the ledger.
-* ``in_doubt`` commands may have been delivered already; replaying one is the
-  operator's decision to risk a duplicate. Unreadable records cannot be replayed.
+* ``actions.dlq`` (default): commands the dispatcher could not carry out. ``replay``
+  writes the original command, byte for byte, back to ``actions.commands`` (same key
+  and partition) with a header ``signalbox-replay: <dlq partition>:<dlq offset>``.
+  The dispatcher keeps a separate ledger entry per replay id, so a replayed
+  ``failed`` or ``in_doubt`` command is attempted once more; if it fails again it
+  becomes a new dead letter, which can be replayed in turn. ``in_doubt`` commands
+  may have been delivered already: replaying one is the operator's decision to
+  risk a duplicate.
+* ``events.dlq``: input records the evaluator could not process. ``replay`` writes an
+  event that reads as an event now (the cause was fixed: a schema registered, an
+  engine bug fixed) back to its source topic and partition. Tick failures, oversized
+  commands and states are not replayable (a customer's next event re-arms its timer).
+
+Each replay is marked on the ``dlq.replays`` topic in the same transaction as the
+record it writes: a letter already marked is not sent again (``already replayed``,
+with when and by whom), so a retried or concurrent ``replay`` is a no-op for it.
+Letters that are unreadable or truncated cannot be replayed.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
-
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms, now_ms
 from signalbox.common.codec import AvroCodec, DecodeError
-from signalbox.common.kafka import librdkafka_config
 from signalbox.common.registry import codec_for
+from signalbox.common.replays import Mark, Replayer, Write, mark_key, read_marks, read_to_end
 from signalbox.common.settings import Settings, SettingsError
-from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ
+from signalbox.common.topics import (
+    ACTIONS_COMMANDS,
+    ACTIONS_DLQ,
+    EVENTS_BILLING,
+    EVENTS_DLQ,
+    EVENTS_USAGE,
+    wait_for_broker,
+)
 from signalbox.dispatcher.model import CommandError, command_from_record
 from signalbox.dispatcher.policy.retry import REPLAY
 
 HELP = (__doc__ or "").replace("``", "")
+TOPICS = (ACTIONS_DLQ, EVENTS_DLQ)
 _RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 @dataclass(frozen=True)
 class Letter:
+    """One dead letter, with what it holds and where a replay would write it."""
+
+    topic: str  # logical dead-letter topic
     partition: int
     offset: int
     failed_at: int
+    service: str
+    source_topic: str
     key: bytes | None
     value: bytes | None
     error_type: str
     reason: str
-    command_id: str = ""
+    item_id: str = ""  # command id or event id
     customer_id: str = ""
-    channel: str = ""
+    kind: str = ""  # channel or event type
+    target: tuple[str, int] | None = None  # (physical topic, partition) a replay writes to
+    why_not: str = ""  # why it cannot be replayed
 
     @property
-    def replay_id(self) -> str:
+    def position(self) -> str:
         return f"{self.partition}:{self.offset}"
 
     @property
-    def replayable(self) -> bool:
-        return bool(self.command_id)
+    def mark_key(self) -> str:
+        return mark_key(self.topic, self.partition, self.offset)
 
 
 def parse_since(text: str, now: int) -> int:
@@ -80,120 +101,200 @@ def parse_since(text: str, now: int) -> int:
     return epoch_ms(when.astimezone(UTC))
 
 
-def read_letters(settings: Settings, codec: AvroCodec, since_ms: int = 0) -> Iterator[Letter]:
-    """Every dead letter on ``actions.dlq`` now (read_committed), oldest first per partition."""
+def read_letters(settings: Settings, codec: AvroCodec, topic: str = ACTIONS_DLQ,
+                 since_ms: int = 0) -> Iterator[Letter]:
+    """Every dead letter on ``topic`` now (read_committed), oldest first per partition."""
     k = settings.kafka
-    topic = k.topic(ACTIONS_DLQ)
-    consumer = Consumer({**librdkafka_config(k), "group.id": "signalbox-dlq-cli",
-                         "enable.auto.commit": False, "isolation.level": "read_committed"})
-    try:
-        parts = range(k.partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in parts}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts
-                         if ends[p] > 0])
-        remaining = {p for p in parts if ends[p] > 0}
-        while remaining:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error():
-                raise RuntimeError(f"reading {topic}: {msg.error()}")
-            if msg is not None:
-                letter = _letter(codec, msg.partition() or 0, msg.offset() or 0, msg.value())
-                if letter is not None and letter.failed_at >= since_ms:
-                    yield letter
-            # Positions, not record offsets: transaction markers take offsets too.
-            for tp in consumer.position([TopicPartition(topic, p) for p in remaining]):
-                if tp.offset >= ends[tp.partition]:
-                    remaining.discard(tp.partition)
-    finally:
-        consumer.close()
+    for msg in read_to_end(k, k.topic(topic), k.partitions):
+        raw = msg.value()
+        if raw is None:
+            continue
+        letter = parse_letter(settings, codec, topic, msg.partition() or 0, msg.offset() or 0,
+                              raw)
+        if letter.failed_at >= since_ms:
+            yield letter
 
 
-def _letter(codec: AvroCodec, partition: int, offset: int, raw: bytes | None) -> Letter | None:
-    if raw is None:
-        return None
+def parse_letter(settings: Settings, codec: AvroCodec, topic: str, partition: int,
+                 offset: int, raw: bytes) -> Letter:
+    """What a dead letter holds; where a replay writes it, or why it cannot."""
     try:
         d: dict[str, Any] = codec.decode(schemas.DEAD_LETTER, raw)
-    except DecodeError:
-        return Letter(partition, offset, 0, None, None, "unreadable", "dead letter unreadable")
-    base = Letter(partition, offset, epoch_ms(d["failed_at"]), d["key"], d["value"],
-                  d["error_type"], d["reason"])
+    except DecodeError as exc:
+        return Letter(topic, partition, offset, 0, "", "", None, None, "unreadable",
+                      f"dead letter unreadable: {exc}", why_not="the dead letter is unreadable")
+    base = Letter(topic, partition, offset, epoch_ms(d["failed_at"]), d["service"],
+                  d["source_topic"], d["key"], d["value"], d["error_type"], d["reason"])
+    if topic == ACTIONS_DLQ:
+        return _command_letter(settings, codec, base)
+    return _event_letter(settings, codec, base)
+
+
+def _command_letter(settings: Settings, codec: AvroCodec, base: Letter) -> Letter:
     try:
-        command = command_from_record(codec.decode(schemas.ACTION_COMMAND, d["value"] or b""))
+        command = command_from_record(codec.decode(schemas.ACTION_COMMAND, base.value or b""))
     except (DecodeError, CommandError, KeyError):  # kept as it is, but not replayable
-        return base
-    return Letter(partition, offset, base.failed_at, d["key"], d["value"], d["error_type"],
-                  d["reason"], command.command_id, command.customer_id, command.channel)
+        return replace(base, why_not="not a readable command (unreadable or truncated)")
+    return replace(base, item_id=command.command_id, customer_id=command.customer_id,
+                 kind=command.channel,
+                 target=(settings.kafka.topic(ACTIONS_COMMANDS), base.partition))
+
+
+def _event_letter(settings: Settings, codec: AvroCodec, base: Letter) -> Letter:
+    k = settings.kafka
+    if base.source_topic not in (k.topic(EVENTS_BILLING), k.topic(EVENTS_USAGE)):
+        return replace(base, why_not=f"from {base.source_topic}, not an events topic (a tick's "
+                                   "or an output's failure: nothing to send again)")
+    try:
+        record = codec.decode(schemas.EVENT, base.value or b"")
+        record_name = record["payload"][0]
+        event_type = schemas.event_type_by_record().get(record_name, record_name)
+    except (DecodeError, KeyError, TypeError, IndexError) as exc:
+        return replace(base, why_not=f"still not a readable event: {exc}")
+    customer = str(record["customer_id"])
+    if base.key != customer.encode("utf-8"):
+        return replace(base, item_id=str(record["event_id"]), customer_id=customer,
+                     kind=event_type, why_not="its Kafka key is not its customer_id")
+    # The evaluator letters an input on the input's own partition.
+    return replace(base, item_id=str(record["event_id"]), customer_id=customer, kind=event_type,
+                 target=(base.source_topic, base.partition))
 
 
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def print_table(letters: list[Letter], out: TextIO) -> None:
-    rows = [("WHEN", "DLQ", "COMMAND", "CUSTOMER", "CHANNEL", "REASON")]
-    rows += [(_when(x.failed_at), x.replay_id, x.command_id or "-", x.customer_id or "-",
-              x.channel or "-", " ".join(x.reason.split())[:100]) for x in letters]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+def _replayed(mark: Mark | None) -> str:
+    return f"{_when(mark.replayed_at)} by {mark.replayed_by}" if mark else "-"
+
+
+def print_table(letters: list[Letter], marks: dict[str, Mark], out: TextIO) -> None:
+    """One line per letter; the reason last and whole (whitespace runs made one space)."""
+    item = "COMMAND" if not letters or letters[0].topic == ACTIONS_DLQ else "EVENT"
+    kind = "CHANNEL" if item == "COMMAND" else "TYPE"
+    rows = [("WHEN", "DLQ", item, "CUSTOMER", kind, "REPLAYED", "REASON")]
+    rows += [(_when(x.failed_at), x.position, x.item_id or "-", x.customer_id or "-",
+              x.kind or "-", _replayed(marks.get(x.mark_key)), " ".join(x.reason.split()))
+             for x in letters]
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for r in rows:
         out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " +
-                  r[5] + "\n")
+                  r[6] + "\n")
 
 
-def replay(settings: Settings, letters: list[Letter], dry_run: bool, out: TextIO) -> int:
-    """Write the replayable letters' commands back; the number written (or to be written)."""
-    chosen = [x for x in letters if x.replayable]
+def as_json(letter: Letter, mark: Mark | None) -> dict[str, Any]:
+    """A letter as ``dlq list --json`` prints it (no payload bytes: they may be personal)."""
+    return {
+        "dead_letter_topic": letter.topic, "partition": letter.partition,
+        "offset": letter.offset, "failed_at": _when(letter.failed_at),
+        "service": letter.service, "source_topic": letter.source_topic,
+        "error_type": letter.error_type, "reason": letter.reason,
+        ("command_id" if letter.topic == ACTIONS_DLQ else "event_id"): letter.item_id or None,
+        "customer_id": letter.customer_id or None,
+        ("channel" if letter.topic == ACTIONS_DLQ else "event_type"): letter.kind or None,
+        "replayable": letter.target is not None,
+        "not_replayable_because": letter.why_not or None,
+        "replayed": None if mark is None else {
+            "at": _when(mark.replayed_at), "by": mark.replayed_by, "to": mark.target_topic},
+    }
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What one ``replay`` did with each letter it read."""
+
+    replayed: tuple[Letter, ...]
+    already: tuple[tuple[Letter, Mark], ...]
+    skipped: tuple[Letter, ...]
+
+
+def choose(letters: list[Letter], marks: dict[str, Mark]
+           ) -> tuple[list[Letter], list[tuple[Letter, Mark]], list[Letter]]:
+    """Split letters into to replay, already replayed (with their mark), not replayable."""
+    todo, already, skipped = [], [], []
     for x in letters:
-        if not x.replayable:
-            out.write(f"skip {x.replay_id}: not a readable command ({x.reason})\n")
-    if dry_run:
-        print_table(chosen, out)
-        out.write(f"dry run: would replay {len(chosen)} command(s)\n")
-        return len(chosen)
-    k = settings.kafka
-    producer = Producer({**librdkafka_config(k), "enable.idempotence": True, "acks": "all"})
-    errors: list[str] = []
+        mark = marks.get(x.mark_key)
+        if x.target is None:
+            skipped.append(x)
+        elif mark is not None:
+            already.append((x, mark))
+        else:
+            todo.append(x)
+    return todo, already, skipped
 
-    def delivered(err: Any, _: Any) -> None:
-        if err is not None:
-            errors.append(str(err))
 
-    for x in chosen:
-        producer.produce(k.topic(ACTIONS_COMMANDS), key=x.key, value=x.value,
-                         partition=x.partition, headers=[(REPLAY, x.replay_id.encode())],
-                         on_delivery=delivered)
-    left = producer.flush(30)
-    if left or errors:
-        raise RuntimeError(f"replay incomplete: {left} not acknowledged; errors: {errors}")
-    for x in chosen:
-        out.write(f"replayed {x.replay_id} command {x.command_id} ({x.channel}, "
-                  f"{x.customer_id})\n")
-    out.write(f"replayed {len(chosen)} command(s)\n")
-    return len(chosen)
+def _write(x: Letter, by: str, at: int) -> Write:
+    assert x.target is not None
+    topic, partition = x.target
+    headers = ((REPLAY, x.position.encode()),) if x.topic == ACTIONS_DLQ else ()
+    return Write(topic, partition, x.key, x.value, headers,
+                 Mark(x.topic, x.partition, x.offset, topic, at, by))
+
+
+def replay(settings: Settings, codec: AvroCodec, topic: str, since_ms: int, dry_run: bool,
+           by: str, out: TextIO) -> Replayed:
+    """Replay every unmarked replayable letter of ``topic`` from ``since_ms`` on; report
+    each letter and what happened to it."""
+    with Replayer(settings.kafka, codec) as replayer:
+        marks = replayer.marks()  # after fencing any other replay (see common.replays)
+        letters = sorted(read_letters(settings, codec, topic, since_ms),
+                         key=lambda x: x.failed_at)
+        todo, already, skipped = choose(letters, marks)
+        if not dry_run:
+            at = now_ms()
+            replayer.write([_write(x, by, at) for x in todo])
+    verb = "would replay" if dry_run else "replayed"
+    what = "command" if topic == ACTIONS_DLQ else "event"
+    for x in skipped:
+        out.write(f"not replayable {x.position}: {x.why_not} ({' '.join(x.reason.split())})\n")
+    for x, mark in already:
+        out.write(f"already replayed {x.position} {what} {x.item_id} at "
+                  f"{_replayed(mark)}: not sent again\n")
+    for x in todo:
+        out.write(f"{verb} {x.position} {what} {x.item_id} ({x.kind}, {x.customer_id}) "
+                  f"to {x.target[0] if x.target else '?'}\n")
+    out.write(f"{'dry run: ' if dry_run else ''}{verb} {len(todo)} {what}(s); "
+              f"{len(already)} already replayed (no-op); {len(skipped)} not replayable\n")
+    return Replayed(tuple(todo), tuple(already), tuple(skipped))
 
 
 def add_parser(sub: Any) -> None:
     """The ``dlq`` subcommand of ``signalbox``."""
-    dlq = sub.add_parser("dlq", help="list or replay dead-lettered commands (actions.dlq)",
+    dlq = sub.add_parser("dlq", help="list or replay dead letters (actions.dlq, events.dlq)",
                          description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = dlq.add_subparsers(dest="action", required=True)
-    ls = actions.add_parser("list", help="a table: when, DLQ position, command, customer, "
-                            "channel, reason")
-    ls.add_argument("--since", help="only letters from then on (ISO 8601, or an age: 2h, 7d)")
-    ls.add_argument("--limit", type=int, default=100, help="at most N, the newest (default 100)")
-    rp = actions.add_parser("replay", help="send dead-lettered commands again (see dlq --help)",
+    ls = actions.add_parser("list", help="a table: when, DLQ position, command or event, "
+                            "customer, channel or type, replayed, the whole reason")
+    rp = actions.add_parser("replay", help="send dead letters again (see dlq --help)",
                             description=HELP,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    rp.add_argument("--since", help="only letters from then on (ISO 8601, or an age: 2h, 7d)")
+    for p in (ls, rp):
+        p.add_argument("--topic", choices=TOPICS, default=ACTIONS_DLQ,
+                       help="which dead-letter topic (default actions.dlq)")
+        p.add_argument("--since", help="only letters from then on (ISO 8601, or an age: 2h, 7d)")
+    ls.add_argument("--limit", type=int, default=100, help="at most N, the newest (default 100; "
+                                                           "0: all)")
+    ls.add_argument("--json", action="store_true", help="a JSON array instead of the table")
     rp.add_argument("--dry-run", action="store_true", help="show what would be replayed")
+    rp.add_argument("--by", help="who replays (default: the OS user), kept on each mark")
 
 
 def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    # First, so an unreachable broker is one clear error naming it (the consumer would
+    # print librdkafka's connection failures raw, then fail vaguely).
+    wait_for_broker(settings.kafka, timeout_s=15)
     codec = codec_for(settings)
     since = parse_since(args.since, now_ms()) if args.since else 0
-    letters = sorted(read_letters(settings, codec, since), key=lambda x: x.failed_at)
-    if args.action == "list":
-        print_table(letters[-args.limit:] if args.limit > 0 else letters, out)
+    if args.action == "replay":
+        replay(settings, codec, args.topic, since, args.dry_run, args.by or getpass.getuser(),
+               out)
         return 0
-    replay(settings, letters, args.dry_run, out)
+    letters = sorted(read_letters(settings, codec, args.topic, since), key=lambda x: x.failed_at)
+    letters = letters[-args.limit:] if args.limit > 0 else letters
+    marks = read_marks(settings.kafka, codec)
+    if args.json:
+        json.dump([as_json(x, marks.get(x.mark_key)) for x in letters], out, indent=2)
+        out.write("\n")
+    else:
+        print_table(letters, marks, out)
     return 0

@@ -488,8 +488,10 @@ class Dispatcher:
             step = replace(step, detail=_bounded(self._private(command, step.detail)))
             writes = self._outcome_writes(work, step)
             metrics.OUTCOMES.labels(command.channel, step.outcome.value).inc()
-            log.info("command_" + step.outcome.value, channel=command.channel,
-                     detail=step.detail, attempts=step.attempts)
+            # A failure is what an operator acts on (it is dead-lettered): not info.
+            (log.warning if step.outcome in (Outcome.FAILED, Outcome.IN_DOUBT) else log.info)(
+                "command_" + step.outcome.value, channel=command.channel,
+                detail=step.detail, attempts=step.attempts)
             return writes
 
     async def _deliver(self, partition: int, command: Command, work: _Work) -> Result | Retry:

@@ -1,21 +1,30 @@
 """``signalbox automations apply FILE`` and ``signalbox automations list``.
 
-``apply`` validates the file whole, then the set the topic would hold afterwards,
-and only then writes one record per automation that changed (plus the team
-directory if the file has one). ``--prune`` deletes topic entries the file does not
-name. Nothing is written when anything is invalid. The evaluators' own file
-(``SIGNALBOX_AUTOMATIONS_FILE``) is not known here; a topic entry that conflicts
-with it is rejected by the evaluators and shown by ``list``.
+``apply`` validates the file whole, then the set the evaluators would build
+afterwards (their own file, ``SIGNALBOX_AUTOMATIONS_FILE`` or the packaged default,
+overridden by the topic's entries), and only then writes one record per automation
+that changed (plus the team directory if the file has one). ``--prune`` deletes
+topic entries the file does not name. Nothing is written when anything is invalid;
+``--dry-run`` writes nothing and prints the diff.
+
+``list`` shows that effective set as ``GET /v1/automations`` does: each automation
+with its source (the evaluators' file, or the topic), and the topic entries the
+evaluators reject. Run it with the evaluators' ``SIGNALBOX_AUTOMATIONS_FILE``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import difflib
+import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+import yaml
 
 from signalbox.common import schemas
 from signalbox.common.clock import now_ms
@@ -74,8 +83,11 @@ def plan(topic: Definitions, file: Definitions, prune: bool, by: str, at: int) -
 
 
 async def _read_topic(settings: Settings) -> AutomationsSource:
-    empty = Definitions(schemas.event_types(), settings.teams)
-    source = AutomationsSource(settings, codec_for(settings), empty, AutomationSet())
+    """The topic read to its end over the evaluators' file, as an evaluator holds it."""
+    from signalbox.evaluator.main import file_definitions
+
+    source = AutomationsSource(settings, codec_for(settings), file_definitions(settings),
+                               AutomationSet())
     await source.reader.start()
     try:
         await asyncio.wait_for(source.reader.caught_up.wait(), timeout=60)
@@ -85,7 +97,7 @@ async def _read_topic(settings: Settings) -> AutomationsSource:
 
 
 def apply_command(settings: Settings, path: str, prune: bool, by: str,
-                  out: TextIO = sys.stdout) -> int:
+                  out: TextIO = sys.stdout, dry_run: bool = False) -> int:
     """``signalbox automations apply``: exit 0, or 2 with every problem on stderr."""
     try:
         text = Path(path).read_text("utf-8")
@@ -97,16 +109,46 @@ def apply_command(settings: Settings, path: str, prune: bool, by: str,
         for error in exc.errors:
             print(f"{exc.source}: {error}", file=sys.stderr)
         return 2
-    return asyncio.run(_apply(settings, file, path, prune, by, out))
+    return asyncio.run(_apply(settings, file, path, prune, by, out, dry_run))
 
 
-def list_command(settings: Settings, out: TextIO = sys.stdout) -> int:
-    """``signalbox automations list``: what the topic holds, and what it rejected."""
-    return asyncio.run(_list(settings, out))
+def list_command(settings: Settings, out: TextIO = sys.stdout, as_json: bool = False) -> int:
+    """``signalbox automations list``: the effective set with sources, and rejections."""
+    return asyncio.run(_list(settings, out, as_json))
+
+
+def _yaml(definition: Mapping[str, Any] | None) -> list[str]:
+    if definition is None:
+        return []
+    return yaml.safe_dump(json.loads(canonical(definition)), sort_keys=True,
+                           default_flow_style=False, allow_unicode=True).splitlines(True)
+
+
+def diff(topic: Definitions, todo: Plan, path: str) -> str:
+    """What ``todo`` changes on the topic, as a unified diff of YAML per key. Pure."""
+    parts: list[str] = []
+    for key in [*todo.created, *todo.updated, *todo.delete]:
+        old = topic.topic.get(key)
+        new = next((s for s in todo.put if s.id == key), None)
+        parts += difflib.unified_diff(
+            _yaml(old.definition if old else None), _yaml(new.definition if new else None),
+            fromfile=f"topic/{key}" if old else "/dev/null",
+            tofile=f"{path}/{key}" if new else "/dev/null")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in parts)
+
+
+def _print_keys(todo: Plan, prefix: str, out: TextIO) -> None:
+    """``created``/``updated``/``deleted`` (or ``would …``) and ``unchanged`` key lines."""
+    for label, keys in (("create", todo.created), ("update", todo.updated),
+                        ("delete", todo.delete)):
+        for key in keys:
+            print(f"{prefix}{label if prefix else label + 'd'}\t{key}", file=out)
+    for key in todo.unchanged:
+        print(f"unchanged\t{key}", file=out)
 
 
 async def _apply(settings: Settings, file: Definitions, path: str, prune: bool, by: str,
-                 out: TextIO) -> int:
+                 out: TextIO, dry_run: bool = False) -> int:
     source = await _read_topic(settings)
     todo = plan(source.definitions, file, prune, by, now_ms())
     after = source.definitions
@@ -120,6 +162,12 @@ async def _apply(settings: Settings, file: Definitions, path: str, prune: bool, 
         for error in exc.errors:
             print(f"{path}: with the topic's other entries: {error}", file=sys.stderr)
         return 2
+    if dry_run:
+        out.write(diff(source.definitions, todo, path))
+        _print_keys(todo, "would ", out)
+        print(f"dry run: would write {len(todo.put)}, delete {len(todo.delete)}; "
+              f"{len(todo.unchanged)} unchanged; nothing written", file=out)
+        return 0
     writer = AutomationsWriter(settings.kafka, codec_for(settings))
     await writer.start()
     try:
@@ -129,27 +177,34 @@ async def _apply(settings: Settings, file: Definitions, path: str, prune: bool, 
             await writer.delete(key)
     finally:
         await writer.stop()
-    for label, keys in (("created", todo.created), ("updated", todo.updated),
-                        ("deleted", todo.delete), ("unchanged", todo.unchanged)):
-        for key in keys:
-            print(f"{label}\t{key}", file=out)
+    _print_keys(todo, "", out)
     print(f"{len(todo.put)} written, {len(todo.delete)} deleted, {len(todo.unchanged)} "
           f"unchanged on {writer.topic}", file=out)
     return 0
 
 
-async def _list(settings: Settings, out: TextIO) -> int:
+async def _list(settings: Settings, out: TextIO, as_json: bool = False) -> int:
     source = await _read_topic(settings)
     defs = source.definitions
-    print("id\tversion\tenabled\ttrigger\tupdated_at\tupdated_by", file=out)
-    for aid, (origin, definition) in defs.effective().items():
-        d = describe(aid, origin, definition, defs.topic.get(aid))
+    items = [describe(aid, origin, d, defs.topic.get(aid))
+             for aid, (origin, d) in defs.effective().items()]
+    rejected = [{"id": r.key, "errors": list(r.errors)} for r in source.rejected.values()]
+    if as_json:  # the body of GET /v1/automations
+        json.dump({"automations": items, "teams": defs.teams(), "rejected": rejected}, out,
+                  indent=2, default=str)
+        out.write("\n")
+        return 0
+    print("id\tversion\tenabled\ttrigger\tsource\tupdated_at\tupdated_by", file=out)
+    for d in items:
         when = datetime.fromtimestamp(d["updated_at"] / 1000, UTC).isoformat() \
             if d["updated_at"] else "-"
-        print(f"{aid}\t{d['version']}\t{str(d['enabled']).lower()}\t{d['trigger']}\t{when}"
-              f"\t{d['updated_by']}", file=out)
+        where = "topic" if d["origin"] == "topic" else f"file {defs.file_source}"
+        if d["origin"] == "topic" and d["id"] in defs.file_automations:
+            where = "topic (overrides the file)"
+        print(f"{d['id']}\t{d['version']}\t{str(d['enabled']).lower()}\t{d['trigger']}"
+              f"\t{where}\t{when}\t{d['updated_by'] or '-'}", file=out)
     if TEAMS_KEY in defs.topic:
         print(f"teams\t{canonical(defs.topic[TEAMS_KEY].definition)}", file=out)
-    for rejected in source.rejected.values():
-        print(f"REJECTED {rejected.key}: {'; '.join(rejected.errors)}", file=out)
+    for r in rejected:
+        print(f"REJECTED {r['id']}: {'; '.join(r['errors'])}", file=out)
     return 0

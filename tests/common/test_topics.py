@@ -49,6 +49,7 @@ def test_catalogue_declares_every_topic_with_its_partitions_and_policy() -> None
         "acme.actions.results": (p, "delete"),
         "acme.actions.ledger": (p, "compact"),
         "acme.actions.dlq": (p, "delete"),
+        "acme.dlq.replays": (1, "compact,delete"),
         **{f"acme.actions.retry.{t}": (p, "delete") for t in ("1s", "10s", "1m", "10m", "1h")},
         "acme.actions.suppressions": (1, "compact"),
         "acme.actions.contacts": (p, "compact"),
