@@ -5,7 +5,9 @@ event's automations and the derived triggers the change implies (usage levels,
 feature minutes, score milestones, health band), release or drop held approvals.
 
 ``evaluate(state, tick, automations)``: fire every time trigger due up to the tick
-(see :mod:`signalbox.evaluator.engine.timers`).
+(see :mod:`signalbox.evaluator.engine.timers`). An event first does the same up to
+the time it was learned, on the state before it, then applies: a due time is settled
+by whichever input passes it first, with the same result.
 
 Score changes of an input (the event's and those of adjust_score actions) are
 summed and checked once for milestones and health after the input's automations
@@ -34,12 +36,13 @@ from signalbox.evaluator.engine.state import (
     apply_event,
     event_digest,
     health_of,
+    invoices_fall_overdue,
     known_time,
     new_state,
     prune,
     seen,
 )
-from signalbox.evaluator.engine.timers import due_occurrences, settle
+from signalbox.evaluator.engine.timers import Occurrence, due_occurrences, next_time
 
 
 class _Run:
@@ -74,9 +77,12 @@ def evaluate(
     return _event(state or new_state(item), item, automations)
 
 
-def _event(before: CustomerState, event: Event, automations: AutomationSet) -> Decision:
-    marks = settle(before, automations, known_time(event))
-    run = _Run(apply_event(before, event).evolve(timer_marks=marks), automations)
+def _event(state: CustomerState, event: Event, automations: AutomationSet) -> Decision:
+    learned = known_time(event)
+    run = _Run(state, automations)
+    _advance(run, learned, arm_at=learned)  # due times up to the event, on the state before
+    before = run.state
+    run.state = apply_event(before, event)
     if event.type == "approval.decided":
         _decide(run, event.data)
     for a in automations.for_trigger(event.type):
@@ -192,24 +198,40 @@ def _decide(run: _Run, data: Mapping[str, Any]) -> None:
 
 
 def _tick(state: CustomerState, tick: Tick, automations: AutomationSet) -> Decision:
-    timed = automations.timed
-    armed = tick.at - tick.interval_ms
-    marks = {a.id: state.timer_marks.get(a.id, armed) for a in timed}
     run = _Run(state, automations)
-    for o in due_occurrences(state, automations, marks, tick.at):
-        a = o.automation
-        if not a.conditions.holds(run.state, o.facts):
-            continue
-        if a.trigger.type == "affiliate.qualified":  # once ever
-            if a.id in run.state.fired:
-                continue
-            run.state = run.state.evolve(fired=(*run.state.fired, a.id))  # oldest first
-        trigger = TriggerInfo(a.trigger.type, o.occurrence, facts_text(o.facts))
-        run.fire(Firing(a, trigger, o.due, o.facts, o.occurrence, {}))
-    _score_and_health(run, state, tick.at, f"tick:{tick.at}", {})
-    run.state = prune(run.state, tick.at)
-    new_marks = {k: max(v, tick.at) for k, v in sorted(marks.items())}
-    if new_marks == state.timer_marks and run.state is state:
+    _advance(run, tick.at, arm_at=tick.at - tick.interval_ms)
+    if run.state is state:
         return Decision(state)
-    run.state = run.state.evolve(timer_marks=new_marks, clock=max(state.clock, tick.at))
+    run.state = prune(run.state, tick.at)
     return run.decision()
+
+
+def _advance(run: _Run, until: int, arm_at: int) -> None:
+    """Move the customer's time forward to ``until``: every due time in between, in
+    time order, is settled on the state as it is then (invoices falling overdue at
+    it, then the occurrences due at it, then the score and health they changed).
+    An automation without a mark is armed at ``arm_at``."""
+    start = run.state
+    timed = run.automations.timed
+    marks = {a.id: start.timer_marks.get(a.id, arm_at) for a in timed}
+    while (at := next_time(run.state, run.automations, marks)) is not None and at <= until:
+        before = run.state = invoices_fall_overdue(run.state, at)
+        for o in due_occurrences(run.state, run.automations, marks, at):
+            _fire_due(run, o)
+        _score_and_health(run, before, at, f"tick:{at}", {})
+        marks = {k: max(v, at) for k, v in marks.items()}
+    marks = {k: max(v, until) for k, v in sorted(marks.items())}
+    if marks != start.timer_marks or run.state is not start:
+        run.state = run.state.evolve(timer_marks=marks, clock=max(run.state.clock, until))
+
+
+def _fire_due(run: _Run, o: Occurrence) -> None:
+    a = o.automation
+    if not a.conditions.holds(run.state, o.facts):
+        return
+    if a.trigger.type == "affiliate.qualified":  # once ever
+        if a.id in run.state.fired:
+            return
+        run.state = run.state.evolve(fired=(*run.state.fired, a.id))  # oldest first
+    trigger = TriggerInfo(a.trigger.type, o.occurrence, facts_text(o.facts))
+    run.fire(Firing(a, trigger, o.due, o.facts, o.occurrence, {}))

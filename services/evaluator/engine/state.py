@@ -1,8 +1,7 @@
 """How one event changes a customer's state. Pure: ``apply_event(state, event)``.
 
-Facts kept for triggers: the past-due streak (starts when the past-due balance
-becomes positive; any fall of it — a payment or a lower ``balance.updated`` —
-restarts it while some stays past due; it ends at zero), open invoices,
+Facts kept for triggers: the past-due balance and its streak (see
+:func:`invoices_fall_overdue` and ``docs/automations.md``, "past_due"), open invoices,
 subscriptions, the card's expiry, usage per billing period, feature time, last
 login, score and health band, appointments and open tasks. Texts from events are
 clipped and every collection is capped (see :mod:`~signalbox.evaluator.engine.limits`);
@@ -193,13 +192,17 @@ def _card(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
 
 
 def _paid(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
+    """A payment closes the invoice it names and lowers the past-due balance by its
+    amount, unless that invoice is open and not yet due (then it was never past due)."""
     amount = int(d["amount_minor"])
     failed = set_last(s.failed_payments, key_text(d.get("product", "")), None)
+    invoice = s.invoices.get(str(d["invoice_id"])) if d.get("invoice_id") else None
     invoices = _with(s.invoices, str(d["invoice_id"]), None) if d.get("invoice_id") \
         else s.invoices
+    fall = 0 if invoice is not None and invoice.due_at > s.clock else amount
     return _past_due(s.evolve(failed_payments=failed, invoices=invoices,
                              balance_minor=max(0, s.balance_minor - amount)),
-                     max(0, s.past_due_minor - amount), e.occurred_at)
+                     max(0, s.past_due_minor - fall), e.occurred_at)
 
 
 def _past_due(s: CustomerState, amount: int, at: int) -> CustomerState:
@@ -209,6 +212,47 @@ def _past_due(s: CustomerState, amount: int, at: int) -> CustomerState:
     if s.past_due_minor <= 0 or s.past_due_since is None or amount < s.past_due_minor:
         return s.evolve(past_due_minor=amount, past_due_since=at)
     return s.evolve(past_due_minor=amount)
+
+
+def _overdue(invoice: OpenInvoice | None, at: int) -> int:
+    """What an open invoice adds to the past-due balance at ``at``: all of it from its
+    due time on, nothing before."""
+    return invoice.amount_minor if invoice is not None and invoice.due_at <= at else 0
+
+
+def _invoice_moved(s: CustomerState, invoice_id: str, invoice: OpenInvoice | None,
+                   at: int) -> CustomerState:
+    """The invoice set with ``invoice_id`` replaced (``None``: closed); the past-due
+    balance moves by the change of the overdue part at the state's clock."""
+    delta = _overdue(invoice, s.clock) - _overdue(s.invoices.get(invoice_id), s.clock)
+    s = s.evolve(invoices=_with(s.invoices, invoice_id, invoice))
+    return s if delta == 0 else _past_due(s, max(0, s.past_due_minor + delta), at)
+
+
+def next_overdue(state: CustomerState) -> int | None:
+    """The next time an open invoice falls overdue (after the state's clock)."""
+    return min((i.due_at for i in state.invoices.values() if i.due_at > state.clock),
+               default=None)
+
+
+def invoices_fall_overdue(state: CustomerState, at: int) -> CustomerState:
+    """The state at ``at`` (moved forward from its clock): the open invoices due in
+    between join the past-due balance, from their due time.
+
+    The past-due balance has two sources, combined by one rule: a ``balance.updated``
+    sets it outright (the billing system's figure is authoritative for everything up to
+    then); from then on it moves with what signalbox sees: an open invoice falling
+    overdue (at its due time, or when issued already overdue) adds its amount, an
+    overdue invoice closed (``invoice.paid``) takes its amount off, a payment takes its
+    amount off (unless it pays an open invoice that is not yet due). A rise keeps the
+    streak; any fall restarts it while some stays past due; zero ends it.
+    """
+    if at <= state.clock:
+        return state
+    added = sum(i.amount_minor for i in state.invoices.values()
+                if state.clock < i.due_at <= at)
+    state = state.evolve(clock=at)
+    return state if added == 0 else _past_due(state, state.past_due_minor + added, at)
 
 
 def _failed(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
@@ -226,11 +270,11 @@ def _invoice(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
     invoice = OpenInvoice(int(d["amount_minor"]), str(d["currency"]), int(d["due_at"]),
                           known_time(e), None if d.get("product") is None
                           else key_text(d["product"]))
-    return s.evolve(invoices=_with(s.invoices, str(d["invoice_id"]), invoice))
+    return _invoice_moved(s, str(d["invoice_id"]), invoice, e.occurred_at)
 
 
 def _invoice_paid(s: CustomerState, e: Event, d: Mapping[str, Any]) -> CustomerState:
-    return s.evolve(invoices=_with(s.invoices, str(d["invoice_id"]), None))
+    return _invoice_moved(s, str(d["invoice_id"]), None, e.occurred_at)
 
 
 def _agreement(active: bool) -> Handler:

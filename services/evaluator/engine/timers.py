@@ -1,18 +1,22 @@
 """Time triggers: the due times a customer's state implies, and when it next needs a tick.
 
 Every time-triggered automation has, per customer, a *mark* (``timer_marks``): the
-time up to which its due times are settled. A tick at ``at`` fires every
-occurrence with ``mark < due <= at`` (each once, in due order, ``issued_at`` = its
-due time) and moves the mark to ``at``. So a late or missing tick is caught up by
-the next one, and a tick delivered twice fires nothing the second time.
+time up to which its due times are settled. Moving a customer's time forward to
+``until`` — a tick at ``until``, or an event learned at ``until`` before it applies —
+walks through every due time with ``mark < due <= until`` in time order: at each
+due time *t* the open invoices due at *t* fall overdue (the state's ``clock`` is the
+time up to which that is done), then every occurrence due at *t* fires (each once,
+``issued_at`` = *t*, judged by the state as it is at *t*, after what fired before),
+then the marks move to *t*. So a due time is judged by the state at that time, and
+the output does not depend on how often ticks come: a late or missing tick is
+caught up by the next tick or the next event, and a tick delivered twice fires
+nothing the second time.
 
-**Events move the marks over quiet time.** An event learned at time *E*
-(ingest's ``received_at``; ``occurred_at`` when there is none) moves each mark up
-to *E*, but never past a due time still pending under the state before the event
-(that one waits for its tick).
-So a due time is judged by the state at that time: a customer who gets a
-subscription on day 20 of a past-due streak is not sent the day-14 notice on day
-20 (it fires at 30), and a score that rises on day 70 qualifies at the next check.
+An event learned at *E* (ingest's ``received_at``; ``occurred_at`` when there is
+none) first settles every due time up to *E* on the state before it, then applies:
+a partial payment on day 15 of a past-due streak does not take back the day-14
+notice, whenever the ticks come; a customer who gets a subscription on day 20 of a
+streak is not sent the day-14 notice (it fires at 30).
 
 **A new automation does not back-fill.** The first input that meets an automation
 without a mark arms it: an event at *E*, a tick at ``at - interval_ms`` (due times
@@ -38,6 +42,7 @@ from typing import Any
 
 from signalbox.evaluator.engine.automations import Automation, AutomationSet
 from signalbox.evaluator.engine.model import DAY_MS, HOUR_MS, MINUTE_MS, CustomerState
+from signalbox.evaluator.engine.state import next_overdue
 
 
 @dataclass(frozen=True)
@@ -216,20 +221,6 @@ GENERATORS: Mapping[str, Generator] = {
 }
 
 
-def settle(state: CustomerState, automations: AutomationSet, at: int) -> dict[str, int]:
-    """The marks after an event learned at ``at``, from the state before it (see above)."""
-    marks = {}
-    for a in automations.timed:
-        mark = state.timer_marks.get(a.id)
-        if mark is None or mark >= at:
-            marks[a.id] = at if mark is None else mark
-            continue
-        pending = min((o.due for o in GENERATORS[a.trigger.type](a, state, mark, at)),
-                      default=None)
-        marks[a.id] = at if pending is None else pending - 1
-    return dict(sorted(marks.items()))
-
-
 def due_occurrences(state: CustomerState, automations: AutomationSet, marks: Mapping[str, int],
                     at: int) -> list[Occurrence]:
     """Every occurrence with ``mark < due <= at``, in due order (ties: automation id, key)."""
@@ -239,16 +230,23 @@ def due_occurrences(state: CustomerState, automations: AutomationSet, marks: Map
     return out
 
 
+def next_time(state: CustomerState, automations: AutomationSet, marks: Mapping[str, int]
+              ) -> int | None:
+    """The earliest due time after ``marks`` (per time automation id), or of an open
+    invoice falling overdue after the state's clock; ``None``: nothing scheduled."""
+    best = next_overdue(state)
+    for a in automations.timed:
+        for o in GENERATORS[a.trigger.type](a, state, marks[a.id], None):
+            if best is None or o.due < best:
+                best = o.due
+    return best
+
+
 def next_due(state: CustomerState, automations: AutomationSet) -> int | None:
     """The earliest time this customer needs a tick (``None``: nothing scheduled). Pure.
 
     An automation the customer has no mark for yet counts from the customer's clock:
     the tick that arms it fires only what is due from then on.
     """
-    best: int | None = None
-    for a in automations.timed:
-        after = state.timer_marks.get(a.id, state.clock)
-        for o in GENERATORS[a.trigger.type](a, state, after, None):
-            if best is None or o.due < best:
-                best = o.due
-    return best
+    return next_time(state, automations,
+                     {a.id: state.timer_marks.get(a.id, state.clock) for a in automations.timed})

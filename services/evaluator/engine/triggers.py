@@ -110,9 +110,10 @@ CATALOGUE: Mapping[str, TriggerSpec] = {s.name: s for s in (
                 "The health band changed (thriving, healthy, steady, struggling).",
                 {"to": Param(one_of(*HEALTH_BANDS)), "from": Param(one_of(*HEALTH_BANDS))}),
     TriggerSpec("past_due", "time",
-                "Past-due balance AND at least one active subscription for a continuous streak "
-                "of exactly N days (each threshold once per streak; a payment or any fall of "
-                "the past-due balance restarts the streak).",
+                "Past-due balance (balance.updated, open invoices past their due date) AND at "
+                "least one active subscription for a continuous streak of exactly N days (each "
+                "threshold once per streak; any fall of the past-due balance restarts the "
+                "streak).",
                 params={"days": Param(_DAYS, (14, 30))}),
     TriggerSpec("no_login", "time", "No login for N days (counted from sign-up if never).",
                 params={"days": Param(positive_int(3650), 7)}),

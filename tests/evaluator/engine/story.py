@@ -101,12 +101,15 @@ class Story:
         return decision
 
     def event(self, type: str, at: int | None = None, *, event_id: str | None = None,
-              attributes: Mapping[str, str] | None = None, **data: Any) -> list[Command]:
+              attributes: Mapping[str, str] | None = None, ticks: bool = True,
+              **data: Any) -> list[Command]:
         """The event at ``at`` (default: the story's clock) and its commands; the ticks due
-        before it run first (their commands are in ``sent``)."""
+        before it run first (their commands are in ``sent``) unless ``ticks`` is false (the
+        event lands in a gap between the scheduler's ticks)."""
         at = self.clock if at is None else at
-        if at > self.clock:
+        if at > self.clock and ticks:
             self.advance(at)
+        self.clock = max(self.clock, at)
         self.events += 1
         event = Event(event_id or f"evt-{self.events}", self.customer, type, at, data,
                       self.profile, dict(attributes or {}))

@@ -48,8 +48,10 @@ def test_scenario_default_automations_over_a_customer_lifetime() -> None:
         ("appointment-reminder", day(25) + 9 * HOUR_MS),
         ("card-expiring", day(30)),  # 30 days before 2027-01-01
         ("invoice-due-soon", day(12)),
-        ("past-due-dunning", day(30)),
-        ("past-due-dunning", day(46)),
+        # past due from the invoice's due date (day 15); the billing system's balance on
+        # day 16 says the same amount, so the streak goes on
+        ("past-due-dunning", day(29)),
+        ("past-due-dunning", day(45)),
         ("payment-failed-pro", day(15)),
     ]
     rendered = render(story.sent)

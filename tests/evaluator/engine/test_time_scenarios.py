@@ -102,13 +102,16 @@ def test_scenario_a_new_automation_does_not_back_fill_old_due_times() -> None:
     assert [c.issued_at for c in story.advance(day(60))] == [day(31), day(31)]
 
 
-def test_scenario_no_login_for_7_days_and_a_login_resets_it() -> None:
-    story = Story("""
+MISS_YOU = """
 automations:
   - id: miss-you
     trigger: {type: no_login}
     actions: [{type: email, template: we_miss_you}]
-""")
+"""
+
+
+def test_scenario_no_login_for_7_days_and_a_login_resets_it() -> None:
+    story = Story(MISS_YOU)
     story.event("user.logged_in", day(0), user_id="u1")
     story.event("user.logged_in", day(5), user_id="u1")
     commands = story.advance(day(30))
