@@ -51,9 +51,6 @@ from signalbox.dispatcher.model import PermanentError
 
 #: The neutral templates for triggers without one of their own (customer, team).
 NEUTRAL, NEUTRAL_ALERT = "notification", "alert"
-#: Variables the email channel adds to the trigger's own (the customer's one-click link,
-#: "" in internal mail or when unsubscribe links are not configured).
-EMAIL_VARIABLES = frozenset({"unsubscribe_url"})
 PARTS = {"email": ("subject", "txt", "html"), "sms": ("txt",)}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from signalbox.common import schemas
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.sms import SmsChannel
@@ -19,13 +20,13 @@ from signalbox.dispatcher.formatting import money, reader, reading_as
 from signalbox.dispatcher.model import Command
 from signalbox.dispatcher.policy.clock import ManualClock
 from signalbox.dispatcher.templates import (
-    EMAIL_VARIABLES,
     NEUTRAL,
     NEUTRAL_ALERT,
     TemplateProblem,
     TemplateStore,
     trigger_template,
 )
+from signalbox.evaluator.engine.template_variables import provided
 from tests.dispatcher.trigger_samples import AT, template_variables, triggers
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.smtp import SmtpSink
@@ -40,14 +41,15 @@ NEUTRAL_TRIGGERS = {"approval.decided", "custom_field.changed", "feature.used",
 
 def command(trigger: str, channel: str = "email", audience: str = "customer",
             locale: str | None = "en-US", timezone: str | None = "America/New_York",
-            template: str | None = None, to: str = "ada@example.com") -> Command:
+            template: str | None = None, to: str = "ada@example.com",
+            **variables: str) -> Command:
     return Command(
         command_id=f"cmd-{trigger}-{channel}", customer_id="cus-1", automation_id="auto-1",
         channel=channel, issued_at=AT, trigger_type=trigger, customer_timezone=timezone,
         action={"to": [to], "audience": audience,
                 "template": template or trigger_template(trigger),
                 "locale": locale if audience == "customer" else None,
-                "variables": template_variables(trigger)})
+                "variables": {**template_variables(trigger), **variables}})
 
 
 @pytest.mark.parametrize(("locale", "amount", "currency", "expected"), [
@@ -94,7 +96,8 @@ async def channel(smtp: SmtpSink) -> AsyncIterator[EmailChannel]:
 
 async def test_customer_mail_reads_in_their_locale_and_zone(smtp: SmtpSink,
                                                             channel: EmailChannel) -> None:
-    await channel.send(command("appointment.booked"))
+    await channel.send(command("appointment.booked", title="Billing review",
+                               starts_at=str(AT + 86_400_000)))
     await channel.send(command("payment.failed", locale="de-DE", timezone="Europe/Berlin"))
     booked, failed = smtp.messages
     # 2026-12-03T15:00Z is 10:00 in New York
@@ -173,7 +176,7 @@ def test_the_neutral_fallback_only_for_a_triggers_own_name(tmp_path: Path) -> No
     (tmp_path / "email" / "custom_field_changed.txt.j2").write_text("Now: {{ value }}")
     own = TemplateStore([tmp_path]).email("custom_field_changed", None, variables,
                                           "custom_field.changed")
-    assert (own.subject, own.html) == ("field-1 changed", None)
+    assert (own.subject, own.html) == (f"{variables['field']} changed", None)
 
 
 @pytest.mark.parametrize("trigger", triggers())
@@ -191,8 +194,8 @@ def test_every_trigger_has_a_message_that_renders(trigger: str) -> None:
         for rendered in (mail.subject, mail.text, mail.html or "", text, alert.text):
             assert rendered.strip() and "{{" not in rendered and " EUR" not in rendered
         assert mail.html is not None and mail.text.startswith("Hello Ada,")
-    provided = set(template_variables(trigger)) | EMAIL_VARIABLES
-    for channel, template in (("email", name), ("sms", name), ("email", f"{name}_alert")):
+    for channel, action, template in (("email", "email", name), ("sms", "sms", name),
+                                      ("email", "alert", f"{name}_alert")):
+        allowed = provided(trigger, schemas.event_types(), action, channel)
         for part, names in store.variables_used(channel, template, None, trigger).items():
-            assert names <= provided, f"{channel}/{template}.{part}: {names - provided}"
-
+            assert names <= allowed, f"{channel}/{template}.{part}: {names - allowed}"

@@ -1,13 +1,14 @@
 """A firing of every trigger in the catalogue, and the template variables the engine gives it.
 
-Event triggers take their data from the Avro schema (every field, optional ones either
-filled or left out); derived and time triggers the facts the engine computes for them
+Event triggers take the data of the catalogue's example event (optional fields either
+given or left out); derived and time triggers the facts the engine computes for them
 (engine.py, timers.py). The variables come from the engine's own ``variables()``, so a
 template that renders here renders for a real command of that trigger.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from signalbox.common import schemas
@@ -15,6 +16,8 @@ from signalbox.evaluator.engine import CATALOGUE, Automation, CustomerState, Pro
 from signalbox.evaluator.engine.commands import Firing, facts_text, variables
 from signalbox.evaluator.engine.model import TriggerInfo
 from signalbox.evaluator.engine.triggers import known_triggers
+from signalbox.evaluator.simulate import read_events
+from signalbox.ingest.catalogue import example
 
 AT = 1_796_223_600_000  # 2026-12-02T15:00:00Z
 DAY = 86_400_000
@@ -48,40 +51,16 @@ FACTS: dict[str, dict[str, Any]] = {
     "affiliate.qualified": {"score": 450, "min_score": 400},
 }
 
-_TEXT = {"currency": "EUR", "brand": "visa", "last4": "4242", "title": "Billing review",
-         "product": "pro", "previous_product": "basic", "status": "active",
-         "message": "Scheduled maintenance on Sunday from 02:00 to 03:00 UTC.",
-         "severity": "info", "metric": "api_calls", "feature": "reports"}
-
-
-def _sample(field: dict[str, Any], optional_empty: bool) -> Any:
-    avro = field["type"]
-    if isinstance(avro, list):
-        if optional_empty:
-            return None
-        avro = next(t for t in avro if t != "null")
-    name = field["name"]
-    if isinstance(avro, dict) and avro.get("type") == "enum":
-        return avro["symbols"][0]
-    if isinstance(avro, str) and avro.startswith("signalbox.events."):  # a named enum again
-        return "subscription"
-    if isinstance(avro, dict) and avro.get("logicalType") == "timestamp-millis":
-        return AT + DAY
-    kind = avro if isinstance(avro, str) else avro.get("type")
-    if name == "exp_month":
-        return 12
-    if name == "exp_year":
-        return 2026
-    if kind in ("int", "long"):
-        return 4900 if name.endswith("_minor") else 3
-    if kind in ("float", "double"):
-        return 45.5
-    return _TEXT.get(name, f"{name.replace('_', '-')}-1")
-
-
 def event_data(trigger: str, optional_empty: bool = False) -> dict[str, Any]:
-    spec = schemas.event_types()[trigger]
-    return {f["name"]: _sample(f, optional_empty) for f in spec.fields}
+    """The data of the catalogue's example event, decoded as the engine sees it (optional
+    fields left out when ``optional_empty``)."""
+    event_type = schemas.event_types()[trigger]
+    event = example(event_type)
+    if optional_empty:
+        required = {f["name"] for f in event_type.fields if "default" not in f}
+        event["data"] = {k: v for k, v in event["data"].items() if k in required}
+    [decoded] = read_events([json.dumps(event)])
+    return dict(decoded.data)
 
 
 def triggers() -> list[str]:
