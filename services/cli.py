@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     from signalbox.ingest.keys_cli import add_parser as add_keys_parser
 
     add_keys_parser(sub)
+    from signalbox.dispatcher.preview import add_parser as add_templates_parser
+
+    add_templates_parser(sub)
     return parser
 
 
@@ -207,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _events(args)
         if args.command == "smtp-capture":
             return _smtp_capture(args)
+        if args.command == "templates":  # offline: no broker, no relay
+            from signalbox.dispatcher import preview
+
+            return preview.run(Settings.from_env(), args)
         return _service(args.command)
     except SettingsError as exc:
         print(f"signalbox: configuration error: {exc}", file=sys.stderr)
