@@ -78,8 +78,12 @@ def add_parser(sub: Any) -> None:
     actions = templates.add_subparsers(dest="action", required=True)
     render = actions.add_parser(
         "render", help="preview the messages an automation sends for some events",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        description="Runs the automation over the events in FILE as `signalbox simulate` "
+                    "does and prints each email and SMS exactly as the dispatcher would send "
+                    "it (headers with Date and List-Unsubscribe, text, HTML, SMS text), "
+                    "built by the dispatcher's own code; no broker, no relay. A time "
+                    "trigger is ticked on until it first fires, or up to --until. Exit 1 "
+                    "when a template fails to render, 2 on bad input.")
     render.add_argument("--automation", required=True, help="the automation's id")
     render.add_argument("--event", required=True,
                         help="a JSON event (as POST /v1/events takes it), a JSON array of "
