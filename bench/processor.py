@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -75,7 +75,8 @@ class ResolvedOutput:
         done.set_result(SimpleNamespace(offset=self.records))
         return done
 
-    async def command(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
+    async def command(self, key: bytes, value: bytes, partition: int,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> Awaitable[Any]:
         return self._ack()
 
     async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:

@@ -4,7 +4,12 @@ The Kafka clients retry a lost broker quietly and forever, so nothing in the
 delivery loop fails when it is gone; readiness has to ask. Every ``interval_s``
 a metadata request for one topic goes to a broker the client knows, bounded by
 ``timeout_s``; with no answer for ``grace_s`` the service is not ready, and it
-is ready again at the first answer.
+is ready again at the first answer. ``signalbox_broker_up`` follows the same fact.
+
+Why 2.5 s: a lost broker shows in /readyz (and the gauge) within about three seconds,
+well inside any probe period, while one failed probe (a dropped connection, a leader
+moving) does not flip it: the next, a second later, still answers within the grace.
+The Kubernetes probe's ``failureThreshold`` adds its own patience on top.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections.abc import Callable
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.metadata import MetadataRequest
+
+from signalbox.common.metrics import BROKER_UP
 
 
 class BrokerWatch:
@@ -47,6 +54,7 @@ class BrokerWatch:
             self._error = f"{type(exc).__name__}: {exc}"[:200]
         else:
             self._answered_at, self._error = self._clock(), ""
+        BROKER_UP.set(0 if self.problem() else 1)
 
     async def run(self, client: AIOKafkaClient, stop: asyncio.Event) -> None:
         """Probe until ``stop`` is set."""

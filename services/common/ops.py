@@ -36,13 +36,19 @@ def add_ops_routes(
         body = {"status": "not ready" if failing else "ready", "failing": failing}
         return web.json_response(body, status=status)
 
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    add_metrics_route(app, registry)
+
+
+def add_metrics_route(app: web.Application, registry: CollectorRegistry = REGISTRY) -> None:
+    """``GET /metrics``: the Prometheus text exposition of ``registry``."""
+
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from signalbox.common.metrics import publish_build_info
 from signalbox.common.ops import OpsServer, ReadinessCheck
 from signalbox.common.settings import Settings
 from signalbox.common.telemetry import configure_logging
@@ -17,8 +18,10 @@ log = structlog.get_logger(__name__)
 
 
 def prepare(service: str, settings: Settings) -> None:
-    """What every service does first: JSON logging, a reachable broker, the topic catalogue."""
+    """What every service does first: JSON logging, build info, a reachable broker, the topic
+    catalogue."""
     configure_logging(service, settings.log_level, settings.log_format)
+    publish_build_info(service)
     wait_for_broker(settings.kafka)
     apply(settings.kafka, catalogue(settings).values())
 

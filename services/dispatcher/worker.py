@@ -54,6 +54,8 @@ from signalbox.common.deadletter import (
     topic_max_message_bytes,
 )
 from signalbox.common.kafka import aiokafka_options
+from signalbox.common.lag import LagCollector
+from signalbox.common.metrics import received_at_header, received_at_of
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.common.topics import (
@@ -166,6 +168,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self._d.contacts.forget(parts)
             self._d.offsets.forget(revoked)
         metrics.ASSIGNED.set(0)
+        self._d.lag.keep_only(())
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # aiokafka may already fetch for these partitions while this runs: the loop
@@ -232,6 +235,8 @@ class Dispatcher:
         self._committer: Committer | None = None
         #: Whether the broker answers (readiness); probed while the dispatcher runs.
         self.broker = BrokerWatch(self.topics[ACTIONS_COMMANDS])
+        self.lag = LagCollector(k, settings.dispatcher_group_id, self._owned)
+        metrics.initialise_series(self.channels)
         #: The largest dead letter the producer and ``actions.dlq`` take (read at start).
         self.dlq_max_bytes = DEFAULT_MAX_MESSAGE_BYTES
 
@@ -273,6 +278,7 @@ class Dispatcher:
         committing.add_done_callback(self._on_committer_done)
         following = asyncio.create_task(self.suppressions.follow(stop))
         watching = asyncio.create_task(self.broker.run(self._marker.client, stop))
+        lagging = asyncio.create_task(self.lag.run(stop))
         try:
             await self._until_loaded(following)
             self._consumer.subscribe([self.topics[ACTIONS_COMMANDS], *self.retry_topics],
@@ -288,7 +294,8 @@ class Dispatcher:
         finally:
             committing.cancel()
             watching.cancel()
-            await asyncio.gather(committing, watching, return_exceptions=True)
+            lagging.cancel()
+            await asyncio.gather(committing, watching, lagging, return_exceptions=True)
             await asyncio.gather(following, return_exceptions=True)
             for channel in self.channels.values():
                 await channel.aclose()
@@ -316,6 +323,12 @@ class Dispatcher:
             loaded.cancel()
             following.result()  # raises what stopped it
             raise RuntimeError("the suppression list stopped before it was read")
+
+    def _owned(self) -> set[TopicPartition]:
+        """Partitions whose lag this process exports: assigned, ledger restored."""
+        if self._consumer is None:
+            return set()
+        return {tp for tp in self._consumer.assignment() if tp.partition in self.loaded}
 
     async def ready(self) -> str | None:
         if self._marker is None:
@@ -488,6 +501,10 @@ class Dispatcher:
             step = replace(step, detail=_bounded(self._private(command, step.detail)))
             writes = self._outcome_writes(work, step)
             metrics.OUTCOMES.labels(command.channel, step.outcome.value).inc()
+            received = received_at_of(work.record.headers)
+            if received is not None:
+                metrics.EVENT_TO_OUTCOME.labels(command.channel, step.outcome.value).observe(
+                    max(0.0, time.time() - received / 1000))
             # A failure is what an operator acts on (it is dead-lettered): not info.
             (log.warning if step.outcome in (Outcome.FAILED, Outcome.IN_DOUBT) else log.info)(
                 "command_" + step.outcome.value, channel=command.channel,
@@ -718,7 +735,9 @@ class Dispatcher:
         state = replace(retry.state, due_ms=now + int(wait_s * 1000))
         topic = self.retry_topics[tier_for(wait_s)]
         # Record time from the policy clock: ripeness is measured against it.
-        writes = [Write(topic, r.key, r.value, p, state.headers(), timestamp_ms=now)]
+        received = received_at_of(r.headers)  # kept for the event-to-outcome latency
+        headers = state.headers() + ([received_at_header(received)] if received is not None else [])
+        writes = [Write(topic, r.key, r.value, p, headers, timestamp_ms=now)]
         channel = work.command.channel if work.command else "?"
         metrics.RETRIES.labels(channel).inc()
         return writes

@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
 import structlog
-from faust.types import EventT
+from faust.types import TP, EventT
+from mode import BaseSignalT
 
 from signalbox.common.deadletter import Letter
 from signalbox.common.kafka import faust_broker, faust_credentials
@@ -40,9 +41,16 @@ from signalbox.common.topics import (
     EVENTS_USAGE,
     TICKS,
 )
+from signalbox.evaluator import metrics
 from signalbox.evaluator.disktimers import DiskTimers
 from signalbox.evaluator.engine import ApprovalRequest, AutomationSet
-from signalbox.evaluator.processor import DEFAULT_LIMITS, Evaluator, Limits, Record
+from signalbox.evaluator.processor import (
+    DEFAULT_LIMITS,
+    STATE_RECORDS,
+    Evaluator,
+    Limits,
+    Record,
+)
 from signalbox.evaluator.shell import EvaluatorShell
 from signalbox.evaluator.store import RocksLocalStore, StateStore, local_store_of
 from signalbox.evaluator.storescan import scan
@@ -74,8 +82,9 @@ class KafkaOutput:
                     headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]:
         return await self._app.producer.send(topic, key, value, partition, None, headers)
 
-    async def command(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
-        return await self._send(self._commands, key, value, partition)
+    async def command(self, key: bytes, value: bytes, partition: int,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> Awaitable[Any]:
+        return await self._send(self._commands, key, value, partition, list(headers) or None)
 
     async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
         return await self._send(self._changelog, key, value, partition)
@@ -154,7 +163,13 @@ def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAU
             for event in events:  # only now may their offsets be committed
                 event.ack()
 
+    @app.on_partitions_revoked.connect
+    def forget_revoked(_: Any, /, *args: Any, signal: BaseSignalT[Any], **__: Any) -> None:
+        wiring.revoked(args[0])  # (app, revoked)
+
     shell.add_checks({"kafka": wiring.kafka_ready, "state": wiring.state_ready})
+    shell.lag.owned = wiring.owned
+    metrics.initialise_series(names.values(), STATE_RECORDS)
     shell.source.subscribe(wiring.on_new_automations)
     return app
 
@@ -284,6 +299,16 @@ class _Wiring:
             return
         log.info("timers_reindexed", scanned=scanned, decoded=decoded,
                  seconds=round(time.perf_counter() - started, 3))
+
+    def owned(self) -> list[TP]:
+        """Input partitions this worker owns now (whose lag it exports)."""
+        return [tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.rank]
+
+    def revoked(self, revoked: set[TP]) -> None:
+        """Per-partition series of input partitions no longer ours go at once."""
+        gone = {tp.partition for tp in revoked if tp.topic == self.ticks_topic}
+        metrics.forget(gone)
+        self.shell.lag.keep_only(self.owned())
 
     async def kafka_ready(self) -> str | None:
         if self.app.rebalancing:

@@ -47,6 +47,7 @@ from signalbox.common.deadletter import (
     fit,
     record_bytes,
 )
+from signalbox.common.metrics import received_at_header
 from signalbox.evaluator import metrics
 from signalbox.evaluator.approvals import DECIDED_TYPE
 from signalbox.evaluator.engine import (
@@ -115,7 +116,8 @@ class Output(Protocol):
     acknowledgement to await later (the changelog's resolves to the record's metadata,
     with ``.offset``), so a whole batch is in flight at once."""
 
-    async def command(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]: ...
+    async def command(self, key: bytes, value: bytes, partition: int,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> Awaitable[Any]: ...
 
     async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]: ...
 
@@ -229,7 +231,8 @@ class Evaluator:
                     log.exception("input_failed", topic=record.topic, offset=record.offset)
                     acks.append(await self._letter(record, type(exc).__name__, str(exc), out))
                     continue
-                await self._emit(item.customer_id, record, decision, out, acks, commands)
+                await self._emit(item.customer_id, record, decision, out, acks, commands,
+                                 item.received_at)
             for ack in acks:  # commands, approvals and dead letters before any state
                 await ack
             await self._persist(out, automations)
@@ -255,10 +258,14 @@ class Evaluator:
         return decision
 
     async def _emit(self, customer_id: str, record: Record, decision: Decision, out: Output,
-                    acks: list[Awaitable[Any]], commands: Counter[str]) -> None:
+                    acks: list[Awaitable[Any]], commands: Counter[str],
+                    received_at: int | None = None) -> None:
+        """``received_at``: of the event that caused the commands (``None`` for a tick),
+        carried in a header for the dispatcher's event-to-outcome latency."""
         if decision.duplicate or decision.state is None:
             return
         key, partition = customer_id.encode("utf-8"), record.partition
+        headers = [received_at_header(received_at)] if received_at is not None else []
         for command in decision.commands:
             value = self._command_value(command)
             size = record_bytes(key, value)
@@ -269,7 +276,7 @@ class Evaluator:
                 acks.append(await self._letter(record, "CommandTooLarge", reason, out,
                                                key=key, value=value))
                 continue
-            acks.append(await out.command(key, value, partition))
+            acks.append(await out.command(key, value, partition, headers))
             commands[command.automation_id] += 1
         for request in decision.approvals:
             ack = await out.approval(request, partition)

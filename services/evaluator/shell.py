@@ -17,7 +17,8 @@ from mode import Service
 
 from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.codec import AvroCodec
-from signalbox.common.ops import OpsServer, ReadinessCheck
+from signalbox.common.lag import LagCollector
+from signalbox.common.ops import OpsServer, ReadinessCheck, add_metrics_route
 from signalbox.common.settings import Settings, require_admin_token
 from signalbox.common.topics import AUTOMATIONS
 from signalbox.evaluator.admin import ApprovalsApi, AutomationsApi, create_admin_app
@@ -43,6 +44,10 @@ class EvaluatorShell(Service):
             "broker": self.broker_ready, "automations": self.source_ready,
             "approvals": self.approvals_ready}
         self._watching: asyncio.Task[None] | None = None
+        #: The consumer group's lag on the input partitions the Faust side owns
+        #: (``lag.owned`` is set by the wiring).
+        self.lag = LagCollector(settings.kafka, settings.evaluator_app_id, owned=lambda: ())
+        self._lagging: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.source = AutomationsSource(settings, codec, definitions, automations)
         self.writer = AutomationsWriter(settings.kafka, codec)
@@ -80,10 +85,12 @@ class EvaluatorShell(Service):
         await self.writer.start()
         self._watching = asyncio.create_task(
             self.broker.run(self.writer.client, self._stopping))
+        self._lagging = asyncio.create_task(self.lag.run(self._stopping))
         await self.source.reader.start()
         await self.approvals.start()
         admin = create_admin_app(AutomationsApi(self.source, self.writer),
                                  ApprovalsApi(self.approvals), self.settings.admin_token)
+        add_metrics_route(admin)  # the same registry as the ops port's /metrics
         self._runner = web.AppRunner(admin, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_host,
@@ -96,6 +103,8 @@ class EvaluatorShell(Service):
         self._stopping.set()
         if self._watching is not None:
             await self._watching
+        if self._lagging is not None:
+            await self._lagging
         if self._runner is not None:
             await self._runner.cleanup()
         await self.approvals.stop()

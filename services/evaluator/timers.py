@@ -197,8 +197,7 @@ class PartitionTimers:
                         fresh[partition].set(customer_id, due)
             finally:
                 self._touched = None
-            for gone in set(self._indexes) - keep:
-                metrics.TIMERS.labels(str(gone)).set(0)
+            metrics.forget(set(self._indexes) - keep)  # no longer ours: not exported
             self._indexes = fresh
             for p, index in fresh.items():
                 metrics.TIMERS.labels(str(p)).set(len(index))

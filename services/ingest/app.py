@@ -25,7 +25,7 @@ from signalbox.ingest.http import error as _error
 from signalbox.ingest.http import read_at_most as _read_at_most
 from signalbox.ingest.keys import ApiKey, Authenticator, Refusal, forbidden_types
 from signalbox.ingest.limits import SizeBudget
-from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES
+from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES, initialise_series
 from signalbox.ingest.openapi import document
 from signalbox.ingest.producer import EventProducer, Message, ProduceError
 from signalbox.ingest.records import event_topics, prepare, too_large
@@ -191,4 +191,5 @@ def create_app(settings: Settings, producer: EventProducer, budget: SizeBudget,
         return await producer.check(topics)
 
     add_ops_routes(app, {"kafka": kafka_ready})
+    initialise_series(schemas.event_types())
     return app

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from signalbox.common import schemas
+from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.runtime import prepare, run
 from signalbox.common.settings import Settings, SettingsError
 from signalbox.ingest.app import create_app
@@ -39,6 +40,8 @@ async def serve(settings: Settings, stop: asyncio.Event,
                                   client_id=f"signalbox-ingest-{settings.instance_id}",
                                   max_request_size=budget.max_message_bytes)
     await producer.start()
+    broker = BrokerWatch(min(topics))  # signalbox_broker_up, as in the other services
+    watching = asyncio.create_task(broker.run(producer.client, stop))
     try:
         runner = web.AppRunner(create_app(settings, producer, budget, sources), access_log=None,
                                shutdown_timeout=SHUTDOWN_GRACE_S)
@@ -52,6 +55,8 @@ async def serve(settings: Settings, stop: asyncio.Event,
         finally:
             await runner.cleanup()  # stop accepting, finish in-flight requests
     finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
         await producer.stop()  # flush and close
     log.info("ingest_stopped")
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
 from signalbox.common.kafka import aiokafka_options
@@ -82,6 +83,11 @@ class KafkaEventProducer:
     async def start(self) -> None:
         await self._producer.start()
         self._started = True
+
+    @property
+    def client(self) -> AIOKafkaClient:
+        """The producer's cluster client (what :class:`BrokerWatch` probes with)."""
+        return self._producer.client
 
     async def stop(self) -> None:
         """Flush what is buffered, then close the connections (safe to call twice)."""

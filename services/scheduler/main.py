@@ -7,7 +7,6 @@ import contextlib
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from prometheus_client import Counter, Gauge
 
 from signalbox.common import runtime, schemas
 from signalbox.common.brokerwatch import BrokerWatch
@@ -17,11 +16,10 @@ from signalbox.common.kafka import aiokafka_options
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.common.topics import TICKS
+from signalbox.scheduler.metrics import LAST_TICK, TICKS_SENT
 from signalbox.scheduler.ticks import aligned, next_due, tick_records
 
 log = structlog.get_logger(__name__)
-TICKS_SENT = Counter("signalbox_scheduler_ticks_total", "Tick records written")
-LAST_TICK = Gauge("signalbox_scheduler_last_tick_seconds", "Time carried by the last tick sent")
 
 
 class Scheduler:

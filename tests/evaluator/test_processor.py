@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.deadletter import Letter
+from signalbox.common.metrics import received_at_of
 from signalbox.evaluator import processor
 from signalbox.evaluator.engine import (
     ApprovalRequest,
@@ -53,6 +54,7 @@ class MemoryOutput:
     def __init__(self) -> None:
         self.commands: list[dict[str, Any]] = []
         self.letters: list[dict[str, Any]] = []
+        self.command_headers: list[list[tuple[str, bytes]]] = []
         self.states: dict[bytes, bytes] = {}
 
     @staticmethod
@@ -61,8 +63,10 @@ class MemoryOutput:
         done.set_result(SimpleNamespace(offset=offset))
         return done
 
-    async def command(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
+    async def command(self, key: bytes, value: bytes, partition: int,
+                      headers: Sequence[tuple[str, bytes]] = ()) -> Awaitable[Any]:
         self.commands.append(codec.decode(schemas.ACTION_COMMAND, value))
+        self.command_headers.append(list(headers))
         return self._ack()
 
     async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
@@ -167,3 +171,20 @@ def tick_record(offset: int, at: int) -> Record:
     value = codec.encode(schemas.TICK, {"tick_id": f"0:{at}", "partition": 0, "at": at,
                                         "interval_ms": 3_600_000})
     return Record(TICKS, 0, offset, b"0", value)
+
+
+async def test_commands_of_an_event_carry_its_received_at_and_a_ticks_do_not() -> None:
+    """The dispatcher's event-to-outcome latency starts at ingest's ``received_at``,
+    carried in a header; a timer's command has no event to measure from."""
+    failed = event("pay-1", "payment.failed", T0 + 5, {
+        "payment_id": "p1", "product": "pro", "amount_minor": 100, "currency": "EUR"})
+    out = MemoryOutput()
+    await evaluator().process([record(BILLING, 0, failed)], out)
+    assert out.command_headers == [[("signalbox-received-at", str(T0 + 5).encode())]]
+    assert received_at_of(out.command_headers[0]) == T0 + 5
+
+    ev, out = evaluator(NO_LOGIN), MemoryOutput()
+    await ev.process([record(USAGE, 0, event("l", "user.logged_in", T0, {"user_id": None}))],
+                     out)
+    await ev.process([tick_record(1, T0 + 8 * DAY)], out)
+    assert len(out.commands) == 1 and out.command_headers == [[]]
