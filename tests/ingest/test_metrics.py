@@ -10,7 +10,7 @@ from signalbox.common import schemas
 from signalbox.ingest.metrics import REJECTIONS, initialise_series
 from tests.support.broker import REPO
 
-_ANSWER = re.compile(r"\berror\(\s*(\d{3}),\s*\"([a-z_]+)\"")
+_ANSWER = re.compile(r"(?:\b|_)error\(\s*(\d{3}),\s*\"([a-z_]+)\"")
 
 
 def test_every_refusal_in_the_sources_has_its_series_from_start_up() -> None:
