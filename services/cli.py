@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     from signalbox.dispatcher.preview import add_parser as add_templates_parser
 
     add_templates_parser(sub)
+    from signalbox.ingest.sources.cli import add_parser as add_sources_parser
+
+    add_sources_parser(sub)
     return parser
 
 
@@ -214,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from signalbox.dispatcher import preview
 
             return preview.run(Settings.from_env(), args)
+        if args.command == "sources":
+            from signalbox.ingest.sources import cli as sources_cli
+
+            return sources_cli.run(args)
         return _service(args.command)
     except SettingsError as exc:
         print(f"signalbox: configuration error: {exc}", file=sys.stderr)

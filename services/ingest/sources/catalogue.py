@@ -19,7 +19,7 @@ from signalbox.ingest.keys import ApiKey
 from signalbox.ingest.sources.auth import secrets_from
 from signalbox.ingest.sources.mapping import MappingError, SourceMapping, load_mapping
 
-BUILTIN = ("stripe",)
+BUILTIN = ("stripe", "chargebee", "lago")
 SOURCES_DIR_ENV = "SIGNALBOX_SOURCES_DIR"
 
 

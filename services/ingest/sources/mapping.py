@@ -63,7 +63,8 @@ SCHEMES = {
 _AUTH_KEYS = frozenset({"scheme", "secrets_env", "header", "encoding", "tolerance_s"})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SUFFIX = re.compile(r"^[a-z0-9_.-]{1,32}$")
-_TOP = ("format", "source", "version", "doc", "auth", "type", "event_id", "envelope", "events")
+_TOP = ("format", "source", "version", "doc", "auth", "type", "event_id", "event_id_header",
+        "envelope", "events")
 _ENVELOPE = ("customer_id", "occurred_at")
 _RULE = ("type", "when", "id_suffix", "customer_id", "occurred_at", "customer", "attributes",
          "data", "doc")
@@ -128,6 +129,9 @@ class SourceMapping:
     event_id: Value
     rules: Mapping[str, tuple[Rule, ...]]
     path: str = ""
+    #: A request header that carries the source's own idempotency key (Lago's
+    #: X-Lago-Unique-Key); when a webhook has it, it is the source event id.
+    event_id_header: str = ""
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -288,6 +292,9 @@ def parse_mapping(raw: Any, source: str, known: Mapping[str, EventType] | None =
     type_ = _value(raw.get("type"), "type", errors)
     event_id = _value(raw.get("event_id"), "event_id", errors)
     envelope = _values(raw.get("envelope"), "envelope", _ENVELOPE, "envelope", errors)
+    id_header = raw.get("event_id_header", "")
+    if not isinstance(id_header, str):
+        errors.add("event_id_header", f"a header name, got {id_header!r}")
     events = raw.get("events")
     rules: dict[str, tuple[Rule, ...]] = {}
     if not isinstance(events, dict) or not events:
@@ -307,7 +314,7 @@ def parse_mapping(raw: Any, source: str, known: Mapping[str, EventType] | None =
         raise MappingError(source, errors.items)
     assert isinstance(name, str) and isinstance(version, int) and auth is not None
     assert type_ is not None and event_id is not None
-    return SourceMapping(name, version, auth, type_, event_id, rules, source)
+    return SourceMapping(name, version, auth, type_, event_id, rules, source, str(id_header))
 
 
 def load_mapping(path: str | Path, known: Mapping[str, EventType] | None = None
@@ -379,11 +386,14 @@ def _text(value: Value, payload: Any, where: str) -> str:
     return got
 
 
-def translate(mapping: SourceMapping, payload: Any) -> Translation:
+def translate(mapping: SourceMapping, payload: Any,
+              headers: Mapping[str, str] | None = None) -> Translation:
     """The signalbox events one source payload maps to; :class:`PayloadError` when the
-    payload has no readable type or id, or an expression fails on it."""
+    payload has no readable type or id, or an expression fails on it. ``headers``: the
+    webhook's, for ``event_id_header`` (a replayed payload has none: ``event_id`` then)."""
     source_type = _text(mapping.type, payload, "type")
-    source_id = _text(mapping.event_id, payload, "event_id")
+    given = (headers or {}).get(mapping.event_id_header, "") if mapping.event_id_header else ""
+    source_id = given.strip() or _text(mapping.event_id, payload, "event_id")
     rules = mapping.rules.get(source_type)
     if rules is None:
         return Translation(source_type, source_id, mapped=False)

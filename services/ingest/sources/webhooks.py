@@ -64,7 +64,7 @@ class SourcesApi:
             return error(400, denied.code, denied.reason, extra={"source": name})
         try:
             payload = decode_json(body)
-            translation = translate(source.mapping, payload)
+            translation = translate(source.mapping, payload, request.headers)
         except InvalidJson as exc:
             return error(400, "invalid_json", exc.problem.reason, [exc.problem],
                          extra={"source": name})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -29,3 +32,21 @@ def stripe_signed(event: dict[str, Any], secret: str = STRIPE_SECRET,
     body = json.dumps(event, indent=2)
     header = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp)
     return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+CHARGEBEE_CREDENTIALS = "signalbox:7d1f0c9a2b3e4f5a6b7c8d9e"
+LAGO_HMAC_KEY = "lago_hmac_3c4d5e6f7a8b9c0d1e2f3a4b"
+
+
+def basic_auth(credentials: str) -> str:
+    """An ``Authorization`` header value for HTTP basic auth (Chargebee's webhook scheme)."""
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
+
+
+def lago_signed(payload: dict[str, Any], key: str = LAGO_HMAC_KEY,
+                unique_key: str = "5f0d6a4e-2b1c-4c33-9e0b-6d1c2f3a4b5c"
+                ) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Lago sends with an HMAC signature: base64(HMAC-SHA256(body))."""
+    body = json.dumps(payload).encode()
+    signature = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest())
+    return body, {"X-Lago-Signature": signature.decode(), "X-Lago-Signature-Algorithm": "hmac",
+                  "X-Lago-Unique-Key": unique_key, "Content-Type": "application/json"}

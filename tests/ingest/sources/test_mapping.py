@@ -42,21 +42,66 @@ STRIPE = {
 }
 
 
-def test_every_stripe_fixture_is_listed() -> None:
-    assert sorted(STRIPE) == fixture_names("stripe")
+#: The same for Chargebee and Lago (their fixtures are named for the event type).
+CHARGEBEE = {
+    "card_expiry_reminder": ["card.updated"],
+    "coupon_created": [],
+    "customer_created": ["customer.signed_up"],
+    "invoice_generated": ["invoice.issued"],
+    "payment_failed": ["payment.failed"],
+    "payment_refunded": ["payment.refunded"],
+    "payment_succeeded": ["payment.succeeded"],
+    "subscription_cancellation_scheduled": ["subscription.cancelled"],
+    "subscription_cancelled": ["subscription.ended"],
+    "subscription_created": ["subscription.started"],
+    "subscription_renewed": ["subscription.renewed"],
+}
+LAGO = {
+    "credit_note.created": ["credit.adjusted"],
+    "customer.created": ["customer.signed_up"],
+    "invoice.created": ["invoice.issued"],
+    "invoice.payment_overdue": ["system.notification"],
+    "invoice.payment_status_updated": ["invoice.paid:paid"],
+    "invoice.payment_status_updated.failed": ["payment.failed"],
+    "plan.created": [],
+    "subscription.started": ["subscription.started"],
+    "subscription.terminated": ["subscription.ended"],
+}
+EXPECTED = {"stripe": STRIPE, "chargebee": CHARGEBEE, "lago": LAGO}
+CASES = [(source, name) for source, table in EXPECTED.items() for name in sorted(table)]
+
+
+@pytest.mark.parametrize("source", sorted(EXPECTED))
+def test_every_fixture_is_listed(source: str) -> None:
+    assert sorted(EXPECTED[source]) == fixture_names(source)
+
+
+@pytest.mark.parametrize(("source", "name"), CASES)
+def test_fixtures_map_to_valid_catalogue_events(source: str, name: str) -> None:
+    mapping = load_mapping(builtin_path(source))
+    result = translate(mapping, fixture(source, name))
+    assert result.mapped == bool(EXPECTED[source][name])
+    got = [e["type"] + e["event_id"].removeprefix(result.source_id) for e in result.events]
+    assert got == EXPECTED[source][name]
+    events = validate_batch(list(result.events), received_at=0) if result.events else []
+    assert all(e.record["source"] == source for e in events)
+
+
+def test_a_lago_webhook_is_identified_by_its_unique_key_header() -> None:
+    mapping = load_mapping(builtin_path("lago"))
+    payload = fixture("lago", "invoice.created")
+    unique = "5f0d6a4e-2b1c-4c33-9e0b-6d1c2f3a4b5c"
+    assert translate(mapping, payload, {"X-Lago-Unique-Key": unique}).source_id == unique
+    replayed = translate(mapping, payload)  # a backfill has no headers
+    assert replayed.source_id.startswith("invoice.created:1a901a90-")
 
 
 @pytest.mark.parametrize("name", sorted(STRIPE))
-def test_stripe_fixtures_map_to_valid_catalogue_events(name: str) -> None:
-    mapping = load_mapping(builtin_path("stripe"))
+def test_stripe_events_keep_their_id_customer_and_time(name: str) -> None:
     payload = fixture("stripe", name)
-    result = translate(mapping, payload)
+    result = translate(load_mapping(builtin_path("stripe")), payload)
     assert result.source_id == payload["id"] and result.source_type == payload["type"]
-    assert result.mapped == bool(STRIPE[name])
-    got = [e["type"] + e["event_id"].removeprefix(payload["id"]) for e in result.events]
-    assert got == STRIPE[name]
-    events = validate_batch(list(result.events), received_at=0) if result.events else []
-    for event in events:
+    for event in validate_batch(list(result.events), received_at=0) if result.events else []:
         assert event.customer_id == "cus_QXg1o8vcGmoR32"
         assert event.record["occurred_at"] == payload["created"] * 1000
         assert event.record["source"] == "stripe"
