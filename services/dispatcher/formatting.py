@@ -37,7 +37,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
@@ -219,8 +219,24 @@ def _style(style: str, what: str) -> str:
     return style
 
 
+def _named(name: str, fn: Callable[..., str]) -> Callable[..., str]:
+    """``fn`` with every failure a ``ValueError`` that names the filter (a value out of
+    any calendar's or ``Decimal``'s range included)."""
+    @wraps(fn)
+    def filter_(*args: Any, **kwargs: Any) -> str:
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, ArithmeticError) as exc:
+            text = str(exc)
+            if text.startswith(f"{name}: "):
+                raise
+            shown = repr(args[0])[:40] if args else ""
+            raise ValueError(f"{name}: cannot format {shown}: out of range") from exc
+    return filter_
+
+
 #: The filters every template gets (in the sandbox: plain functions of text and numbers).
-FILTERS: dict[str, Callable[..., str]] = {
+FILTERS: dict[str, Callable[..., str]] = {name: _named(name, fn) for name, fn in {
     "money": money, "datetime": datetime_, "date": date, "time": time, "month": month,
     "duration": duration, "number": number,
-}
+}.items()}

@@ -84,6 +84,8 @@ def test_a_value_that_is_not_a_number_names_the_filter() -> None:
     store = TemplateStore()
     with pytest.raises(TemplateProblem, match=r"template inline: .*money: expected a number"):
         store.inline("{{ x | money('EUR') }}", {"x": "lots"}, "inline")
+    with pytest.raises(TemplateProblem, match=r"datetime: cannot format '9{17}': out of range"):
+        store.inline("{{ x | datetime }}", {"x": "9" * 17}, "inline")  # past year 9999
 
 
 @pytest.fixture
