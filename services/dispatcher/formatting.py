@@ -236,7 +236,8 @@ def _named(name: str, fn: Callable[..., str]) -> Callable[..., str]:
 
 
 #: The filters every template gets (in the sandbox: plain functions of text and numbers).
-FILTERS: dict[str, Callable[..., str]] = {name: _named(name, fn) for name, fn in {
+_FORMATS: dict[str, Callable[..., str]] = {
     "money": money, "datetime": datetime_, "date": date, "time": time, "month": month,
     "duration": duration, "number": number,
-}.items()}
+}
+FILTERS: dict[str, Callable[..., str]] = {n: _named(n, fn) for n, fn in _FORMATS.items()}
