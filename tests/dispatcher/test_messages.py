@@ -104,7 +104,8 @@ async def test_customer_mail_reads_in_their_locale_and_zone(smtp: SmtpSink,
     booked, failed = smtp.messages
     # 2026-12-03T15:00Z is 10:00 in New York
     assert booked.subject == "Confirmed: Billing review on Dec 3, 2026, 10:00 AM EST"
-    assert "Billing review is booked for Dec 3, 2026, 10:00\u202fAM EST." in booked.text()
+    assert ('Your appointment "Billing review" is booked for Dec 3, 2026, 10:00\u202fAM EST.'
+            in booked.text())
     assert "booked for Dec 3, 2026, 10:00\u202fAM EST." in booked.html()
     assert "UTC" not in booked.text()
     assert "your payment of 49,00\xa0€ for pro" in failed.text()
