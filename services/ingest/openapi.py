@@ -116,6 +116,43 @@ def _error() -> dict[str, Any]:
         "limit_bytes": {"type": "integer"}, "max_message_bytes": {"type": "integer"}}}
 
 
+def _source_webhook(error: Any) -> dict[str, Any]:
+    """``POST /v1/sources/{source}``: a billing system's own webhook (docs/sources.md)."""
+    accepted = {"type": "object", "required": ["accepted"], "properties": {
+        "accepted": {"type": "array", "items": {"type": "string"}},
+        "ignored": {"type": "string", "enum": ["unmapped", "skipped"]},
+        "source": {"type": "string"}, "source_event_id": {"type": "string"},
+        "source_event_type": {"type": "string"}}}
+    return {
+        "operationId": "postSourceWebhook",
+        "summary": "A billing system's signed webhook, mapped to catalogue events.",
+        "description": "The body is the source's own payload (Stripe, Chargebee, Lago, or "
+                       "a mapping of your own), authenticated by the source's scheme instead "
+                       "of an API key: Stripe-Signature (stripe), Authorization: Basic "
+                       "(chargebee), X-Lago-Signature (lago, HMAC). The mapped events take "
+                       "the path of POST /v1/events. See docs/sources.md.",
+        "security": [],
+        "parameters": [{"name": "source", "in": "path", "required": True,
+                        "schema": {"type": "string"},
+                        "description": "stripe, chargebee, lago, or a mapping's source"}],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"description": "The source's webhook payload, as it sends it."}}}},
+        "responses": {
+            "200": {"description": "Verified; a type the mapping does not use (unmapped) "
+                                   "or no rule's condition held (skipped): nothing written.",
+                    "content": {"application/json": {"schema": accepted}}},
+            "202": {"description": "Kafka acknowledged every mapped event.",
+                    "content": {"application/json": {"schema": accepted}}},
+            "400": error("Missing or bad signature, stale timestamp, not JSON, unreadable "
+                         "source event, or a mapped event ingest refuses (with "
+                         "source_event_id): nothing written."),
+            "404": error("Unknown source, or its secrets are not configured."),
+            "413": error("Body or a mapped event's record too large."),
+            "503": error("Kafka did not acknowledge in time: the source retries."),
+        },
+    }
+
+
 def document(settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 document ``GET /openapi.json`` serves."""
     types = [t for t in schemas.event_types().values() if t.name not in INTERNAL_TYPES]
@@ -166,6 +203,7 @@ def document(settings: Settings) -> dict[str, Any]:
                                 "schemas/avro/event.avsc and ingest's format rules."},
         "paths": {
             "/v1/events": {"post": post},
+            "/v1/sources/{source}": {"post": _source_webhook(error)},
             "/v1/event-types": {"get": {
                 "operationId": "getEventTypes", "summary": "The event catalogue as JSON.",
                 "responses": {"200": {"description": "Envelope and event types.", "content": {

@@ -3,6 +3,7 @@ a broken mapping file is refused with the place and reason of every problem."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,3 +199,16 @@ def test_a_payload_without_id_is_a_payload_error() -> None:
         translate(mapping, {"kind": "charge.failed", "id": "e", "at": "yesterday",
                             "account": {"id": "c"}, "charge": {}})
     assert caught.value.where == 'events."charge.failed"[0].occurred_at'
+
+
+def test_the_example_mapping_of_the_docs_is_valid() -> None:
+    docs = (Path(__file__).parents[3] / "docs" / "sources.md").read_text()
+    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    mapping = parse_mapping(yaml.safe_load(example), "docs/sources.md")
+    payload = {"kind": "charge_failed", "id": "e1", "created": 1795000000,
+               "account": {"id": "c1", "email": "ada@example.com", "plan": 3},
+               "charge": {"id": "ch1", "captured": False, "amount_cents": 4900,
+                          "currency": "eur", "description": "declined"}}
+    events = translate(mapping, payload).events
+    assert [e["event_id"] for e in events] == ["e1", "e1:note"]
+    assert validate_batch(list(events), received_at=0)
