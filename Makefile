@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run stop test lint typecheck unit bench kafka-start kafka-stop kafka-status topics clean
+.PHONY: help install run stop test lint typecheck unit bench kafka-start kafka-stop kafka-status topics k8s-rules clean
 
 help:
 	@echo "make run     broker + SMTP capture + the four services, then a sample event"
@@ -38,6 +38,10 @@ kafka-status:
 
 topics: $(STAMP)
 	$(BIN)/signalbox topics apply
+
+# The Prometheus Operator's PrometheusRule, from deploy/prometheus/rules (tests check it).
+k8s-rules: $(STAMP)
+	$(BIN)/python tools/k8s/prometheusrule.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check services tests bench
