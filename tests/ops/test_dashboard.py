@@ -31,6 +31,13 @@ def test_dashboard_panels_are_complete_and_laid_out() -> None:
         assert panel["targets"], f"{panel['title']} has no query"
         pos = panel["gridPos"]
         assert pos["x"] + pos["w"] <= 24, f"{panel['title']} is wider than the grid"
+    cells = [(p["title"], x, y) for p in board["panels"] for x in range(
+        p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"]) for y in range(
+        p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])]
+    taken: dict[tuple[int, int], str] = {}
+    for title, x, y in cells:
+        assert (x, y) not in taken, f"{title} overlaps {taken[x, y]}"
+        taken[x, y] = title
     rows = " ".join(p["title"].lower() for p in board["panels"] if p["type"] == "row")
     for topic in ("throughput", "lag", "latency", "outcomes by channel", "retries", "breakers",
                   "ticks", "timers", "dead letters"):
