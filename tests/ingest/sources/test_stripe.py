@@ -24,6 +24,7 @@ from tests.ingest.sources.support import (
     fixture,
     stripe_signed,
 )
+from tests.ingest.sources.test_mapping import STRIPE
 from tests.ingest.support import Client, ClientFactory, Record, read_topic
 from tests.ingest.test_api import metric, nothing_written
 
@@ -189,3 +190,18 @@ async def test_a_source_without_secrets_is_off(
     assert response.status == 404
     assert body["error"] == "source_not_configured"
     assert "STRIPE_WEBHOOK_SECRETS" in body["detail"]
+
+
+async def test_every_mapped_stripe_fixture_lands_as_its_catalogue_events(
+        stripe_client: Client, settings: Settings) -> None:
+    expected: dict[str, str] = {}
+    for name, types in STRIPE.items():
+        event = fixture("stripe", name)
+        status, body = await deliver(stripe_client, event)
+        assert status == (202 if types else 200), (name, body)
+        for kind in types:
+            type_name, _, suffix = kind.partition(":")
+            expected[event["id"] + (f":{suffix}" if suffix else "")] = type_name
+    landed = {d["event_id"]: schemas.event_type_by_record()[d["payload"][0]]
+              for _, d in await events_on_kafka(settings)}
+    assert landed == expected
