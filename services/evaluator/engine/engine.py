@@ -214,7 +214,7 @@ def _advance(run: _Run, until: int, arm_at: int) -> None:
     start = run.state
     timed = run.automations.timed
     marks = {a.id: start.timer_marks.get(a.id, arm_at) for a in timed}
-    while (at := next_time(run.state, run.automations, marks)) is not None and at <= until:
+    while (at := next_time(run.state, run.automations, marks, until)) is not None:
         before = run.state = invoices_fall_overdue(run.state, at)
         for o in due_occurrences(run.state, run.automations, marks, at):
             _fire_due(run, o)

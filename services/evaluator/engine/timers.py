@@ -230,13 +230,16 @@ def due_occurrences(state: CustomerState, automations: AutomationSet, marks: Map
     return out
 
 
-def next_time(state: CustomerState, automations: AutomationSet, marks: Mapping[str, int]
-              ) -> int | None:
+def next_time(state: CustomerState, automations: AutomationSet, marks: Mapping[str, int],
+              until: int | None = None) -> int | None:
     """The earliest due time after ``marks`` (per time automation id), or of an open
-    invoice falling overdue after the state's clock; ``None``: nothing scheduled."""
+    invoice falling overdue after the state's clock; ``None``: nothing scheduled (up to
+    ``until`` when given: the generators then build only the occurrences up to it)."""
     best = next_overdue(state)
+    if best is not None and until is not None and best > until:
+        best = None
     for a in automations.timed:
-        for o in GENERATORS[a.trigger.type](a, state, marks[a.id], None):
+        for o in GENERATORS[a.trigger.type](a, state, marks[a.id], until):
             if best is None or o.due < best:
                 best = o.due
     return best
