@@ -36,11 +36,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore \
     SIGNALBOX_BIND_HOST=0.0.0.0 \
     EVALUATOR_DATA_DIR=/var/lib/signalbox/evaluator
-# A numeric, non-root user so Kubernetes' runAsNonRoot can verify it.
+# A numeric, non-root user so Kubernetes' runAsNonRoot can verify it. The directories
+# signalbox writes exist and are its own, so a new named volume mounted there (compose)
+# starts writable by it.
 RUN groupadd --system --gid 10001 signalbox \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/signalbox \
         --no-create-home --shell /usr/sbin/nologin signalbox \
-    && install -d -o 10001 -g 10001 /var/lib/signalbox /var/lib/signalbox/evaluator
+    && install -d -o 10001 -g 10001 /var/lib/signalbox /var/lib/signalbox/evaluator \
+        /var/lib/signalbox/outbox /var/lib/signalbox/keys
 # Install from the wheels only (--no-index): the bind mount keeps them out of
 # the image's layers. `signalbox` alone, so the dev extra stays out.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \

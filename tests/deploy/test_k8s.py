@@ -20,6 +20,7 @@ from cloudcoil.models.keda import v1alpha1 as keda
 from cloudcoil.models.prometheus_operator import v1 as prometheus_operator
 
 from signalbox.dispatcher.config import parse as parse_dispatcher_config
+from tests.deploy.settings_read import unread
 from tests.support.broker import REPO
 
 K8S = REPO / "deploy" / "k8s"
@@ -125,17 +126,10 @@ def test_no_secret_or_placeholder_is_applied_by_default(default: list[Doc]) -> N
 
 
 def test_every_environment_variable_set_is_one_signalbox_reads(default: list[Doc]) -> None:
-    """No misspelt setting silently ignored: each name is read by signalbox's code, or by
-    Faust (its settings read ``env_name="..."``)."""
-    import faust
-
-    code = "\n".join(p.read_text() for p in (REPO / "services").rglob("*.py"))
-    code += (Path(faust.__file__).parent / "types" / "settings" / "settings.py").read_text()
     names = set(find(default, "ConfigMap", "signalbox-config")["data"])
     names |= {e["name"] for w in workloads(default)
               for c in w["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
-    unread = sorted(n for n in names if f'"{n}"' not in code)
-    assert unread == []
+    assert unread(names) == []
 
 
 def test_the_evaluator_keeps_state_on_a_volume_per_pod(default: list[Doc]) -> None:
