@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from tqdm import tqdm
-
 from signalbox.common.settings import Settings
 from signalbox.ingest.avro_json import ECHO_LIMIT
 from signalbox.ingest.sources.catalogue import BUILTIN, builtin_path, load_sources
@@ -162,6 +160,8 @@ def plan_replay(mapping: SourceMapping, payloads: Iterator[tuple[str, Any]],
 
 async def _produce(settings: Settings, source: str, events: list[dict[str, Any]],
                    report: ReplayReport) -> None:
+    from tqdm import tqdm
+
     from signalbox.client import EventClient
 
     async with EventClient(settings, producer=source, client_id="signalbox-replay") as client:

@@ -81,7 +81,8 @@ class SourcesApi:
             log.info("source_event_ignored", outcome=outcome, **context)
             return web.json_response({"accepted": [], "ignored": outcome, **context})
         response = await self._write(list(translation.events), source.key, context)
-        outcome = "accepted" if response.status == 202 else "rejected"
+        outcome = ("accepted" if response.status == 202
+                   else "unavailable" if response.status >= 500 else "rejected")
         SOURCE_EVENTS.labels(source=name, type=translation.source_type, outcome=outcome).inc()
         return response
 
