@@ -31,7 +31,13 @@ from typing import Protocol
 
 from signalbox.common.codec import CONFLUENT_HEADER_LEN, CONFLUENT_MAGIC, HEADER_LEN, MAGIC
 from signalbox.evaluator import metrics
-from signalbox.evaluator.engine import AutomationSet, CustomerState, TimerIndex, next_due
+from signalbox.evaluator.engine import (
+    NEXT_DUE_RULES,
+    AutomationSet,
+    CustomerState,
+    TimerIndex,
+    next_due,
+)
 
 #: ``(customer, partition) -> state``, read where the customer lives.
 StateOf = Callable[[str, int], CustomerState | None]
@@ -42,8 +48,9 @@ REBUILD_BATCH = 2000
 
 def timers_digest(automations: AutomationSet) -> int:
     """A stable, non-zero 63-bit digest of what ``next_due`` depends on: the time
-    automations' ids (a customer's marks are kept by id) and triggers."""
-    text = repr([(a.id, a.trigger) for a in automations.timed]).encode()
+    automations' ids (a customer's marks are kept by id) and triggers, and the
+    version of its rules."""
+    text = repr((NEXT_DUE_RULES, [(a.id, a.trigger) for a in automations.timed])).encode()
     value = int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big") >> 1
     return value or 1
 

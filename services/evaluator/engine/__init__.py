@@ -53,12 +53,13 @@ from signalbox.evaluator.engine.model import (
     WebhookCommand,
 )
 from signalbox.evaluator.engine.timer_index import TimerIndex
-from signalbox.evaluator.engine.timers import Occurrence, next_due
+from signalbox.evaluator.engine.timers import NEXT_DUE_RULES, Occurrence, next_due
 from signalbox.evaluator.engine.triggers import CATALOGUE, TIME_TRIGGERS, TriggerSpec
 
 __all__ = [
     "CATALOGUE",
     "FORMAT",
+    "NEXT_DUE_RULES",
     "TIME_TRIGGERS",
     "Action",
     "Agreement",

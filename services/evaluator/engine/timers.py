@@ -44,6 +44,11 @@ from signalbox.evaluator.engine.automations import Automation, AutomationSet
 from signalbox.evaluator.engine.model import DAY_MS, HOUR_MS, MINUTE_MS, CustomerState
 from signalbox.evaluator.engine.state import next_overdue
 
+#: The version of the rules ``next_due`` follows beyond the automations (bump when they
+#: change): the shell's timer digest includes it, so a due time stored by an older
+#: version is computed afresh from the state. 2: invoices falling overdue are due times.
+NEXT_DUE_RULES = 2
+
 
 @dataclass(frozen=True)
 class Occurrence:
