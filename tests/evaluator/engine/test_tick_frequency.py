@@ -85,7 +85,7 @@ def same_for_every_interval(story: list[Event | Decide], automations: Automation
         assert (other[0], other[1]) == (commands, approvals), interval
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(events, events, events, decides), min_size=1, max_size=25))
 def test_commands_are_the_same_for_ticks_every_minute_hour_day_and_week(
         story: list[Event | Decide]) -> None:
