@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -69,33 +69,54 @@ class LagCollector:
         self._offsets: AIOKafkaConsumer | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Collect until ``stop`` is set; the series are removed when it returns."""
+        """Collect until ``stop`` is set; the series are removed when it returns. Never
+        raises: a broker unreachable at start is tried again at the next interval."""
         try:
-            await self.start()
             while not stop.is_set():
-                await self.collect_once()
+                try:
+                    await self.start()
+                    await self.collect_once()
+                except Exception as exc:
+                    log.warning("lag_collector_failed", group=self.group,
+                                error=f"{type(exc).__name__}: {exc}"[:200])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval_s)
         finally:
             await self.stop()
 
     async def start(self) -> None:
-        """Connect the two clients (an admin client, a consumer outside any group)."""
+        """Connect the two clients (an admin client, a consumer outside any group); a
+        client already started is left as it is."""
         options = aiokafka_options(self.kafka)
-        self._admin = AIOKafkaAdminClient(**options, client_id=f"{self.group}-lag")
-        self._offsets = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False,
-                                         isolation_level="read_committed",
-                                         client_id=f"{self.group}-lag")
-        await self._admin.start()
-        await self._offsets.start()
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(**options, client_id=f"{self.group}-lag")
+            await self._bounded(admin.start(), admin.close)
+            self._admin = admin
+        if self._offsets is None:
+            offsets = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False,
+                                       isolation_level="read_committed",
+                                       client_id=f"{self.group}-lag")
+            await self._bounded(offsets.start(), offsets.stop)
+            self._offsets = offsets
+
+    async def _bounded(self, starting: Awaitable[None],
+                       close: Callable[[], Awaitable[None]]) -> None:
+        """A client's start, bounded; a client that did not start is closed again."""
+        try:
+            async with asyncio.timeout(self.timeout_s * 2):
+                await starting
+        except BaseException:
+            await close()
+            raise
 
     async def stop(self) -> None:
         """Remove this process's lag series and close the clients."""
         self.keep_only(())
-        if self._offsets is not None:
-            await self._offsets.stop()
-        if self._admin is not None:
-            await self._admin.close()
+        offsets, admin, self._offsets, self._admin = self._offsets, self._admin, None, None
+        if offsets is not None:
+            await offsets.stop()
+        if admin is not None:
+            await admin.close()
 
     async def collect_once(self) -> dict[TopicPartition, int] | None:
         """One collection; ``None`` (and a debug line) when the broker did not answer."""

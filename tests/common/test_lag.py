@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka import TopicPartition
 from confluent_kafka import Consumer
@@ -9,9 +11,10 @@ from confluent_kafka import TopicPartition as CTopicPartition
 from prometheus_client import REGISTRY
 
 from signalbox.common.lag import LagCollector, lag_of
-from signalbox.common.settings import Settings
+from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import ACTIONS_COMMANDS
 from tests.support.kafka import produce
+from tests.support.processes import free_port
 
 LAG = "signalbox_consumer_lag_records"
 
@@ -61,3 +64,18 @@ async def test_exported_for_owned_partitions_and_dropped_when_revoked(
     finally:
         await collector.stop()
     assert lag(1) is None  # a stopped process exports no lag
+
+
+async def test_a_broker_unreachable_at_start_neither_raises_nor_exports() -> None:
+    """The collector runs beside the service: no broker means no lag, not a crash."""
+    nobody = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    collector = LagCollector(nobody, "g", lambda: [TopicPartition("t", 0)],
+                             interval_s=0.2, timeout_s=0.3)
+    stop = asyncio.Event()
+    running = asyncio.create_task(collector.run(stop))
+    await asyncio.sleep(1.5)
+    assert not running.done()  # still trying
+    stop.set()
+    await asyncio.wait_for(running, 10)  # ends, without raising
+    assert REGISTRY.get_sample_value(LAG, {"group": "g", "topic": "t", "partition": "0"}) \
+        is None

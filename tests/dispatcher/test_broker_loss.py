@@ -17,6 +17,7 @@ from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue
 from tests.dispatcher.records import command, send
 from tests.dispatcher.test_worker import start_dispatcher
+from tests.support.metrics import scrape, value
 from tests.support.private_broker import PrivateBroker, until
 from tests.support.processes import service_env
 from tests.support.smtp import SmtpSink
@@ -38,10 +39,12 @@ def test_readiness_follows_the_broker_and_the_log_stays_quiet(
         lines_before = len(proc.log_path.read_text().splitlines())
         noticed = until(ready, 503, 15)
         body = httpx.get(ready, timeout=1).json()
+        up_during = value(scrape(proc.url("/metrics")), "signalbox_broker_up")
         time.sleep(20)  # an outage of some length: what does it cost in log lines?
         outage_lines = len(proc.log_path.read_text().splitlines()) - lines_before
         broker.script("start")
         back = until(ready, 200, 60)
+        up_after = value(scrape(proc.url("/metrics")), "signalbox_broker_up")
         send(settings, command(70))
         smtp.wait_for(1, 60)
     finally:
@@ -51,4 +54,5 @@ def test_readiness_follows_the_broker_and_the_log_stays_quiet(
           f"ready {back:.1f}s after the broker was started again")
     assert noticed < 5, f"readiness took {noticed:.1f}s to notice"
     assert "no answer from the broker" in body["failing"]["kafka"]
+    assert (up_during, up_after) == (0, 1)
     assert outage_lines < 60, proc.tail(80)

@@ -1,4 +1,5 @@
-"""Evaluator and scheduler whose broker dies: not ready within seconds, ready after."""
+"""Evaluator and scheduler whose broker dies: not ready within seconds (and
+``signalbox_broker_up`` 0), ready after."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue
+from tests.support.metrics import scrape, value
 from tests.support.private_broker import PrivateBroker, until
 from tests.support.processes import ServiceProcess, free_port, service_env
 
@@ -48,7 +50,9 @@ def test_evaluator_and_scheduler_readiness_follow_the_broker(
             failing = httpx.get(proc.url("/readyz"), timeout=2).json()["failing"]
             assert any("no answer from the broker" in reason for reason in failing.values()), \
                 failing
+            assert value(scrape(proc.url("/metrics")), "signalbox_broker_up") == 0
         broker.script("start")
         for proc in services:
             until(proc.url("/readyz"), 200, 90)
+            assert value(scrape(proc.url("/metrics")), "signalbox_broker_up") == 1
 
