@@ -170,6 +170,7 @@ def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAU
     shell.add_checks({"kafka": wiring.kafka_ready, "state": wiring.state_ready})
     shell.lag.owned = wiring.owned
     metrics.initialise_series(names.values(), STATE_RECORDS)
+    metrics.initialise_automations(a.id for a in shell.automations.automations)
     shell.source.subscribe(wiring.on_new_automations)
     return app
 
@@ -282,6 +283,7 @@ class _Wiring:
         self.assigned.set()
 
     def on_new_automations(self, automations: AutomationSet) -> None:
+        metrics.initialise_automations(a.id for a in automations.automations)
         if automations.timed == self._indexed_for:
             return  # only event automations changed: every due time is still right
         self._indexed_for = automations.timed

@@ -17,7 +17,7 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE, TICKS
 from tests.support.kafka import produce
-from tests.support.metrics import Samples, labelled, scrape, until
+from tests.support.metrics import Samples, labelled, scrape, until, value
 from tests.support.processes import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.kafka
@@ -71,6 +71,11 @@ def test_a_worker_exports_only_the_partitions_it_owns(settings: Settings,
             (settings.evaluator_app_id, t) for t in inputs}
         [build] = labelled(alone, "signalbox_build_info")
         assert build["service"] == "evaluator"
+        # Series of counters exist before their first event: per event type, per automation.
+        assert value(alone, "signalbox_evaluator_inputs_total", kind="event",
+                     type="payment.failed") == 0
+        assert value(alone, "signalbox_evaluator_commands_total",
+                     automation="payment-failed-pro") == 0
 
         # The admin port serves the same registry, behind the admin token.
         admin = f"http://127.0.0.1:{a_admin}/metrics"
