@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from signalbox.common import schemas
-from signalbox.evaluator.approvals import PENDING
 from signalbox.ingest.avro_json import resolve
 from signalbox.ingest.formats import _bounded_text
 from signalbox.ingest.openapi import _object
@@ -25,7 +24,10 @@ ACTOR = _bounded_text(200, ACTOR_HEADER)
 REASON = _bounded_text(2000, "reason")
 #: Request bodies: an automation is a few KB; its record must fit a Kafka message.
 MAX_BODY_BYTES = 256 * 1024
-STATUSES = (PENDING, "approved", "rejected")
+#: An approval's statuses, from the schema's enum (pending, approved, rejected, expired,
+#: dropped).
+STATUSES = tuple(next(f["type"]["symbols"] for f in schemas.current()[schemas.APPROVAL].raw[
+    "fields"] if f["name"] == "status"))
 _REF = "#/components/schemas/"
 _JSON = "application/json"
 
@@ -123,7 +125,8 @@ def document(token_required: bool) -> dict[str, Any]:
     def decide_op(verb: str) -> dict[str, Any]:
         return op(f"{verb}Approval", f"{verb.capitalize()} the held actions.", {
             "200": _answer("The decided approval.", "Approval"), "400": bad, "404": missing,
-            "409": _answer("Decided already: the decision that stands.", "Problem"),
+            "409": _answer("Decided, expired or dropped already: the outcome that stands.",
+                           "Problem"),
             "413": too_large},
             parameters=[ident, decider], requestBody={
                 "required": False, "content": {_JSON: {"schema": _ref("Decision")}}})

@@ -43,7 +43,7 @@ from signalbox.common.topics import (
 )
 from signalbox.evaluator import metrics
 from signalbox.evaluator.disktimers import DiskTimers
-from signalbox.evaluator.engine import ApprovalRequest, AutomationSet
+from signalbox.evaluator.engine import ApprovalOutcome, ApprovalRequest, AutomationSet
 from signalbox.evaluator.processor import (
     DEFAULT_LIMITS,
     STATE_RECORDS,
@@ -96,6 +96,10 @@ class KafkaOutput:
     async def approval(self, request: ApprovalRequest,
                        partition: int) -> Awaitable[Any] | None:
         return await self._shell.approvals.request(request, partition)  # type: ignore[no-any-return]
+
+    async def settled(self, outcome: ApprovalOutcome,
+                      partition: int) -> Awaitable[Any] | None:
+        return await self._shell.approvals.settle(outcome, partition)  # type: ignore[no-any-return]
 
 
 def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAULT_LIMITS

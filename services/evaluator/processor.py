@@ -18,8 +18,8 @@ Per batch, on each partition:
    are ordered; a record fetched later is evaluated later.
 3. **Evaluate** in that order with decoded states kept in memory
    (:class:`~signalbox.evaluator.store.StateStore`).
-4. **Send** every command, approval request and dead letter of the batch, and await
-   their acknowledgements once.
+4. **Send** every command, approval request, approval settlement and dead letter of
+   the batch, and await their acknowledgements once.
 5. **Persist**: each changed customer's newest state to the changelog once, awaited,
    then to the local store; then its next timer.
 
@@ -51,6 +51,7 @@ from signalbox.common.metrics import received_at_header
 from signalbox.evaluator import metrics
 from signalbox.evaluator.approvals import DECIDED_TYPE
 from signalbox.evaluator.engine import (
+    ApprovalOutcome,
     ApprovalRequest,
     AutomationSet,
     Command,
@@ -125,6 +126,9 @@ class Output(Protocol):
 
     async def approval(self, request: ApprovalRequest,
                        partition: int) -> Awaitable[Any] | None: ...
+
+    async def settled(self, outcome: ApprovalOutcome,
+                      partition: int) -> Awaitable[Any] | None: ...
 
 
 class Evaluator:
@@ -280,6 +284,10 @@ class Evaluator:
             commands[command.automation_id] += 1
         for request in decision.approvals:
             ack = await out.approval(request, partition)
+            if ack is not None:
+                acks.append(ack)
+        for outcome in decision.settled:
+            ack = await out.settled(outcome, partition)
             if ack is not None:
                 acks.append(ack)
         self.states.stage(customer_id, partition, decision.state)

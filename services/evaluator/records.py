@@ -165,6 +165,8 @@ def _pending_to_record(p: PendingApproval) -> dict[str, Any]:
         "summary": p.summary,
         "commands": [json.dumps(command_to_json(c), sort_keys=True, separators=(",", ":"))
                      for c in p.commands],
+        "expires_at": p.expires_at,
+        "on_expiry": p.on_expiry,
     }
 
 
@@ -177,6 +179,8 @@ def _pending_from_record(r: Mapping[str, Any]) -> PendingApproval:
         summary=r["summary"],
         commands=tuple(command_from_json(json.loads(c)) for c in r["commands"]),
         team=r.get("team"),
+        expires_at=r.get("expires_at"),
+        on_expiry="approve" if r.get("on_expiry") == "approve" else "reject",
     )
 
 

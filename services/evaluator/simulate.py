@@ -6,7 +6,8 @@ event per line, the format ``POST /v1/events`` accepts, see docs/events.md),
 time comes from virtual ticks every ``--tick`` from the first event until
 ``--until``, and customer state lives in a dict. The output is the commands
 (and approval requests) the pipeline would emit, one JSON object per line,
-byte for byte the same for the same input.
+byte for byte the same for the same input, and how held approvals ended
+(``approval_settled``: decided, expired by their ``on_expiry``, or dropped).
 
 Ordering: events are taken in ``occurred_at`` order (ties keep file order); before
 an event at time *t*, every tick at or before *t* runs first, so a timer due at
@@ -25,6 +26,7 @@ from typing import IO, Any
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
 from signalbox.evaluator.engine import (
+    ApprovalOutcome,
     ApprovalRequest,
     AutomationSet,
     Command,
@@ -163,11 +165,18 @@ def approval_json(request: ApprovalRequest) -> dict[str, Any]:
             "requested_at": _iso(request.requested_at)}
 
 
+def settled_json(outcome: ApprovalOutcome) -> dict[str, Any]:
+    return {"kind": "approval_settled", "approval_id": outcome.approval_id,
+            "customer_id": outcome.customer_id, "status": outcome.status,
+            "at": _iso(outcome.at), "released": outcome.released}
+
+
 def run(automations: AutomationSet, events: Sequence[Event], out: IO[str], tick_ms: int,
         until: int | None = None) -> dict[str, int]:
     """Simulate and write JSONL to ``out``; returns counts for the summary line."""
     sim = Simulation(automations, tick_ms)
-    counts = {"events": len(events), "commands": 0, "approvals": 0, "duplicates": 0}
+    counts = {"events": len(events), "commands": 0, "approvals": 0, "settled": 0,
+              "duplicates": 0}
 
     def emit(decisions: Iterable[Decision]) -> None:
         for decision in decisions:
@@ -180,6 +189,9 @@ def run(automations: AutomationSet, events: Sequence[Event], out: IO[str], tick_
                 out.write(json.dumps(approval_json(request), sort_keys=True,
                                      default=_json_default) + "\n")
                 counts["approvals"] += 1
+            for outcome in decision.settled:
+                out.write(json.dumps(settled_json(outcome), sort_keys=True) + "\n")
+                counts["settled"] += 1
 
     for event in events:
         emit(sim.feed(event))

@@ -21,6 +21,7 @@ from signalbox.common.deadletter import Letter
 from signalbox.common.metrics import received_at_of
 from signalbox.evaluator import processor
 from signalbox.evaluator.engine import (
+    ApprovalOutcome,
     ApprovalRequest,
     AutomationSet,
     Event,
@@ -79,6 +80,10 @@ class MemoryOutput:
 
     async def approval(self, request: ApprovalRequest,
                        partition: int) -> Awaitable[Any] | None:
+        return None
+
+    async def settled(self, outcome: ApprovalOutcome,
+                      partition: int) -> Awaitable[Any] | None:
         return None
 
 

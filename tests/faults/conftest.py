@@ -50,14 +50,15 @@ class Rig:
         self.started.append(proc.start())
         return proc
 
-    def evaluator(self, name: str, data: str) -> ServiceProcess:
+    def evaluator(self, name: str, data: str, **env: str) -> ServiceProcess:
         """An evaluator with the data directory ``data`` and static group membership as
         name ``data``, as a StatefulSet pod: restarted, it reopens the same store and
         takes its partitions back without waiting for its old session to expire."""
-        return self._start("evaluator", name, EVALUATOR_ADMIN_PORT=str(free_port()),
-                           EVALUATOR_DATA_DIR=str(self.log_dir / f"evaluator-{data}"),
-                           CONSUMER_GROUP_INSTANCE_ID=f"evaluator-{data}",
-                           SIGNALBOX_INSTANCE_ID=f"evaluator-{data}")
+        return self._start("evaluator", name, **{
+            "EVALUATOR_ADMIN_PORT": str(free_port()),
+            "EVALUATOR_DATA_DIR": str(self.log_dir / f"evaluator-{data}"),
+            "CONSUMER_GROUP_INSTANCE_ID": f"evaluator-{data}",
+            "SIGNALBOX_INSTANCE_ID": f"evaluator-{data}", **env})
 
     def dispatcher(self, name: str) -> ServiceProcess:
         """A dispatcher as a Deployment pod: a replacement has a new instance id."""

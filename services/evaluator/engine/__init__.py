@@ -33,6 +33,7 @@ from signalbox.evaluator.engine.engine import evaluate
 from signalbox.evaluator.engine.model import (
     Agreement,
     Appointment,
+    ApprovalOutcome,
     ApprovalRequest,
     ChannelCommand,
     Command,
@@ -66,6 +67,7 @@ __all__ = [
     "AlertAction",
     "Appointment",
     "ApprovalAction",
+    "ApprovalOutcome",
     "ApprovalRequest",
     "Automation",
     "AutomationError",

@@ -14,6 +14,8 @@
     - type: approval                                            # hold until decided
       team: finance
       summary: Cancel the account
+      expires_after: 72h                                        # default 7d
+      on_expiry: reject                                         # or approve
       actions: [...]
 
 Team directory: ``teams: {finance: finance@example.com}`` or, with more channels,
@@ -28,6 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_DURATION = re.compile(r"^([1-9][0-9]{0,8})(m|h|d)$")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+#: An approval nobody decides ends after this (``expires_after``), by ``on_expiry``.
+DEFAULT_APPROVAL_EXPIRY_MS = 7 * 86_400_000
+#: The longest ``expires_after``: a year.
+MAX_APPROVAL_EXPIRY_MS = 365 * 86_400_000
+ON_EXPIRY = ("reject", "approve")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 #: Required and optional params of each CRM operation (mirrors CrmAction's doc).
@@ -108,11 +117,14 @@ class ScoreAction:
 
 @dataclass(frozen=True)
 class ApprovalAction:
-    """Hold ``actions`` until an operator approves (sent) or rejects (dropped)."""
+    """Hold ``actions`` until an operator approves (sent) or rejects (dropped); nobody
+    deciding within ``expires_after_ms`` settles it by ``on_expiry``."""
 
     actions: tuple[Action, ...]
     team: str | None = None
     summary: str | None = None
+    expires_after_ms: int = DEFAULT_APPROVAL_EXPIRY_MS
+    on_expiry: Literal["reject", "approve"] = "reject"
 
 
 Action = (EmailAction | SmsAction | AlertAction | CrmAction | WebhookAction | ExportAction
@@ -319,11 +331,29 @@ def _approval(raw: Mapping[str, Any], where: str, teams: Mapping[str, Team],
         held = []
     actions = [parse_action(a, f"{where}.actions[{i}]", teams, errors, nested=True)
                for i, a in enumerate(held)]
+    expires = _expiry(raw.get("expires_after"), f"{where}.expires_after", errors)
+    on_expiry = raw.get("on_expiry", "reject")
+    if on_expiry not in ON_EXPIRY:
+        errors.append(f"{where}.on_expiry: expected reject or approve (what happens to the "
+                      f"held actions when nobody decides in time), got {on_expiry!r}")
     if len(errors) > before:
         return None
     return ApprovalAction(tuple(a for a in actions if a is not None),
                           team if isinstance(team, str) else None,
-                          summary if isinstance(summary, str) else None)
+                          summary if isinstance(summary, str) else None,
+                          expires, "approve" if on_expiry == "approve" else "reject")
+
+
+def _expiry(raw: Any, where: str, errors: list[str]) -> int:
+    """``expires_after``: ``30m``, ``72h``, ``7d`` (absent: 7 days) → milliseconds."""
+    if raw is None:
+        return DEFAULT_APPROVAL_EXPIRY_MS
+    match = _DURATION.match(raw) if isinstance(raw, str) else None
+    ms = int(match[1]) * _UNIT_MS[match[2]] if match else 0
+    if not 0 < ms <= MAX_APPROVAL_EXPIRY_MS:
+        errors.append(f"{where}: expected a duration like 30m, 72h or 7d, at most 365d, "
+                      f"got {raw!r}")
+    return ms
 
 
 _PARSERS = {
@@ -335,6 +365,6 @@ _FIELDS: Mapping[str, set[str]] = {
     "alert": {"team", "via", "template", "event"},
     "crm": {"operation", "params", "connection"}, "webhook": {"endpoint", "event"},
     "export": {"target", "format", "fields", "filename"}, "adjust_score": {"delta"},
-    "approval": {"team", "summary", "actions"},
+    "approval": {"team", "summary", "actions", "expires_after", "on_expiry"},
 }
 

@@ -159,11 +159,14 @@ def _hold(state: CustomerState, firing: Firing, action: ApprovalAction, first: i
     a = firing.automation
     aid = approval_id(a.id, a.version, state.customer_id, firing.trigger.occurrence, first)
     summary = action.summary or f"{a.name}: " + "; ".join(describe(c) for c in held)
+    # Counted from when signalbox knew of the trigger (an event imported late opens
+    # with its whole window): the trigger's time, or the input's if that is later.
+    expires_at = max(firing.issued_at, state.clock) + action.expires_after_ms
     pending = PendingApproval(a.id, a.version, firing.issued_at, firing.trigger, summary, held,
-                              action.team)
+                              action.team, expires_at, action.on_expiry)
     request = ApprovalRequest(aid, state.customer_id, a.id, a.version, firing.issued_at,
                               firing.trigger, summary, tuple(c.command_id for c in held),
-                              action.team)
+                              action.team, expires_at, action.on_expiry)
     approvals = dict(state.approvals)
     approvals[aid] = pending
     return state.evolve(approvals=dict(sorted(approvals.items()))), request

@@ -9,6 +9,12 @@ feature minutes, score milestones, health band), release or drop held approvals.
 the time it was learned, on the state before it, then applies: a due time is settled
 by whichever input passes it first, with the same result.
 
+A held approval's expiry is a due time like the time triggers': a tick or an event
+learned at or after ``expires_at`` first settles it by its ``on_expiry`` (approve
+releases the held commands, reject drops them), so a decision that comes later
+finds nothing held, whatever the ticks' interval. Every approval that ends (decided,
+expired, or dropped by the state's cap) is reported in ``Decision.settled``.
+
 Score changes of an input (the event's and those of adjust_score actions) are
 summed and checked once for milestones and health after the input's automations
 ran; the actions of those derived automations change the state but do not trigger
@@ -24,11 +30,13 @@ from signalbox.evaluator.engine.automations import Automation, AutomationSet
 from signalbox.evaluator.engine.commands import Firing, facts_text, fire, with_tags
 from signalbox.evaluator.engine.limits import bound, key_text
 from signalbox.evaluator.engine.model import (
+    ApprovalOutcome,
     ApprovalRequest,
     Command,
     CustomerState,
     Decision,
     Event,
+    PendingApproval,
     Tick,
     TriggerInfo,
 )
@@ -53,6 +61,7 @@ class _Run:
         self.automations = automations
         self.commands: list[Command] = []
         self.approvals: list[ApprovalRequest] = []
+        self.settled: list[ApprovalOutcome] = []
 
     def fire(self, firing: Firing) -> None:
         fired = fire(self.state, firing, self.automations.teams)
@@ -61,9 +70,38 @@ class _Run:
         self.approvals.extend(fired.approvals)
 
     def decision(self) -> Decision:
-        """The decision, with every collection of the state within its cap."""
+        """The decision, with every collection of the state within its cap (an approval
+        the cap drops is settled as dropped: its held commands are gone)."""
         state, dropped = bound(self.state)
-        return Decision(state, tuple(self.commands), tuple(self.approvals), dropped=dropped)
+        if "approvals" in dropped:
+            self.settled.extend(
+                ApprovalOutcome(k, state.customer_id, "dropped", state.clock, False, p)
+                for k, p in self.state.approvals.items() if k not in state.approvals)
+        return Decision(state, tuple(self.commands), tuple(self.approvals),
+                        settled=tuple(self.settled), dropped=dropped)
+
+    def release(self, held: PendingApproval) -> None:
+        """Send an approval's held commands, as they were built when it was held."""
+        for command in held.commands:
+            self.state = with_tags(self.state, command.action)
+        self.commands.extend(held.commands)
+
+    def expire(self, until: int) -> None:
+        """Settle every held approval with ``expires_at <= until`` by its ``on_expiry``,
+        in expiry order (ties: approval id)."""
+        due = sorted((p.expires_at, k) for k, p in self.state.approvals.items()
+                     if p.expires_at is not None and p.expires_at <= until)
+        if not due:
+            return
+        held = self.state.approvals
+        self.state = self.state.evolve(approvals={k: p for k, p in held.items()
+                                                  if k not in {k for _, k in due}})
+        for at, k in due:
+            release = held[k].on_expiry == "approve"
+            if release:
+                self.release(held[k])
+            self.settled.append(ApprovalOutcome(k, self.state.customer_id, "expired", at,
+                                                release, held[k]))
 
 
 def evaluate(
@@ -84,7 +122,7 @@ def _event(state: CustomerState, event: Event, automations: AutomationSet) -> De
     before = run.state
     run.state = apply_event(before, event)
     if event.type == "approval.decided":
-        _decide(run, event.data)
+        _decide(run, event)
     for a in automations.for_trigger(event.type):
         facts = _event_facts(a, run.state, event)
         if facts is not None and a.conditions.holds(run.state, event.data):
@@ -184,17 +222,27 @@ def _score_and_health(run: _Run, before: CustomerState, at: int, input_id: str,
             run.fire(Firing(a, trigger, at, data, input_id, attributes))
 
 
-def _decide(run: _Run, data: Mapping[str, Any]) -> None:
-    """approval.decided: approved releases the held commands; rejected drops them."""
-    pending = run.state.approvals.get(str(data["approval_id"]))
-    if pending is None:
-        return  # unknown or already decided
-    approvals = {k: v for k, v in run.state.approvals.items() if k != data["approval_id"]}
-    run.state = run.state.evolve(approvals=approvals)
-    if data["decision"] == "approved":
-        for command in pending.commands:
-            run.state = with_tags(run.state, command.action)
-        run.commands.extend(pending.commands)
+def _decide(run: _Run, event: Event) -> None:
+    """approval.decided: approved releases the held commands; rejected drops them. Settled
+    either way, even when nothing is held (decided before, expired or never known), so
+    the approvals topic stops waiting for it."""
+    data = event.data
+    aid = str(data["approval_id"])
+    pending = run.state.approvals.get(aid)
+    approved = data["decision"] == "approved"
+    if pending is not None:
+        run.state = run.state.evolve(approvals={k: v for k, v in run.state.approvals.items()
+                                                if k != aid})
+        if approved:
+            run.release(pending)
+    run.settled.append(ApprovalOutcome(
+        aid, run.state.customer_id, "approved" if approved else "rejected", event.occurred_at,
+        approved and pending is not None, pending, _text(data.get("decided_by")),
+        _text(data.get("reason"))))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _tick(state: CustomerState, tick: Tick, automations: AutomationSet) -> Decision:
@@ -216,6 +264,7 @@ def _advance(run: _Run, until: int, arm_at: int) -> None:
     marks = {a.id: start.timer_marks.get(a.id, arm_at) for a in timed}
     while (at := next_time(run.state, run.automations, marks, until)) is not None:
         before = run.state = invoices_fall_overdue(run.state, at)
+        run.expire(at)  # held approvals expiring at it, before the occurrences due at it
         for o in due_occurrences(run.state, run.automations, marks, at):
             _fire_due(run, o)
         _score_and_health(run, before, at, f"tick:{at}", {})

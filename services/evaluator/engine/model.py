@@ -183,7 +183,9 @@ class Command:
 
 @dataclass(frozen=True)
 class PendingApproval:
-    """Commands held by an approval action until someone decides."""
+    """Commands held by an approval action until someone decides, or until
+    ``expires_at`` settles them by ``on_expiry`` (``None``: held before approvals
+    expired; it waits for a decision)."""
 
     automation_id: str
     automation_version: int
@@ -192,6 +194,8 @@ class PendingApproval:
     summary: str
     commands: tuple[Command, ...]
     team: str | None = None
+    expires_at: int | None = None
+    on_expiry: Literal["reject", "approve"] = "reject"
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,31 @@ class ApprovalRequest:
     summary: str
     command_ids: tuple[str, ...]
     team: str | None = None
+    expires_at: int | None = None
+    on_expiry: Literal["reject", "approve"] = "reject"
+
+
+#: How a held approval ended: an operator's decision, its expiry, or the state's cap.
+Settlement = Literal["approved", "rejected", "expired", "dropped"]
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    """A held approval the engine settled in this input, for the approvals topic (so the
+    admin API shows what happened, and nothing resends a decision already applied).
+
+    ``at``: the decision's time, the expiry time, or the input's time for a drop;
+    ``released``: the held commands were sent; ``held``: the approval as it was held
+    (``None``: a decision found nothing held — already settled, or never known)."""
+
+    approval_id: str
+    customer_id: str
+    status: Settlement
+    at: int
+    released: bool
+    held: PendingApproval | None = None
+    decided_by: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -265,12 +294,14 @@ _STATE_FIELDS = frozenset(f.name for f in fields(CustomerState))
 
 @dataclass(frozen=True)
 class Decision:
-    """What the engine decided: the state to store, the commands to send (in order)
-    and the approvals it opened; ``dropped``: entries the state lost to its caps, per
-    collection (see :mod:`~signalbox.evaluator.engine.limits`), for the shell to count."""
+    """What the engine decided: the state to store, the commands to send (in order),
+    the approvals it opened and those it ended (``settled``); ``dropped``: entries the
+    state lost to its caps, per collection (see
+    :mod:`~signalbox.evaluator.engine.limits`), for the shell to count."""
 
     state: CustomerState | None
     commands: tuple[Command, ...] = ()
     approvals: tuple[ApprovalRequest, ...] = ()
     duplicate: bool = False
+    settled: tuple[ApprovalOutcome, ...] = ()
     dropped: Mapping[str, int] = field(default_factory=dict)

@@ -237,12 +237,17 @@ def due_occurrences(state: CustomerState, automations: AutomationSet, marks: Map
 
 def next_time(state: CustomerState, automations: AutomationSet, marks: Mapping[str, int],
               until: int | None = None) -> int | None:
-    """The earliest due time after ``marks`` (per time automation id), or of an open
-    invoice falling overdue after the state's clock; ``None``: nothing scheduled (up to
-    ``until`` when given: the generators then build only the occurrences up to it)."""
+    """The earliest due time after ``marks`` (per time automation id), of an open
+    invoice falling overdue after the state's clock, or of a held approval's expiry;
+    ``None``: nothing scheduled (up to ``until`` when given: the generators then build
+    only the occurrences up to it)."""
     best = next_overdue(state)
     if best is not None and until is not None and best > until:
         best = None
+    for held in state.approvals.values():  # a held approval's expiry (see engine)
+        due = held.expires_at
+        if due is not None and (best is None or due < best) and (until is None or due <= until):
+            best = due
     for a in automations.timed:
         for o in GENERATORS[a.trigger.type](a, state, marks[a.id], until):
             if best is None or o.due < best:
@@ -254,7 +259,8 @@ def next_due(state: CustomerState, automations: AutomationSet) -> int | None:
     """The earliest time this customer needs a tick (``None``: nothing scheduled). Pure.
 
     An automation the customer has no mark for yet counts from the customer's clock:
-    the tick that arms it fires only what is due from then on.
+    the tick that arms it fires only what is due from then on. A held approval is due
+    at its expiry.
     """
     return next_time(state, automations,
                      {a.id: state.timer_marks.get(a.id, state.clock) for a in automations.timed})

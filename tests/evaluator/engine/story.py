@@ -15,6 +15,7 @@ from typing import Any
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.evaluator.engine import (
+    ApprovalOutcome,
     ApprovalRequest,
     AutomationSet,
     Command,
@@ -80,6 +81,7 @@ class Story:
         self.clock = T0
         self.events = 0
         self.approvals: list[ApprovalRequest] = []
+        self.settled: list[ApprovalOutcome] = []  # how held approvals ended, in order
         self.sent: list[Command] = []  # every command of the story, in order
         self.ticks = 0
 
@@ -97,6 +99,7 @@ class Story:
             raw = CODEC.encode(schemas.ACTION_COMMAND, command_to_record(command))
             assert command_from_record(CODEC.decode(schemas.ACTION_COMMAND, raw)) == command
         self.approvals.extend(decision.approvals)
+        self.settled.extend(decision.settled)
         self.sent.extend(decision.commands)
         return decision
 
