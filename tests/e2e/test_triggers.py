@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from signalbox.common import schemas
-from signalbox.common.clock import epoch_ms
+from signalbox.common.clock import epoch_ms, now_ms
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import (
@@ -58,10 +58,10 @@ def event(event_id: str, customer: str, payload: tuple[str, dict[str, Any]],
         "payload": payload})
 
 
-def payment_failed(event_id: str, customer: str) -> bytes:
+def payment_failed(event_id: str, customer: str, at: int = T0) -> bytes:
     return event(event_id, customer, ("signalbox.events.PaymentFailed", {
         "payment_id": f"pay-{event_id}", "product": "pro", "amount_minor": 4900,
-        "currency": "EUR"}))
+        "currency": "EUR"}), at)
 
 
 def logged_in(event_id: str, customer: str, at: int) -> bytes:
@@ -157,8 +157,9 @@ def test_no_login_for_7_days_fires_once_at_its_due_time(evaluator: Evaluator) ->
 def test_an_approval_releases_its_actions_and_a_rejection_drops_them(
         evaluator: Evaluator) -> None:
     hold_payment_failed_emails(evaluator)
-    evaluator.produce(EVENTS_BILLING, [(b"cus-a", payment_failed("pa", "cus-a")),
-                                       (b"cus-b", payment_failed("pb", "cus-b"))])
+    # Now, not at T0: an approval expires (7 days after it was opened, by default).
+    evaluator.produce(EVENTS_BILLING, [(b"cus-a", payment_failed("pa", "cus-a", now_ms())),
+                                       (b"cus-b", payment_failed("pb", "cus-b", now_ms()))])
     pending = wait_for_pending(evaluator, 2)
     by_customer = {a["customer_id"]: a for a in pending}
     assert by_customer["cus-a"]["automation_id"] == "held"
@@ -326,7 +327,7 @@ def test_a_decision_not_made_through_the_admin_api_releases_nothing(
     type, a Kafka producer could still write it) is dead-lettered; the action stays held
     until the admin API decides."""
     hold_payment_failed_emails(evaluator)
-    evaluator.produce(EVENTS_BILLING, [(b"cus-f", payment_failed("pf", "cus-f"))])
+    evaluator.produce(EVENTS_BILLING, [(b"cus-f", payment_failed("pf", "cus-f", now_ms()))])
     [pending] = wait_for_pending(evaluator, 1)
     forged = decided_event({"approval_id": pending["approval_id"], "customer_id": "cus-f",
                             "status": "approved", "decided_by": "mallory", "reason": None},

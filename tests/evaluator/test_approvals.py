@@ -186,5 +186,15 @@ async def test_an_expired_approval_shows_as_expired_and_cannot_be_decided(
         await asyncio.sleep(0.05)
     assert found is not None and (found["status"], found["released"], found["decided_by"]) == (
         "expired", False, None)
+    # An approval the customer's state dropped (its cap) is no longer listed as pending.
+    await (await a.settle(ApprovalOutcome("ap-new", "cus-2", "dropped", now_ms(), False), 1))
+    for _ in range(200):
+        if [x["status"] for x in b.all()] == ["dropped", "expired"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [(x["approval_id"], x["status"]) for x in b.all()] == [
+        ("ap-new", "dropped"), ("ap-old", "expired")]
+    with pytest.raises(ApprovalConflict, match="already dropped"):
+        await b.decide("ap-new", "approved", "ada", None)
     k = settings.kafka
     assert drain(k.bootstrap_servers, k.topic(EVENTS_USAGE), settle=1) == []

@@ -38,7 +38,6 @@ automations:
     actions:
       - type: approval
         summary: Email the customer about the failed payment
-        expires_after: 365d  # the load's events are dated 2026-09-21
         actions:
           - {type: email, template: payment_failed}
 """
@@ -73,9 +72,11 @@ def test_decisions_recorded_before_a_kill_are_applied_once(
     dispatcher.wait_ready()
     evaluator.wait_ready()
     k = settings.kafka
-    load = payment_failures(customers=3, per_customer=1)
-    produce(k.bootstrap_servers, k.topic(EVENTS_BILLING),
-            [(customer.encode(), value) for customer, value in load.events])
+    now = now_ms()  # an approval expires, 7 days after it was opened: events of today
+    produce(k.bootstrap_servers, k.topic(EVENTS_BILLING), [
+        (customer.encode(), codec.encode(schemas.EVENT, {
+            **codec.decode(schemas.EVENT, value), "occurred_at": now, "received_at": now}))
+        for customer, value in payment_failures(customers=3, per_customer=1).events])
     held = approvals(settings, 3)
     assert {a["status"] for a in held.values()} == {"pending"}
 
