@@ -58,8 +58,8 @@ def _smtp_capture(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import contextlib
 
-    from signalbox.common import schemas
-    from signalbox.evaluator.engine import AutomationError, load_automations
+    from signalbox.evaluator.definitions import load_file
+    from signalbox.evaluator.engine import AutomationError
     from signalbox.evaluator.simulate import (
         SimulationInputError,
         parse_duration,
@@ -69,7 +69,9 @@ def _simulate(args: argparse.Namespace) -> int:
     )
 
     try:
-        automations = load_automations(args.automations, schemas.event_types())
+        # The evaluator's own path, with the same settings as `automations apply`: what
+        # one accepts, the other does (SIGNALBOX_TEAMS, SIGNALBOX_TEMPLATES_DIR).
+        automations = load_file(args.automations, Settings.from_env()).build()
         tick_ms = parse_duration(args.tick)
         until = parse_time(args.until) if args.until else None
         with open(args.events, encoding="utf-8") as lines:

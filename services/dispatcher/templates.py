@@ -116,6 +116,11 @@ class TemplateStore:
         self._html_env = self._env.overlay(autoescape=True)
         self._inline: dict[str, Template] = {}
 
+    @property
+    def environment(self) -> SandboxedEnvironment:
+        """The sandbox every template renders in: the automation check parses with it."""
+        return self._env
+
     def _candidates(self, channel: str, name: str, locale: str | None, part: str) -> list[str]:
         tags: list[str] = []
         if locale:

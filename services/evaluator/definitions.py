@@ -11,9 +11,17 @@ A topic entry overrides the file's automation with the same id; deleting the top
 entry (a tombstone) brings the file's version back. Teams: ``SIGNALBOX_TEAMS``, then
 the file's ``teams:``, then the topic's team directory, later ones winning by name.
 
-Every change is validated against the *whole* resulting set with the engine's
-``parse_automations``. A change that makes the set invalid is rejected whole, with
-the reasons, and the set stays as it was: nothing is ever half-applied.
+Every change is validated against the *whole* resulting set by :func:`compile_set`:
+the engine's ``parse_automations`` (format, triggers, conditions, actions, teams),
+then the templates the actions send (:mod:`signalbox.evaluator.template_check`). A
+change that makes the set invalid is rejected whole, with the reasons, and the set
+stays as it was: nothing is ever half-applied.
+
+This is the one validation path: the file at start-up, ``signalbox automations
+apply``, the admin API's PUT (through the topic) and ``signalbox simulate`` all go
+through :func:`load_file` / :class:`Definitions`, with the teams and templates of the
+same settings (``SIGNALBOX_TEAMS``, ``SIGNALBOX_TEMPLATES_DIR``). Pure but for the
+files: the automations file :func:`load_file` reads and the templates the check reads.
 """
 
 from __future__ import annotations
@@ -21,12 +29,16 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from signalbox.common import schemas
+from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import AutomationError, AutomationSet, parse_automations
 from signalbox.evaluator.engine.automations import FORMAT
+from signalbox.evaluator.template_check import TemplateCheck
 
 #: Key of the team directory on the automations topic. Automation ids start with a
 #: letter or digit, so it never collides with one.
@@ -69,6 +81,8 @@ class Definitions:
     file_automations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     file_teams: Mapping[str, Any] = field(default_factory=dict)
     topic: Mapping[str, Stored] = field(default_factory=dict)
+    #: The templates the actions may name (default: the built-in ones only).
+    templates: TemplateCheck = field(default_factory=TemplateCheck, compare=False)
 
     def effective(self) -> dict[str, tuple[str, Mapping[str, Any]]]:
         """Automation definitions by id, each with its origin ("file" or "topic")."""
@@ -88,7 +102,8 @@ class Definitions:
     def build(self) -> AutomationSet:
         """The validated set; :class:`AutomationError` lists every problem."""
         return compile_set(self.event_types, self.env_teams, self.teams(),
-                           [d for _, d in self.effective().values()], source="automations")
+                           [d for _, d in self.effective().values()], source="automations",
+                           templates=self.templates)
 
     def with_change(self, change: Change) -> Definitions:
         topic = dict(self.topic)
@@ -101,20 +116,53 @@ class Definitions:
 
 def compile_set(event_types: Collection[str], env_teams: Mapping[str, str],
                 teams: Mapping[str, Any], automations: Sequence[Mapping[str, Any]],
-                source: str) -> AutomationSet:
-    """Build an AutomationSet from definitions through the engine's one validator."""
+                source: str, templates: TemplateCheck) -> AutomationSet:
+    """Build an AutomationSet from definitions through the one validator."""
     doc = {"format": FORMAT, "teams": dict(teams), "automations": list(automations)}
-    return parse_automations(json.dumps(doc), event_types, env_teams, source=source)
+    return checked(json.dumps(doc), event_types, env_teams, source, templates)
+
+
+def checked(text: str, event_types: Collection[str], env_teams: Mapping[str, str],
+            source: str, templates: TemplateCheck) -> AutomationSet:
+    """``text`` parsed by the engine, then its templates checked; every problem of the
+    first stage that finds any is raised as one :class:`AutomationError`."""
+    built = parse_automations(text, event_types, env_teams, source=source)
+    problems = templates.problems(built, event_types if isinstance(event_types, Mapping)
+                                  else schemas.event_types())
+    if problems:
+        raise AutomationError(source, problems)
+    return built
 
 
 def from_file(text: str, source: str, event_types: Collection[str],
-              env_teams: Mapping[str, str]) -> Definitions:
+              env_teams: Mapping[str, str], templates: TemplateCheck | None = None
+              ) -> Definitions:
     """The file's definitions, validated whole (raises :class:`AutomationError`)."""
-    parse_automations(text, event_types, env_teams, source=source)
+    templates = templates or TemplateCheck()
+    checked(text, event_types, env_teams, source, templates)
     doc = yaml.safe_load(text)
     automations = {str(a["id"]): dict(a) for a in doc.get("automations") or ()}
     teams = {str(k): v for k, v in (doc.get("teams") or {}).items()}
-    return Definitions(event_types, dict(env_teams), source, automations, teams)
+    return Definitions(event_types, dict(env_teams), source, automations, teams,
+                       templates=templates)
+
+
+def configured(settings: Settings) -> Definitions:
+    """No automations yet, with what every set is checked against: the event types, the
+    teams of ``SIGNALBOX_TEAMS`` and the templates of ``SIGNALBOX_TEMPLATES_DIR``."""
+    return Definitions(schemas.event_types(), dict(settings.teams),
+                       templates=TemplateCheck.configured(settings.templates_dir))
+
+
+def load_file(path: str, settings: Settings) -> Definitions:
+    """An automations file, validated whole as every path validates it (raises
+    :class:`AutomationError`, also when it cannot be read)."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise AutomationError(path, [f"cannot read: {exc.strerror}"]) from exc
+    base = configured(settings)
+    return from_file(text, path, base.event_types, base.env_teams, base.templates)
 
 
 def apply_changes(defs: Definitions, changes: Iterable[Change]
@@ -165,7 +213,7 @@ def _problems_alone(defs: Definitions, change: Change) -> tuple[str, ...]:
                 f"key {stored.id!r}",)
     try:
         compile_set(defs.event_types, defs.env_teams, defs.teams(), [stored.definition],
-                    source=f"automation {stored.id}")
+                    source=f"automation {stored.id}", templates=defs.templates)
     except AutomationError as exc:
         return tuple(exc.errors)
     return ()

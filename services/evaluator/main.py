@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from importlib import resources
-from pathlib import Path
 
 import faust
 import structlog
 import uvloop
 
-from signalbox.common import schemas
 from signalbox.common.deadletter import topic_max_message_bytes
 from signalbox.common.registry import codec_for
 from signalbox.common.runtime import prepare
@@ -23,8 +21,7 @@ from signalbox.common.topics import (
     changelog_topic,
 )
 from signalbox.evaluator.app import create_app
-from signalbox.evaluator.definitions import Definitions, from_file
-from signalbox.evaluator.engine import AutomationError
+from signalbox.evaluator.definitions import Definitions, load_file
 from signalbox.evaluator.processor import Limits
 from signalbox.evaluator.shell import EvaluatorShell
 
@@ -38,12 +35,7 @@ def default_automations_path() -> str:
 def file_definitions(settings: Settings) -> Definitions:
     """The automations file (``SIGNALBOX_AUTOMATIONS_FILE`` or the built-in default),
     validated whole; the automations topic overrides it by id once it is read."""
-    path = settings.automations_file or default_automations_path()
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise AutomationError(path, [f"cannot read: {exc.strerror}"]) from exc
-    return from_file(text, path, schemas.event_types(), settings.teams)
+    return load_file(settings.automations_file or default_automations_path(), settings)
 
 
 def topic_limits(settings: Settings) -> Limits:

@@ -21,12 +21,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from signalbox.common import schemas
 from signalbox.common.clock import now_ms
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
@@ -39,7 +37,7 @@ from signalbox.evaluator.definitions import (
     Stored,
     canonical,
     describe,
-    from_file,
+    load_file,
 )
 from signalbox.evaluator.engine import AutomationError, AutomationSet
 from signalbox.evaluator.source import AutomationsSource, AutomationsWriter
@@ -100,11 +98,7 @@ def apply_command(settings: Settings, path: str, prune: bool, by: str,
                   out: TextIO = sys.stdout, dry_run: bool = False) -> int:
     """``signalbox automations apply``: exit 0, or 2 with every problem on stderr."""
     try:
-        text = Path(path).read_text("utf-8")
-        file = from_file(text, path, schemas.event_types(), settings.teams)
-    except OSError as exc:
-        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
-        return 2
+        file = load_file(path, settings)  # as the evaluators and simulate read a file
     except AutomationError as exc:
         for error in exc.errors:
             print(f"{exc.source}: {error}", file=sys.stderr)

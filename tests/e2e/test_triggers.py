@@ -33,6 +33,7 @@ from signalbox.common.topics import (
 from signalbox.evaluator.approvals import decided_event
 from tests.support.kafka import Record, consume, drain, produce
 from tests.support.processes import ServiceProcess, free_port, service_env
+from tests.support.templates import TEMPLATES_DIR
 
 pytestmark = pytest.mark.kafka
 codec = AvroCodec()
@@ -103,7 +104,8 @@ def evaluator(settings: Settings, tmp_path: Path) -> Iterator[Evaluator]:
     port, admin_port = free_port(), free_port()
     env = service_env(settings, EVALUATOR_PORT=str(port), EVALUATOR_ADMIN_PORT=str(admin_port),
                       EVALUATOR_DATA_DIR=str(tmp_path / "evaluator"),
-                      SIGNALBOX_AUTOMATIONS_FILE=str(path))
+                      SIGNALBOX_AUTOMATIONS_FILE=str(path),
+                      SIGNALBOX_TEMPLATES_DIR=TEMPLATES_DIR)
     proc = ServiceProcess("evaluator", env, tmp_path, port).start()
     running = Evaluator(settings, proc, admin_port)
     try:

@@ -33,6 +33,7 @@ from signalbox.evaluator.shell import EvaluatorShell
 from tests.evaluator.test_source import FILE
 from tests.support.kafka import consume, produce
 from tests.support.processes import ServiceProcess, free_port, service_env
+from tests.support.templates import templates_check
 
 pytestmark = pytest.mark.kafka
 codec = AvroCodec()
@@ -48,7 +49,8 @@ def automation(aid: str, **extra: Any) -> dict[str, Any]:
 
 
 async def started_shell(settings: Settings) -> EvaluatorShell:
-    definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.teams)
+    definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.teams,
+                            templates_check())
     shell = EvaluatorShell(settings, codec, definitions, definitions.build())
     await shell.start()
     await asyncio.wait_for(shell.source.reader.caught_up.wait(), 30)
@@ -123,7 +125,8 @@ async def test_every_v1_request_needs_the_bearer_token(
 
 def test_the_evaluator_refuses_to_serve_the_admin_api_beyond_loopback_without_a_token(
         settings: Settings) -> None:
-    definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.teams)
+    definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.teams,
+                            templates_check())
     with pytest.raises(SettingsError, match=r"^SIGNALBOX_ADMIN_TOKEN: required, because "
                                             r"SIGNALBOX_BIND_HOST is '0\.0\.0\.0'"):
         EvaluatorShell(replace(settings, bind_host="0.0.0.0"), codec, definitions,

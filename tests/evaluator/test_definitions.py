@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from signalbox.common import schemas
@@ -16,6 +17,7 @@ from signalbox.evaluator.definitions import (
     from_file,
 )
 from signalbox.evaluator.publish import plan
+from tests.support.templates import templates_check
 
 FILE = """
 format: signalbox/automations@1
@@ -29,6 +31,9 @@ automations:
       - {type: alert, team: finance, via: email, template: payment_failed_alert}
 """
 
+#: No automations yet, checked against the test templates too.
+EMPTY = Definitions(schemas.event_types(), templates=templates_check())
+
 
 def automation(aid: str, version: int = 1, **extra: Any) -> dict[str, Any]:
     return {"id": aid, "version": version, "trigger": {"type": "payment.failed"},
@@ -41,7 +46,7 @@ def stored(aid: str, definition: dict[str, Any] | None = None, kind: str = AUTOM
 
 
 def file_defs() -> Definitions:
-    return from_file(FILE, "a.yaml", schemas.event_types(), {})
+    return from_file(FILE, "a.yaml", schemas.event_types(), {}, templates_check())
 
 
 def ids(defs: Definitions) -> dict[str, str]:
@@ -78,7 +83,7 @@ def test_a_change_that_breaks_another_automation_is_rejected_and_the_set_stays()
     teams = stored(TEAMS_KEY, {"ops": "ops@example.com"}, kind=TEAMS)
     alert = automation("alerting")
     alert["actions"] = [{"type": "alert", "team": "ops", "template": "t"}]
-    defs, built, rejected = apply_changes(Definitions(schemas.event_types()),
+    defs, built, rejected = apply_changes(EMPTY,
                                           [Change(TEAMS_KEY, teams),
                                            Change("alerting", stored("alerting", alert))])
     assert rejected == [] and built is not None  # the team arrived earlier in the batch
@@ -93,7 +98,7 @@ def test_a_change_that_breaks_another_automation_is_rejected_and_the_set_stays()
 
 
 def test_a_definition_whose_id_is_not_its_key_is_rejected() -> None:
-    _, built, rejected = apply_changes(Definitions(schemas.event_types()),
+    _, built, rejected = apply_changes(EMPTY,
                                        [Change("x", stored("x", automation("y")))])
     assert built is None
     assert rejected[0].errors == ("id: the definition's id 'y' is not the key 'x'",)
@@ -101,7 +106,7 @@ def test_a_definition_whose_id_is_not_its_key_is_rejected() -> None:
 
 def test_apply_plan_writes_only_what_changed_and_prunes_on_request() -> None:
     file = file_defs()
-    topic = Definitions(schemas.event_types(), topic={
+    topic = replace(EMPTY, topic={
         "pf-pro": stored("pf-pro", dict(file.file_automations["pf-pro"])),
         "stale": stored("stale")})
     p = plan(topic, file, prune=False, by="ci", at=5)

@@ -11,6 +11,7 @@ import pytest
 
 from signalbox.common.settings import Settings
 from tests.support.processes import service_env
+from tests.support.templates import TEMPLATES_DIR
 
 pytestmark = pytest.mark.kafka
 
@@ -30,7 +31,8 @@ automations:
 def signalbox(settings: Settings, *args: str, **env: str
               ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "signalbox", "automations", *args],
-                          env=service_env(settings, LOG_LEVEL="info", LOG_FORMAT="json", **env),
+                          env=service_env(settings, LOG_LEVEL="info", LOG_FORMAT="json",
+                                          SIGNALBOX_TEMPLATES_DIR=TEMPLATES_DIR, **env),
                           text=True, capture_output=True, timeout=120, check=False)
 
 

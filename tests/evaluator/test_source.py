@@ -15,6 +15,7 @@ from signalbox.evaluator.definitions import AUTOMATION, Definitions, Stored, fro
 from signalbox.evaluator.engine import AutomationSet
 from signalbox.evaluator.source import AutomationsSource, AutomationsWriter
 from tests.support.kafka import produce
+from tests.support.templates import templates_check
 
 pytestmark = pytest.mark.kafka
 codec = AvroCodec()
@@ -38,7 +39,8 @@ def stored(aid: str, **kw: Any) -> Stored:
 
 
 def file_definitions(settings: Settings) -> Definitions:
-    return from_file(FILE, "test.yaml", schemas.event_types(), settings.teams)
+    return from_file(FILE, "test.yaml", schemas.event_types(), settings.teams,
+                     templates_check())
 
 
 def versions(automations: AutomationSet) -> dict[str, int]:
