@@ -225,6 +225,10 @@ class ApprovalsService:
         if self._decided(approval_id, decision):
             return None
         known = self._items.get(approval_id)
+        if known is not None and known.get("settled_at") is not None:
+            return (f"approval {approval_id!r} was settled as {known['status']} before this "
+                    f"{decision!r} reached the evaluator (it expired, or the customer's state "
+                    "dropped it, first): nothing is released")
         status = "unknown" if known is None else f"{known['status']}"
         return (f"approval {approval_id!r} is {status} on the approvals topic, not "
                 f"{decision!r}: a decision comes only from the admin API")
@@ -300,6 +304,7 @@ class ApprovalsService:
                and r.get("settled_at") is None and epoch_ms(r["decided_at"]) <= cutoff]
         for record in due:
             await self._send_decided(record)
+            metrics.DECISIONS_RESENT.inc()
             log.info("approval_decision_resent", approval_id=record["approval_id"],
                      decision=record["status"], customer_id=record["customer_id"])
         return len(due)

@@ -32,6 +32,11 @@ TIMERS_FIRED = Counter("signalbox_evaluator_timers_due_total",
                        "Customers woken by a tick because a timer of theirs was due")
 APPROVALS_PENDING = Gauge("signalbox_evaluator_approvals_pending",
                           "Approval requests waiting for a decision")
+APPROVALS_SETTLED = Counter("signalbox_evaluator_approvals_settled_total",
+                            "Held approvals the engine ended, by how", ["status"])
+DECISIONS_RESENT = Counter("signalbox_evaluator_approval_decisions_resent_total",
+                           "approval.decided events sent again for decisions the evaluator "
+                           "had not settled")
 STATES_TOO_LARGE = Counter("signalbox_evaluator_states_too_large_total",
                            "States over the changelog's max.message.bytes, dead-lettered "
                            "instead of stored")
@@ -53,6 +58,7 @@ def initialise_series(input_topics: Iterable[str], state_records: str) -> None:
     initialise(DEAD_LETTERS, [state_records], ["StateTooLarge"])
     initialise(AUTOMATION_CHANGES, ["applied", "rejected"])
     initialise(STATE_ENTRIES_DROPPED, sorted(CAPS))
+    initialise(APPROVALS_SETTLED, ["approved", "rejected", "expired", "dropped"])
 
 
 def initialise_automations(automation_ids: Iterable[str]) -> None:

@@ -287,6 +287,7 @@ class Evaluator:
             if ack is not None:
                 acks.append(ack)
         for outcome in decision.settled:
+            metrics.APPROVALS_SETTLED.labels(outcome.status).inc()
             ack = await out.settled(outcome, partition)
             if ack is not None:
                 acks.append(ack)

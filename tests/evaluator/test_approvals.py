@@ -186,6 +186,9 @@ async def test_an_expired_approval_shows_as_expired_and_cannot_be_decided(
         await asyncio.sleep(0.05)
     assert found is not None and (found["status"], found["released"], found["decided_by"]) == (
         "expired", False, None)
+    # A decision's event that reaches the evaluator after that is refused, and says why.
+    problem = await b.verify("ap-old", "approved")
+    assert problem is not None and "settled as expired before this 'approved'" in problem
     # An approval the customer's state dropped (its cap) is no longer listed as pending.
     await (await a.settle(ApprovalOutcome("ap-new", "cus-2", "dropped", now_ms(), False), 1))
     for _ in range(200):

@@ -105,5 +105,9 @@ def test_decisions_recorded_before_a_kill_are_applied_once(
     assert {c: (a["status"], a["released"]) for c, a in settled.items()} == {
         "cus-0": ("approved", True), "cus-1": ("approved", True),
         "cus-2": ("rejected", False)}
+    metrics = httpx.get(again.url("/metrics"), timeout=10).text
+    resent = [line for line in metrics.splitlines()
+              if line.startswith("signalbox_evaluator_approval_decisions_resent_total ")]
+    assert resent and float(resent[0].split()[1]) >= 2, resent  # cus-1, cus-2 (cus-0 maybe)
     assert again.stop() == 0, again.tail()
     assert dispatcher.stop() == 0, dispatcher.tail()
