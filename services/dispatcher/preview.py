@@ -36,9 +36,9 @@ from signalbox.dispatcher.channels.sms import render_sms
 from signalbox.dispatcher.model import Command, DeliveryError, command_from_record
 from signalbox.dispatcher.policy.clock import ManualClock, SystemClock
 from signalbox.dispatcher.templates import TemplateStore
+from signalbox.evaluator.definitions import load_file
 from signalbox.evaluator.engine import AutomationError, AutomationSet, Decision
 from signalbox.evaluator.engine import Command as EngineCommand
-from signalbox.evaluator.engine.automations import load_automations
 from signalbox.evaluator.engine.model import Event
 from signalbox.evaluator.records import command_to_record
 from signalbox.evaluator.simulate import (
@@ -138,8 +138,9 @@ def _default_file() -> str:
 
 
 def _automation(path: str, automation_id: str, settings: Settings) -> AutomationSet:
-    """The file's automation ``automation_id`` alone (enabled), with the file's teams."""
-    loaded = load_automations(path, schemas.event_types(), settings.teams)
+    """The file's automation ``automation_id`` alone (enabled), validated as the evaluator,
+    ``automations apply`` and ``simulate`` validate it (teams and templates included)."""
+    loaded = load_file(path, settings).build()
     chosen = [a for a in loaded.automations if a.id == automation_id]
     if not chosen:
         ids = ", ".join(a.id for a in loaded.automations) or "none"

@@ -26,7 +26,16 @@ from signalbox.dispatcher.templates import (
     TemplateStore,
     trigger_template,
 )
+from signalbox.evaluator.engine import (
+    AlertAction,
+    Automation,
+    AutomationSet,
+    EmailAction,
+    SmsAction,
+    Trigger,
+)
 from signalbox.evaluator.engine.template_variables import provided
+from signalbox.evaluator.template_check import TemplateCheck
 from tests.dispatcher.trigger_samples import AT, template_variables, triggers
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.smtp import SmtpSink
@@ -202,3 +211,16 @@ def test_every_trigger_has_a_message_that_renders(trigger: str) -> None:
         allowed = provided(trigger, schemas.event_types(), action, channel)
         for part, names in store.variables_used(channel, template, None, trigger).items():
             assert names <= allowed, f"{channel}/{template}.{part}: {names - allowed}"
+
+
+def test_every_shipped_template_passes_the_automation_check() -> None:
+    """What apply, PUT, the file at start-up and simulate run (evaluator.template_check):
+    each trigger's own message to the customer and its alert, by email and SMS."""
+    def sends(trigger: str) -> Automation:
+        name = trigger_template(trigger)
+        return Automation(f"on-{name}", 1, trigger, True, Trigger(trigger), (
+            EmailAction(name), SmsAction(name), AlertAction("ops", f"{name}_alert"),
+            AlertAction("ops", f"{name}_alert", via="sms")))
+
+    every = AutomationSet(tuple(sends(t) for t in triggers()))
+    assert TemplateCheck().problems(every, schemas.event_types()) == []
