@@ -34,7 +34,6 @@ from signalbox.evaluator.engine import (
     SmsAction,
     Trigger,
 )
-from signalbox.evaluator.engine.template_variables import provided
 from signalbox.evaluator.template_check import TemplateCheck
 from tests.dispatcher.trigger_samples import AT, template_variables, triggers
 from tests.support.fakes.twilio import FakeTwilio
@@ -206,11 +205,6 @@ def test_every_trigger_has_a_message_that_renders(trigger: str) -> None:
         for rendered in (mail.subject, mail.text, mail.html or "", text, alert.text):
             assert rendered.strip() and "{{" not in rendered and " EUR" not in rendered
         assert mail.html is not None and mail.text.startswith("Hello Ada,")
-    for channel, action, template in (("email", "email", name), ("sms", "sms", name),
-                                      ("email", "alert", f"{name}_alert")):
-        allowed = provided(trigger, schemas.event_types(), action, channel)
-        for part, names in store.variables_used(channel, template, None, trigger).items():
-            assert names <= allowed, f"{channel}/{template}.{part}: {names - allowed}"
 
 
 def test_every_shipped_template_passes_the_automation_check() -> None:
