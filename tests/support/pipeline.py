@@ -34,9 +34,12 @@ def pipeline(settings: Settings, log_dir: Path, **extra_env: str) -> Iterator[Pi
     with ExitStack() as stack:
         smtp = stack.enter_context(SmtpSink())
         ports = {name: free_port() for name in SERVICES}
-        env = service_env(
-            settings, SMTP_PORT=str(smtp.port), EVALUATOR_DATA_DIR=str(log_dir / "evaluator"),
-            **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()}, **extra_env)
+        # Every port free, the evaluator's admin port included: two pipelines may run
+        # side by side on one machine (the admin API's default 8084 would clash).
+        env = service_env(settings, **{
+            "SMTP_PORT": str(smtp.port), "EVALUATOR_DATA_DIR": str(log_dir / "evaluator"),
+            "EVALUATOR_ADMIN_PORT": str(free_port()),
+            **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()}, **extra_env})
         procs = {name: ServiceProcess(name, env, log_dir, ports[name]) for name in SERVICES}
         for proc in procs.values():
             proc.start()
