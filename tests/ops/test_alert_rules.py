@@ -47,7 +47,12 @@ def _anchor(heading: str) -> str:
 
 
 def test_every_alert_names_its_runbook_section_in_operations_md() -> None:
-    anchors = {_anchor(m) for m in re.findall(r"^#+ (.+)$", OPERATIONS.read_text(), re.M)}
+    """...and the summary table at the top of the runbooks lists the rules as they are."""
+    text = OPERATIONS.read_text()
+    anchors = {_anchor(m) for m in re.findall(r"^#+ (.+)$", text, re.M)}
+    table = re.findall(r"^\| \[(\w+)\]\(#(\w+)\) \| (\w+) \|", text, re.M)
+    assert table == [(r["alert"], r["alert"].lower(), r["labels"]["severity"])
+                     for r in alert_rules()], "the alert table differs from the rules"
     for rule in alert_rules():
         annotations = rule["annotations"]
         assert {"summary", "description", "runbook"} <= set(annotations), rule["alert"]
