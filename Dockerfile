@@ -14,9 +14,10 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# pyproject maps services/ -> signalbox and schemas/ -> signalbox.schemas, and
-# names README.md as the readme: these four are the whole build context.
-COPY pyproject.toml README.md ./
+# pyproject maps services/ -> signalbox and schemas/ -> signalbox.schemas (setup.py
+# derives the package list from it) and names README.md as the readme: these five
+# are the whole build context.
+COPY pyproject.toml setup.py README.md ./
 COPY schemas/ schemas/
 COPY services/ services/
 # Wheels for signalbox and all its dependencies (all binary or pure Python, so
