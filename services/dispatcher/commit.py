@@ -49,9 +49,6 @@ class OffsetTracker:
         pending = self._open.get(tp)
         return min(pending) if pending else self._next[tp]
 
-    def open_count(self) -> int:
-        return sum(len(s) for s in self._open.values())
-
     def forget(self, tps: Iterable[TopicPartition]) -> None:
         for tp in tps:
             self._open.pop(tp, None)

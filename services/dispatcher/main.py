@@ -38,7 +38,7 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
         settings, build_channels(settings, config, clock), codec=codec,
         policy=policy_from_mapping(config.policy, settings),
         suppressions=KafkaSuppressions(settings.kafka,
-                                       settings.kafka.topic(ACTIONS_SUPPRESSIONS), codec),
+                                       settings.kafka.topic(ACTIONS_SUPPRESSIONS), codec, clock),
         clock=clock, recheck_s=recheck_s, privacy=Privacy(full=config.full_recipients))
 
 

@@ -34,7 +34,7 @@ from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.sms import render_sms
 from signalbox.dispatcher.model import Command, DeliveryError, command_from_record
-from signalbox.dispatcher.policy.clock import ManualClock, SystemClock
+from signalbox.dispatcher.policy.clock import FixedClock, SystemClock
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.evaluator.definitions import load_file
 from signalbox.evaluator.engine import AutomationError, AutomationSet, Decision
@@ -197,7 +197,7 @@ def render(settings: Settings, automations: AutomationSet, events: list[Event], 
     codec = AvroCodec()  # the record the evaluator writes, as the dispatcher reads it
     templates = TemplateStore([settings.templates_dir] if settings.templates_dir else [])
     email = EmailChannel(settings.smtp, templates, settings.public_url,
-                         settings.unsubscribe_secret, clock=ManualClock(now_ms))
+                         settings.unsubscribe_secret, clock=FixedClock(now_ms))
     previews: list[Preview] = []
     for issued, held_by in _issued(automations, events, tick_ms, until):
         wire = codec.encode(schemas.ACTION_COMMAND, command_to_record(issued))

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from signalbox.common.clock import now_ms
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.kafka import aiokafka_options
 from signalbox.common.settings import KafkaSettings
+from signalbox.dispatcher.policy.clock import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
 SUPPRESSION = "signalbox.Suppression"
@@ -67,9 +67,11 @@ class Suppressions:
 
 
 class KafkaSuppressions(Suppressions):
-    def __init__(self, kafka: KafkaSettings, topic: str, codec: AvroCodec) -> None:
+    def __init__(self, kafka: KafkaSettings, topic: str, codec: AvroCodec,
+                 clock: Clock | None = None) -> None:
         super().__init__()
         self._kafka, self._topic, self._codec = kafka, topic, codec
+        self._clock: Clock = clock or SystemClock()  # the dispatcher's: one time for `at`
         self._producer: AIOKafkaProducer | None = None
 
     async def record(self, channel: str, kind: str, subject: str, suppressed: bool,
@@ -78,7 +80,7 @@ class KafkaSuppressions(Suppressions):
         assert self._producer is not None, "KafkaSuppressions.follow is not running"
         value = self._codec.encode(SUPPRESSION, {
             "channel": channel, "kind": kind, "subject": subject, "suppressed": suppressed,
-            "reason": reason, "at": now_ms()})
+            "reason": reason, "at": self._clock.now_ms()})
         sent = await self._producer.send(
             self._topic, key=suppression_key(channel, kind, subject).encode(), value=value)
         await sent

@@ -29,7 +29,6 @@ class Scheduler:
         self.topic = settings.kafka.topic(TICKS)
         self.interval_ms = max(1, int(settings.tick_interval_s * 1000))
         self.last_sent: int | None = None
-        self._producer: AIOKafkaProducer | None = None
         self.broker = BrokerWatch(self.topic)
 
     async def ready(self) -> str | None:

@@ -17,8 +17,9 @@ from signalbox.common.topics import ACTIONS_DLQ
 from signalbox.dispatcher import metrics
 from signalbox.dispatcher.config import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.main import build
-from signalbox.dispatcher.policy.clock import Clock, ManualClock
+from signalbox.dispatcher.policy.clock import Clock
 from signalbox.dispatcher.worker import Dispatcher
+from signalbox.testing import ManualClock
 from tests.dispatcher.records import all_results, codec, command, results, send
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.kafka import consume

@@ -17,7 +17,6 @@ from signalbox.common import schemas
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_RETRY
 from signalbox.dispatcher.config import DispatcherConfig
-from signalbox.dispatcher.policy.clock import ManualClock
 from signalbox.dispatcher.policy.retry import (
     ATTEMPTS,
     DUE,
@@ -27,6 +26,7 @@ from signalbox.dispatcher.policy.retry import (
     HeaderError,
     state_from_headers,
 )
+from signalbox.testing import ManualClock
 from tests.dispatcher.records import codec, command, results, send
 from tests.dispatcher.test_delivery_policy import dispatching
 from tests.dispatcher.test_dlq import cli

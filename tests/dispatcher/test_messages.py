@@ -18,7 +18,6 @@ from signalbox.dispatcher.config import SmsProvider
 from signalbox.dispatcher.formatting import datetime_ as datetime_filter
 from signalbox.dispatcher.formatting import money, reader, reading_as
 from signalbox.dispatcher.model import Command
-from signalbox.dispatcher.policy.clock import ManualClock
 from signalbox.dispatcher.templates import (
     NEUTRAL,
     NEUTRAL_ALERT,
@@ -35,6 +34,7 @@ from signalbox.evaluator.engine import (
     Trigger,
 )
 from signalbox.evaluator.template_check import TemplateCheck
+from signalbox.testing import ManualClock
 from tests.dispatcher.trigger_samples import AT, template_variables, triggers
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.smtp import SmtpSink

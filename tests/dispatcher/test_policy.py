@@ -12,7 +12,6 @@ from signalbox.common.settings import Settings
 from signalbox.dispatcher.commit import OffsetTracker
 from signalbox.dispatcher.policy.backoff import backoff_seconds
 from signalbox.dispatcher.policy.breaker import Breakers
-from signalbox.dispatcher.policy.clock import ManualClock
 from signalbox.dispatcher.policy.config import (
     ChannelPolicy,
     FrequencyCap,
@@ -28,6 +27,7 @@ from signalbox.dispatcher.policy.retry import (
     state_from_headers,
     tier_for,
 )
+from signalbox.testing import ManualClock
 
 SETTINGS = Settings(dispatcher_max_attempts=7, dispatcher_backoff_s=0.2)
 

@@ -49,8 +49,3 @@ class Breakers:
             s.open_until = self._clock.monotonic() + cooldown
             return True
         return False
-
-    def is_open(self, endpoint: str, failures: int) -> bool:
-        s = self._states.get(endpoint)
-        return bool(failures) and s is not None and s.failures >= failures and \
-            s.open_until > self._clock.monotonic()

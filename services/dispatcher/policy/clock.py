@@ -1,4 +1,5 @@
-"""The time source of the delivery policy: injectable, so tests can move the clock."""
+"""The time source of the delivery policy: injectable, so tests can move the clock
+(:class:`signalbox.testing.ManualClock`)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ class SystemClock:
         return time.monotonic()
 
 
-class ManualClock:
-    """A clock that moves only when told to: the test seam."""
+class FixedClock:
+    """A clock stopped at one instant: a preview is built as if sent then."""
 
     def __init__(self, now_ms: int, monotonic: float = 1000.0) -> None:
         self._now_ms = now_ms
@@ -36,11 +37,3 @@ class ManualClock:
 
     def monotonic(self) -> float:
         return self._mono
-
-    def advance(self, seconds: float) -> None:
-        self._now_ms += int(seconds * 1000)
-        self._mono += seconds
-
-    def set(self, now_ms: int) -> None:
-        self._mono += max(0, now_ms - self._now_ms) / 1000
-        self._now_ms = now_ms

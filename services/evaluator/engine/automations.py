@@ -50,6 +50,7 @@ from signalbox.evaluator.engine.conditions import Conditions, parse_conditions
 from signalbox.evaluator.engine.triggers import (
     CATALOGUE,
     EVENT_PARAMS,
+    ONCE_TRIGGERS,
     TIME_TRIGGERS,
     Param,
     known_triggers,
@@ -83,6 +84,11 @@ class Trigger:
     @property
     def is_time(self) -> bool:
         return self.type in TIME_TRIGGERS
+
+    @property
+    def fires_once(self) -> bool:
+        """At most once ever per customer (the catalogue's ``once``)."""
+        return self.type in ONCE_TRIGGERS
 
 
 @dataclass(frozen=True)

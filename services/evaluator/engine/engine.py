@@ -278,7 +278,7 @@ def _fire_due(run: _Run, o: Occurrence) -> None:
     a = o.automation
     if not a.conditions.holds(run.state, o.facts):
         return
-    if a.trigger.type == "affiliate.qualified":  # once ever
+    if a.trigger.fires_once:
         if a.id in run.state.fired:
             return
         run.state = run.state.evolve(fired=(*run.state.fired, a.id))  # oldest first

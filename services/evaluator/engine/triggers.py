@@ -39,6 +39,9 @@ class TriggerSpec:
     kind: Kind
     doc: str
     params: Mapping[str, Param] = field(default_factory=dict)
+    #: Fires at most once ever per customer and automation (the engine keeps the
+    #: automation's id in the state's ``fired``).
+    once: bool = False
 
 
 def positive_int(limit: int = 10**9) -> Check:
@@ -146,7 +149,8 @@ CATALOGUE: Mapping[str, TriggerSpec] = {s.name: s for s in (
                 "The score is at least min_score at a check; checked every recheck_days from "
                 "sign-up; fires once.",
                 params={"min_score": Param(positive_int(), required=True),
-                        "recheck_days": Param(positive_int(3650), 60)}),
+                        "recheck_days": Param(positive_int(3650), 60)},
+                once=True),
 )}
 
 #: Extra parameters an event trigger accepts beyond field filters.
@@ -155,6 +159,7 @@ EVENT_PARAMS: Mapping[str, Mapping[str, Param]] = {
 }
 
 TIME_TRIGGERS = frozenset(n for n, s in CATALOGUE.items() if s.kind == "time")
+ONCE_TRIGGERS = frozenset(n for n, s in CATALOGUE.items() if s.once)
 
 
 def known_triggers(event_types: Collection[str]) -> list[str]:
