@@ -13,6 +13,7 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_RESULTS, EVENTS_BILLING
 from tests.support.kafka import consume, drain
+from tests.support.metrics import labelled, scrape, until, value
 from tests.support.pipeline import pipeline
 
 pytestmark = pytest.mark.kafka
@@ -58,6 +59,19 @@ def test_payment_failed_event_becomes_customer_email_and_finance_alert(
         consume(k.bootstrap_servers, k.topic(EVENTS_BILLING), 3)  # the retry reached Kafka
         assert len(drain(k.bootstrap_servers, k.topic(ACTIONS_RESULTS), settle=4)) == 2
         assert len(p.smtp.messages) == 2
+
+        # Both outcomes measured from ingest's received_at (carried by the commands);
+        # every service says which build it runs.
+        delivered = {"channel": "email", "outcome": "delivered"}
+        e2e = "signalbox_dispatcher_event_to_outcome_seconds"
+        seen = until(p.services["dispatcher"].url("/metrics"),
+                     lambda s: value(s, f"{e2e}_count", **delivered) == 2)
+        mean = (value(seen, f"{e2e}_sum", **delivered) or 0) / 2
+        assert 0 < mean < 30, mean
+        print(f"\nevent received -> email delivered: {mean:.2f} s on average (2 commands)")
+        for name, proc in p.services.items():
+            [build] = labelled(scrape(proc.url("/metrics")), "signalbox_build_info")
+            assert build["service"] == name
 
         exits = p.stop()
     assert exits == {"ingest": 0, "evaluator": 0, "dispatcher": 0, "scheduler": 0}
