@@ -181,3 +181,16 @@ def test_every_triggers_own_built_in_templates_pass_the_check(trigger: str) -> N
     assert problems(f"[{{type: email, template: {own}}}, {{type: sms, template: {own}}}, "
                     f"{{type: alert, team: finance, template: {own}_alert}}]",
                     trigger + params) == []
+
+
+def test_what_a_channel_adds_is_allowed_on_that_channel_only(tmp_path: Path) -> None:
+    """The email channel gives every template ``unsubscribe_url`` (the catalogue's
+    CHANNEL_EXTRAS); SMS gives nothing of its own."""
+    check = write(tmp_path, {"email/link.subject.j2": "Hi",
+                             "email/link.txt.j2": "Unsubscribe: {{ unsubscribe_url }}",
+                             "sms/link.txt.j2": "{{ unsubscribe_url }}"})
+    [sms] = problems("[{type: email, template: link}, {type: sms, template: link}]",
+                     "customer.signed_up", check)
+    assert sms.startswith("automation a1: actions[1] (sms to the customer)")
+    rendered = TemplateStore([tmp_path]).email("link", None, {"customer_name": ""})
+    assert rendered.text.startswith("Unsubscribe:")
