@@ -24,7 +24,6 @@ import asyncio
 from types import TracebackType
 from typing import Any
 
-from signalbox.common import schemas
 from signalbox.common.clock import now_ms
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
@@ -90,8 +89,3 @@ class EventClient:
             raise EventTooLarge("; ".join(f"{p.path}: {p.reason}" for p in oversized))
         await self._producer.send_all(messages)
         return [e.event_id for e in valid]
-
-    @staticmethod
-    def event_types() -> list[str]:
-        """The event types a producer may send."""
-        return [t for t in schemas.event_types() if not forbidden_types({"type": t}, None)]

@@ -29,6 +29,9 @@ events; each rule after the first of a type then needs its own ``id_suffix``
 (``event_id`` becomes ``<source id>:<suffix>``), so every event id stays deterministic
 and a replayed webhook is recognised downstream.
 
+``event_id_header`` (optional) names a request header holding the source's own
+idempotency key (Lago's ``X-Lago-Unique-Key``): when a webhook carries it, it is the id.
+
 A mapping file with any error is refused whole, and every error names the place:
 ``mappings/chargebee.yaml: events.payment_failed[0].data.produt: unknown field of
 payment.failed; did you mean 'product'?``.
