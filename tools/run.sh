@@ -74,7 +74,7 @@ start() {  # name, then the command
   if [[ -f "$run/pids/$name.pid" ]] && kill -0 "$(cat "$run/pids/$name.pid")" 2>/dev/null; then
     echo "$name already running (pid $(cat "$run/pids/$name.pid"))"; return
   fi
-  nohup "$@" >"$run/logs/$name.log" 2>&1 </dev/null &
+  nohup "$@" >"$run/logs/$name.log" 2>&1 </dev/null 9>&- &  # 9: the lock stays ours
   echo $! > "$run/pids/$name.pid"
   echo "$name started (pid $!, log $run/logs/$name.log)"
 }
@@ -94,7 +94,7 @@ trap 'say "stopping services"; stop_services' EXIT
 trap 'exit 130' INT TERM
 
 if [[ "$KAFKA_BOOTSTRAP_SERVERS" == "127.0.0.1:9092" ]]; then
-  say "Kafka"; tools/kafka/kafka.sh start
+  say "Kafka"; tools/kafka/kafka.sh start 9>&-  # the broker outlives the run: not the lock
 fi
 say "topics"; "$py" -m signalbox topics apply
 say "services"
@@ -152,6 +152,6 @@ say "running (pid $$); Ctrl-C or make stop stops the services (make stop also st
 # until it ended); every few seconds the services are checked, so one that dies or is
 # stopped from outside ends the run instead of leaving it 'running' with nothing behind.
 while all_alive; do
-  sleep 5 & wait $! || true
+  sleep 5 9>&- & wait $! || true
 done
 exit 1

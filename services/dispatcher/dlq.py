@@ -168,10 +168,9 @@ def _replayed(mark: Mark | None) -> str:
     return f"{_when(mark.replayed_at)} by {mark.replayed_by}" if mark else "-"
 
 
-def print_table(letters: list[Letter], marks: dict[str, Mark], out: TextIO) -> None:
+def print_table(topic: str, letters: list[Letter], marks: dict[str, Mark], out: TextIO) -> None:
     """One line per letter; the reason last and whole (whitespace runs made one space)."""
-    item = "COMMAND" if not letters or letters[0].topic == ACTIONS_DLQ else "EVENT"
-    kind = "CHANNEL" if item == "COMMAND" else "TYPE"
+    item, kind = ("COMMAND", "CHANNEL") if topic == ACTIONS_DLQ else ("EVENT", "TYPE")
     rows = [("WHEN", "DLQ", item, "CUSTOMER", kind, "REPLAYED", "REASON")]
     rows += [(_when(x.failed_at), x.position, x.item_id or "-", x.customer_id or "-",
               x.kind or "-", _replayed(marks.get(x.mark_key)), " ".join(x.reason.split()))
@@ -235,12 +234,17 @@ def replay(settings: Settings, codec: AvroCodec, topic: str, since_ms: int, dry_
            by: str, out: TextIO) -> Replayed:
     """Replay every unmarked replayable letter of ``topic`` from ``since_ms`` on; report
     each letter and what happened to it."""
-    with Replayer(settings.kafka, codec) as replayer:
-        marks = replayer.marks()  # after fencing any other replay (see common.replays)
-        letters = sorted(read_letters(settings, codec, topic, since_ms),
-                         key=lambda x: x.failed_at)
-        todo, already, skipped = choose(letters, marks)
-        if not dry_run:
+    def plan(marks: dict[str, Mark]) -> tuple[list[Letter], list[tuple[Letter, Mark]],
+                                              list[Letter]]:
+        return choose(sorted(read_letters(settings, codec, topic, since_ms),
+                             key=lambda x: x.failed_at), marks)
+
+    if dry_run:  # reads only: a replay running elsewhere is not fenced by a look
+        todo, already, skipped = plan(read_marks(settings.kafka, codec))
+    else:
+        with Replayer(settings.kafka, codec) as replayer:
+            # The marks after fencing any other replay (see common.replays).
+            todo, already, skipped = plan(replayer.marks())
             at = now_ms()
             replayer.write([_write(x, by, at) for x in todo])
     verb = "would replay" if dry_run else "replayed"
@@ -296,5 +300,5 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) 
         json.dump([as_json(x, marks.get(x.mark_key)) for x in letters], out, indent=2)
         out.write("\n")
     else:
-        print_table(letters, marks, out)
+        print_table(args.topic, letters, marks, out)
     return 0

@@ -94,3 +94,6 @@ def test_second_run_leaves_the_first_alone_and_stop_ends_it(
     assert not [name for name, pid in services.items() if _alive(pid)]
     assert not list((run_dir / "pids").glob("*.pid"))
     assert not (run_dir / "run.pid").exists()
+    # Nothing it started holds its lock: the next make run may start at once.
+    free = subprocess.run(["flock", "-n", str(run_dir / "run.lock"), "true"], check=False)
+    assert free.returncode == 0
