@@ -49,6 +49,10 @@ RUN groupadd --system --gid 10001 signalbox \
 # the image's layers. `signalbox` alone, so the dev extra stays out.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels signalbox
+# The commit built, for signalbox_build_info (after the install: a new commit does not
+# invalidate the layers above):  docker build --build-arg SIGNALBOX_COMMIT=$(git rev-parse --short HEAD) .
+ARG SIGNALBOX_COMMIT=""
+ENV SIGNALBOX_COMMIT=${SIGNALBOX_COMMIT}
 WORKDIR /var/lib/signalbox
 USER 10001:10001
 # ingest (HTTP API), evaluator, dispatcher, scheduler: /healthz /readyz /metrics
