@@ -62,11 +62,11 @@ async def serve(settings: Settings, stop: asyncio.Event,
 
 
 def main(settings: Settings) -> None:
-    prepare("ingest", settings)
-    try:
+    try:  # a broken mapping is a configuration error: refused before waiting for Kafka
         sources = load_sources()
     except MappingError as exc:
         raise SettingsError("; ".join(exc.errors)) from None
+    prepare("ingest", settings)
     log.info("ingest_sources", on=sorted(n for n, s in sources.items() if s.secrets),
              off=sorted(n for n, s in sources.items() if not s.secrets))
     run(lambda stop: serve(settings, stop, sources))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,18 @@ def test_replay_produces_history_oldest_first_and_again_with_the_same_ids(
            for r in sorted(records, key=lambda r: (r.partition, r.offset))]
     once = [finalized["id"], failed["id"], paid["id"]]  # by Stripe's `created`, oldest first
     assert ids == once + once  # the second run: the same ids, deduplicated downstream
+
+
+def test_ingest_refuses_to_start_with_a_broken_mapping(tmp_path: Path) -> None:
+    """Checked before anything else (no broker is reachable here): exit 2 with the places."""
+    (tmp_path / "acme.yaml").write_text(
+        "format: signalbox/source-mapping@1\nsource: acme\nversion: 1\n"
+        "auth: {scheme: basic, secrets_env: ACME}\ntype: kind\nevent_id: id\n"
+        "events:\n  x:\n    - {type: payment.faild}\n")
+    env = {**os.environ, "SIGNALBOX_SOURCES_DIR": str(tmp_path), "INGEST_AUTH": "none",
+           "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    done = subprocess.run([sys.executable, "-m", "signalbox", "ingest"], env=env, timeout=60,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert f"{tmp_path / 'acme.yaml'}: events.x[0].type: unknown signalbox event type " \
+           "'payment.faild'; did you mean 'payment.failed'?" in done.stderr
