@@ -44,6 +44,20 @@ from tests.support.broker import (
 #: The ``broker`` fixture: a broker of a test's own, to kill.
 pytest_plugins = ["tests.support.private_broker"]
 
+#: Fixtures that reach a broker or a registry, and the marker a test using one gets
+#: (through any fixture that depends on it): `make unit` deselects both markers.
+NEEDS_MARKER = {"kafka_bootstrap": "kafka", "broker": "kafka", "schema_registry_url": "registry"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the fixtures it uses, so a marker cannot be forgotten."""
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        for fixture, marker in NEEDS_MARKER.items():
+            if fixture in used:
+                item.add_marker(marker)
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """No service process outlives the session: a leftover is killed and named."""
@@ -131,6 +145,13 @@ def _test_settings(kafka: KafkaSettings) -> Settings:
         log_format="console",
         tick_interval_s=1.0,
     )
+
+
+@pytest.fixture
+def offline_settings() -> Settings:
+    """Settings for a test that needs no broker: the bootstrap names a port nothing
+    listens on, so a test that reaches Kafka after all fails at once."""
+    return _test_settings(KafkaSettings(bootstrap_servers="127.0.0.1:9"))
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeAlias
 
@@ -12,15 +10,18 @@ from aiohttp.test_utils import TestClient
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from signalbox.common.settings import Settings
-from signalbox.ingest import KafkaEventProducer
+from signalbox.ingest import EventProducer
 from signalbox.ingest.sources.catalogue import Source
+from signalbox.testing import eventually
 
 Client: TypeAlias = TestClient[web.Request, web.Application]
+#: Kafka's default ``max.message.bytes`` (what ingest reads from a broker left as shipped).
+BROKER_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 class ClientFactory(Protocol):
     """``make_client`` fixture: the ingest app with these settings and this producer, started;
     the client sends the test's API key unless given other ``headers``."""
 
-    def __call__(self, settings: Settings, producer: KafkaEventProducer,
+    def __call__(self, settings: Settings, producer: EventProducer,
                  headers: Mapping[str, str] | None = None,
                  sources: Mapping[str, Source] | None = None) -> Awaitable[Client]: ...
 
@@ -52,13 +53,12 @@ async def readiness(fetch: Callable[[], Awaitable[ClientResponse]], within_s: fl
     Topics just created reach every broker's metadata a moment later, and ingest
     is rightly not ready until they have.
     """
-    deadline = time.monotonic() + within_s
-    while True:
+    async def answer() -> tuple[int, dict[str, Any]]:
         response = await fetch()
-        body: dict[str, Any] = await response.json()
-        if response.status == 200 or time.monotonic() > deadline:
-            return response.status, body
-        await asyncio.sleep(0.1)
+        return response.status, await response.json()
+
+    return await eventually(answer, lambda status_body: status_body[0] == 200,
+                            within_s=within_s)
 
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -127,76 +126,6 @@ async def test_a_single_event_object_is_accepted(client: Client, settings: Setti
     [record] = await read_topic(settings, EVENTS_USAGE)
     assert CODEC.decode(schemas.EVENT, record.value)["event_id"] == "evt_solo"
     assert await end_offsets(settings, EVENTS_BILLING) == [0, 0]
-
-
-async def test_one_invalid_event_and_nothing_of_the_batch_is_written(
-        client: Client, settings: Settings) -> None:
-    batch = [payment_failed(event_id="evt_1"), usage_recorded(event_id="evt_2"),
-             payment_failed(event_id="evt_3", data={"payment_id": "p", "product": "pro",
-                                                    "amount_minor": "49", "currency": "EUR"}),
-             usage_recorded(event_id="evt_4", customer_id="")]
-    status, body = await post(client, batch)
-    assert status == 400
-    assert body["error"] == "invalid_event"
-    assert body["errors"] == [
-        {"path": "$[2].data.amount_minor", "reason": "expected an integer, got string"},
-        {"path": "$[3].customer_id", "reason": "must not be empty"},
-    ]
-    assert await nothing_written(settings)
-
-
-async def test_invalid_json_is_a_400_with_path_and_reason(
-        client: Client, settings: Settings) -> None:
-    response = await client.post("/v1/events", data=b'[{"event_id": "evt_1",',
-                                 headers={"Content-Type": "application/json"})
-    body = await refused(response, 400, "invalid_json", settings)
-    assert body["errors"] == [{"path": "$", "reason": body["detail"]}]
-    assert body["detail"].startswith("invalid JSON: Expecting")
-
-
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
-                                          None])
-async def test_other_content_types_are_a_415(client: Client, settings: Settings,
-                                             content_type: str | None) -> None:
-    headers = {"Content-Type": content_type} if content_type else {}
-    response = await client.post("/v1/events", data=json.dumps(payment_failed()).encode(),
-                                 headers=headers, skip_auto_headers=["Content-Type"])
-    await refused(response, 415, "unsupported_media_type", settings)
-
-
-async def test_a_body_over_the_limit_is_a_413(
-        settings: Settings, producer: KafkaEventProducer, make_client: ClientFactory) -> None:
-    client = await make_client(replace(settings, ingest_max_body_bytes=1_000), producer)
-    batch = [payment_failed(event_id=f"evt_{i}") for i in range(10)]
-    assert len(json.dumps(batch)) > 1_000
-    status, body = await post(client, batch)
-    assert status == 413
-    assert body == {"error": "body_too_large",
-                    "detail": "the body exceeds 1000 bytes; send smaller batches"}
-    assert await post(client, batch[:2]) == (202, {"accepted": ["evt_0", "evt_1"]})
-
-
-async def test_a_chunked_body_over_the_limit_is_a_413(
-        settings: Settings, producer: KafkaEventProducer, make_client: ClientFactory) -> None:
-    client = await make_client(replace(settings, ingest_max_body_bytes=1_000), producer)
-
-    async def chunks() -> Any:  # no Content-Length: the limit is found while reading
-        for i in range(10):
-            yield (b"[" if i == 0 else b",") + json.dumps(payment_failed()).encode()
-        yield b"]"
-
-    response = await client.post("/v1/events", data=chunks(),
-                                 headers={"Content-Type": "application/json"})
-    await refused(response, 413, "body_too_large", settings)
-
-
-async def test_a_batch_over_the_limit_is_a_413(
-        settings: Settings, producer: KafkaEventProducer, make_client: ClientFactory) -> None:
-    client = await make_client(replace(settings, ingest_max_batch=2), producer)
-    response = await client.post("/v1/events",
-                                 json=[payment_failed(event_id=f"evt_{i}") for i in range(3)])
-    body = await refused(response, 413, "batch_too_large", settings)
-    assert body["detail"] == "the batch has 3 events; at most 2 are accepted per request"
 
 
 async def test_kafka_failure_is_a_503_with_retry_after(

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING
+from signalbox.testing import eventually
 from tests.ingest.support import payment_failed, read_topic, readiness
 
 pytestmark = pytest.mark.kafka
@@ -107,10 +107,9 @@ async def refused_within(http: aiohttp.ClientSession, base: str, key: str,
                          within_s: float = 10.0) -> int:
     """The status for ``key`` once it is 401 (ingest re-reads its keys every second), or
     the last one after ``within_s``. The body is an empty batch: nothing is ever written."""
-    deadline = time.monotonic() + within_s
-    while True:
+    async def status() -> int:
         async with http.post(f"{base}/v1/events", json=[],
                              headers={"Authorization": f"Bearer {key}"}) as answer:
-            if answer.status == 401 or time.monotonic() > deadline:
-                return answer.status
-        await asyncio.sleep(0.2)
+            return answer.status
+
+    return await eventually(status, lambda code: code == 401, within_s=within_s, every_s=0.2)
