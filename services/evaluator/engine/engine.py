@@ -93,9 +93,9 @@ class _Run:
                      if p.expires_at is not None and p.expires_at <= until)
         if not due:
             return
-        held = self.state.approvals
+        held, gone = self.state.approvals, {k for _, k in due}
         self.state = self.state.evolve(approvals={k: p for k, p in held.items()
-                                                  if k not in {k for _, k in due}})
+                                                  if k not in gone})
         for at, k in due:
             release = held[k].on_expiry == "approve"
             if release:
