@@ -116,7 +116,10 @@ async def test_customer_mail_reads_in_their_locale_and_zone(smtp: SmtpSink,
             in booked.text())
     assert "booked for Dec 3, 2026, 10:00\u202fAM EST." in booked.html()
     assert "UTC" not in booked.text()
-    assert "your payment of 49,00\xa0€ for pro" in failed.text()
+    # German files where the defaults have them (de-DE reaches de), German notation always
+    assert failed.subject == "Ada, Ihre Zahlung für pro ist fehlgeschlagen"
+    assert "Hallo Ada,\n\nwir konnten Ihre Zahlung über 49,00\xa0€ für pro nicht einziehen" \
+        in failed.text().replace("\r\n", "\n")
     assert "49,00\xa0€" in failed.html() and "49.0 EUR" not in failed.text()
 
 

@@ -48,12 +48,12 @@ def test_previews_the_shipped_automation_as_sent(tmp_path: Path,
                             extra=("--now", "2026-11-22T10:00:00Z"))
     assert (code, err) == (0, "")
     customer, alert = out.split("=== email 2 of 2: ")
-    assert "Subject: Ada, your payment for pro did not go through" in customer
+    assert "Subject: Ada, Ihre Zahlung für pro ist fehlgeschlagen" in customer  # de-DE
     assert "Date: Sun, 22 Nov 2026 10:00:00 +0000" in customer  # --now, not occurred_at
     link = customer.split("List-Unsubscribe: <", 1)[1].split(">", 1)[0]
     assert link.startswith("https://sb.example.com/v1/unsubscribe/")
     text, html = customer.split("--- text/plain\n", 1)[1].split("--- text/html\n")
-    assert "your payment of 49,00\xa0€ for pro" in text and link in text
+    assert "Ihre Zahlung über 49,00\xa0€ für pro" in text and link in text
     assert "49,00\xa0€" in html and f'href="{link}"' in html
     assert "To: finance@example.com" in alert and "Amount:    €49.00" in alert
     assert "List-Unsubscribe" not in alert
