@@ -50,7 +50,6 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
-from tests.support.processes import free_port, service_env
 
 from bench.children import Children, all_ready
 from bench.events import Record, encode, mix, preload
@@ -64,6 +63,7 @@ from signalbox.common.topics import (
     catalogue,
     wait_for_broker,
 )
+from signalbox.testing import free_port, service_env
 
 CONTENDERS = {
     "bare": "bare aiokafka loop",

@@ -39,13 +39,13 @@ from typing import Any, cast
 import httpx
 import structlog
 from aiosmtpd.controller import Controller
-from tests.support.processes import free_port, service_env
 
 from bench.children import Children, all_ready
 from bench.evaluator import delete_topics
 from bench.events import mix
 from signalbox.common.settings import EVALUATOR_STORES, Settings
 from signalbox.common.topics import apply, catalogue, wait_for_broker
+from signalbox.testing import free_port, service_env
 
 PAYMENT = re.compile(r"\b(\S+-pay-(\d+))\b")
 

@@ -56,7 +56,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from tests.support.processes import ServiceProcess, free_port, service_env
+from tests.support.processes import ServiceProcess
 
 from bench.pipeline import broker
 from signalbox.common import schemas
@@ -79,6 +79,7 @@ from signalbox.evaluator.main import file_definitions
 from signalbox.evaluator.records import state_to_record
 from signalbox.evaluator.timers import due_of, timers_digest
 from signalbox.scheduler.ticks import tick_records
+from signalbox.testing import free_port, service_env
 
 T0 = 1_790_000_000_000  # when the due customers' past-due streak started
 STREAK_DAYS = 14  # the default past-due-dunning automation's first threshold

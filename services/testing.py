@@ -7,10 +7,17 @@ never imports this module.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TypeVar
 
+import httpx
+
+from signalbox.common.settings import Settings
 from signalbox.dispatcher.policy.clock import FixedClock
 from signalbox.ingest.producer import Message, ProduceError
 
@@ -64,3 +71,82 @@ async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool
         if done(result) or time.monotonic() > deadline:
             return result
         await asyncio.sleep(every_s)
+
+
+def free_port() -> int:
+    """A port for a server a test starts later.
+
+    Chosen below the kernel's ephemeral range (32768-60999 by default): a port
+    from ``bind(0)`` can be taken by any outgoing connection (a Kafka client,
+    say) before the service binds it.
+    """
+    for _ in range(200):
+        port = random.randrange(20_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in a child process."""
+    k = settings.kafka
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": k.bootstrap_servers,
+        "SIGNALBOX_TOPIC_PREFIX": k.topic_prefix,
+        "SIGNALBOX_PARTITIONS": str(k.partitions),
+        "SIGNALBOX_REPLICATION_FACTOR": str(k.replication_factor),
+        "KAFKA_SECURITY_PROTOCOL": k.security_protocol,
+        "KAFKA_SASL_MECHANISM": k.sasl_mechanism,
+        "KAFKA_SASL_USERNAME": k.sasl_username,
+        "KAFKA_SASL_PASSWORD": k.sasl_password,
+        "KAFKA_SSL_CA_FILE": k.ssl_ca_file,
+        "KAFKA_SSL_CERT_FILE": k.ssl_cert_file,
+        "KAFKA_SSL_KEY_FILE": k.ssl_key_file,
+        "LOG_FORMAT": "json",
+        "TICK_INTERVAL_SECONDS": str(settings.tick_interval_s),
+        "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        # Services bind to loopback; pipeline tests post without keys unless extra says so.
+        "INGEST_AUTH": "none",
+    }
+    env.update(extra)
+    return env
+
+
+class InMemoryRegistry:
+    """The two calls of a Confluent-compatible schema registry that signalbox makes,
+    in memory: the transport of a :class:`~signalbox.common.registry.ConfluentRegistry`
+    (``transport=registry.transport()``) for tests with no registry process (a JVM).
+
+    ``fail_with`` answers every request with that HTTP status instead (a registry
+    refusing or failing)."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[int, str] = {}
+        self.fail_with: int | None = None
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self._answer)
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        if self.fail_with is not None:
+            return httpx.Response(self.fail_with, text="failing as told")
+        # …/subjects/<record name>/versions and …/schemas/ids/<id>
+        *_, first, second, last = ["", "", *request.url.path.rstrip("/").split("/")]
+        if request.method == "POST" and (first, last) == ("subjects", "versions"):
+            schema = str(json.loads(request.content)["schema"])
+            known = [i for i, s in self.schemas.items() if s == schema]
+            schema_id = known[0] if known else len(self.schemas) + 1
+            self.schemas[schema_id] = schema
+            return httpx.Response(200, json={"id": schema_id})
+        if request.method == "GET" and (first, second) == ("schemas", "ids") and last.isdigit():
+            found = self.schemas.get(int(last))
+            if found is None:
+                return httpx.Response(404, json={"error_code": 40403,
+                                                 "message": "Schema not found"})
+            return httpx.Response(200, json={"schema": found})
+        return httpx.Response(404, json={"error_code": 404, "message": "no such route"})

@@ -1,4 +1,5 @@
-"""The optional registry mode against a real Confluent-compatible registry (Apicurio)."""
+"""The optional registry mode against a real Confluent-compatible registry (Apicurio),
+and the client's own answers through its transport seam (no registry process)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.registry import ConfluentRegistry, RegistryError, codec_for
 from signalbox.common.settings import Settings
+from signalbox.testing import InMemoryRegistry
 from tests.support.processes import free_port
 
-pytestmark = pytest.mark.registry
+# The registry marker follows the schema_registry_url fixture (tests/conftest.py): the
+# tests below that need no registry process run in `make unit`.
 
 TICK = {"tick_id": "0:60000", "partition": 0, "at": 60_000, "interval_ms": 60_000,
         "emitted_by": "test"}
@@ -68,3 +71,34 @@ def test_a_registry_that_is_down_stops_the_service_at_start_up() -> None:
     down = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
     with pytest.raises(RegistryError, match="POST /subjects/signalbox"):
         codec_for(replace(Settings.from_env({}), schema_registry_url=down))
+
+
+# The client alone, through its transport seam: no registry process.
+
+def registry_codec(registry: InMemoryRegistry) -> AvroCodec:
+    return AvroCodec(registry=ConfluentRegistry("http://registry.invalid/apis/ccompat/v7",
+                                                transport=registry.transport()))
+
+
+def test_a_record_is_read_back_by_a_fresh_client_through_the_schema_id() -> None:
+    registry = InMemoryRegistry()
+    data = registry_codec(registry).encode(schemas.TICK, TICK)
+    assert data[0] == 0 and struct.unpack(">I", data[1:5])[0] in registry.schemas
+    decoded = registry_codec(registry).decode(schemas.TICK, data)  # nothing cached
+    assert (decoded["tick_id"], decoded["partition"]) == ("0:60000", 0)
+
+
+@pytest.mark.parametrize("status", [409, 422, 500, 503])
+def test_a_registry_refusing_a_schema_is_an_error_naming_the_call_and_status(
+        status: int) -> None:
+    registry = InMemoryRegistry()
+    registry.fail_with = status
+    with pytest.raises(RegistryError, match=f"POST /subjects/signalbox.Tick/versions: "
+                                            f"HTTP {status}: failing as told"):
+        registry_codec(registry).encode(schemas.TICK, TICK)
+
+
+def test_an_id_the_registry_does_not_know_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="schema id 42"):
+        registry_codec(InMemoryRegistry()).decode(
+            schemas.TICK, b"\x00" + struct.pack(">I", 42) + b"\x00")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,52 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from signalbox.common.settings import Settings
-
-
-def free_port() -> int:
-    """A port for a server a test starts later.
-
-    Chosen below the kernel's ephemeral range (32768-60999 by default): a port
-    from ``bind(0)`` can be taken by any outgoing connection (a Kafka client,
-    say) before the service binds it.
-    """
-    for _ in range(200):
-        port = random.randrange(20_000, 32_000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port between 20000 and 32000")
-
-
-def service_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a child process."""
-    k = settings.kafka
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": k.bootstrap_servers,
-        "SIGNALBOX_TOPIC_PREFIX": k.topic_prefix,
-        "SIGNALBOX_PARTITIONS": str(k.partitions),
-        "SIGNALBOX_REPLICATION_FACTOR": str(k.replication_factor),
-        "KAFKA_SECURITY_PROTOCOL": k.security_protocol,
-        "KAFKA_SASL_MECHANISM": k.sasl_mechanism,
-        "KAFKA_SASL_USERNAME": k.sasl_username,
-        "KAFKA_SASL_PASSWORD": k.sasl_password,
-        "KAFKA_SSL_CA_FILE": k.ssl_ca_file,
-        "KAFKA_SSL_CERT_FILE": k.ssl_cert_file,
-        "KAFKA_SSL_KEY_FILE": k.ssl_key_file,
-        "LOG_FORMAT": "json",
-        "TICK_INTERVAL_SECONDS": str(settings.tick_interval_s),
-        "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-        # Services bind to loopback; pipeline tests post without keys unless extra says so.
-        "INGEST_AUTH": "none",
-    }
-    env.update(extra)
-    return env
-
+# Shared with bench/: they live in signalbox.testing (the names stay importable here).
+from signalbox.testing import free_port as free_port
+from signalbox.testing import service_env as service_env
 
 #: Every service process a test started, so the session can make sure none outlives it.
 STARTED: list[ServiceProcess] = []
