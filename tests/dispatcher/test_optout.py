@@ -9,15 +9,18 @@ from dataclasses import dataclass, replace
 import httpx
 import pytest
 
+from signalbox.common.clock import epoch_ms
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_SUPPRESSIONS
 from signalbox.dispatcher.admin import twilio_signature
 from signalbox.dispatcher.config import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.main import admin, build, serve
-from signalbox.dispatcher.suppressions import KafkaSuppressions
+from signalbox.dispatcher.suppressions import SUPPRESSION, KafkaSuppressions
 from signalbox.dispatcher.unsubscribe import make_token
+from signalbox.testing import ManualClock
 from tests.dispatcher.records import codec, command, results, send
 from tests.support.fakes.twilio import FakeTwilio
+from tests.support.kafka import consume
 from tests.support.processes import free_port
 from tests.support.smtp import SmtpSink
 
@@ -109,3 +112,19 @@ async def test_sms_stop_and_start(running: Running) -> None:
     got = await results(running.settings, 2)
     assert got[second[0]]["status"] == "delivered"
     assert len(running.twilio.messages) == 1
+
+
+async def test_an_opt_out_is_stamped_with_the_dispatchers_clock(settings: Settings) -> None:
+    """The record's ``at`` is the injected clock's time (the one the policy and the mail's
+    Date use), not the wall clock read on the side."""
+    k = settings.kafka
+    clock = ManualClock(1_795_000_000_000)
+    suppressions = KafkaSuppressions(k, k.topic(ACTIONS_SUPPRESSIONS), codec, clock)
+    stop = asyncio.Event()
+    follower = asyncio.create_task(suppressions.follow(stop))
+    await asyncio.wait_for(suppressions.loaded.wait(), 30)
+    await suppressions.record("email", "customer", "cus-9", True, "unsubscribe link")
+    stop.set()
+    await follower
+    [record] = consume(k.bootstrap_servers, k.topic(ACTIONS_SUPPRESSIONS), 1)
+    assert epoch_ms(codec.decode(SUPPRESSION, record.value)["at"]) == 1_795_000_000_000
