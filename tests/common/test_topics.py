@@ -29,8 +29,6 @@ from signalbox.common.topics import (
     changelog_topic,
 )
 
-pytestmark = pytest.mark.kafka
-
 SERVICES = Path(signalbox.__file__).resolve().parent
 SETTINGS = Settings.from_env({"SIGNALBOX_TOPIC_PREFIX": "acme.", "SIGNALBOX_PARTITIONS": "6",
                               "SIGNALBOX_REPLICATION_FACTOR": "3"})

@@ -27,7 +27,6 @@ from tests.support.fakes.twilio import FakeTwilio
 from tests.support.kafka import consume, drain, produce
 from tests.support.processes import free_port
 
-pytestmark = pytest.mark.kafka
 NOW = 1_790_000_000_000
 
 

@@ -33,7 +33,6 @@ from tests.dispatcher.test_dlq import cli
 from tests.support.kafka import consume
 from tests.support.smtp import SmtpSink
 
-pytestmark = pytest.mark.kafka
 GOOD = DeliveryState(attempts=1, first_attempt_ms=1, due_ms=1).headers()
 
 

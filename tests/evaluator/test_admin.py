@@ -35,7 +35,6 @@ from tests.support.kafka import consume, produce
 from tests.support.processes import ServiceProcess, free_port, service_env
 from tests.support.templates import templates_check
 
-pytestmark = pytest.mark.kafka
 codec = AvroCodec()
 TOKEN = "s3cret-token"
 ACTOR = "X-Signalbox-Actor"

@@ -21,7 +21,6 @@ from signalbox.evaluator.approvals import (
 from signalbox.evaluator.engine import ApprovalOutcome, ApprovalRequest, TriggerInfo
 from tests.support.kafka import consume, drain, produce
 
-pytestmark = pytest.mark.kafka
 codec = AvroCodec()
 
 

@@ -41,7 +41,6 @@ from signalbox.ingest.openapi import document
 from tests.ingest.support import read_topic
 from tests.support.processes import ServiceProcess, free_port, service_env
 
-pytestmark = pytest.mark.kafka
 #: Refusals of a request the description calls invalid: 413 too (a batch over maxItems is
 #: answered 413 batch_too_large, as the description says).
 CONFIG = schemathesis.Config.from_dict({"checks": {"negative_data_rejection": {
