@@ -34,7 +34,7 @@ import asyncio
 import random
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -71,23 +71,29 @@ from signalbox.dispatcher.channels.base import Channel
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.commit import Committer, OffsetTracker, Write
 from signalbox.dispatcher.contacts import Contacts, contact_key
+from signalbox.dispatcher.delivery import (
+    Attempt,
+    Defer,
+    Result,
+    Retry,
+    attempt_outcome,
+    decide,
+    deferred,
+    settled,
+)
 from signalbox.dispatcher.ledger import KafkaLedger, Ledger
 from signalbox.dispatcher.model import (
     ATTEMPTING,
     Command,
     CommandError,
-    InDoubtError,
+    Delivery,
     Outcome,
-    PermanentError,
-    TransientError,
     command_from_record,
 )
-from signalbox.dispatcher.policy.backoff import backoff_seconds
 from signalbox.dispatcher.policy.breaker import Breakers
 from signalbox.dispatcher.policy.clock import Clock, SystemClock
-from signalbox.dispatcher.policy.config import PolicyConfig, policy_from_mapping
+from signalbox.dispatcher.policy.config import ChannelPolicy, PolicyConfig, policy_from_mapping
 from signalbox.dispatcher.policy.limits import ChannelLimiter
-from signalbox.dispatcher.policy.protection import cap_reached, quiet_until
 from signalbox.dispatcher.policy.retry import (
     DUE,
     DeliveryState,
@@ -121,22 +127,6 @@ class LedgerWriteFailed(Exception):
     """An ``actions.ledger`` write failed: the process stops (the next owner resumes)."""
 
 
-@dataclass(frozen=True)
-class Result:
-    outcome: Outcome
-    detail: str
-    attempts: int
-    provider_ref: str | None = None
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Move the command to a retry tier: due in ``wait_s``, with its new delivery state."""
-
-    state: DeliveryState
-    wait_s: float
-
-
 @dataclass
 class _Work:
     tp: TopicPartition
@@ -153,6 +143,35 @@ class _Work:
 def ledger_key(command_id: str, replay: str) -> str:
     """The ledger remembers a replayed command separately, once per dead letter replayed."""
     return f"{command_id}#replay:{replay}" if replay else command_id
+
+
+class _View:
+    """The dispatcher's state as :func:`~signalbox.dispatcher.delivery.decide` reads it."""
+
+    def __init__(self, dispatcher: Dispatcher, partition: int) -> None:
+        self._d, self._partition = dispatcher, partition
+
+    def has_driver(self, channel: str) -> bool:
+        return channel in self._d.channels
+
+    def recipients(self, command: Command) -> tuple[str, ...]:
+        return self._d.channels[command.channel].recipients(command)
+
+    def opted_out(self, command: Command, recipients: tuple[str, ...]) -> str | None:
+        return self._d.suppressions.reason(command.channel, command.customer_id, recipients)
+
+    def recent_contacts(self, command: Command) -> Sequence[int]:
+        return self._d.contacts.recent(self._partition, command.channel, command.customer_id)
+
+    def channel_busy(self, channel: str) -> bool:
+        return self._d.limiters[channel].full
+
+    def endpoint(self, command: Command) -> str:
+        return self._d.channels[command.channel].endpoint(command)
+
+    def breaker_wait_s(self, endpoint: str, policy: ChannelPolicy) -> float:
+        return self._d.breakers.peek_seconds(endpoint, policy.breaker_failures,
+                                             policy.breaker_cooldown_seconds)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -512,61 +531,32 @@ class Dispatcher:
             return writes
 
     async def _deliver(self, partition: int, command: Command, work: _Work) -> Result | Retry:
-        channel = self.channels.get(command.channel)
+        """Carry out what :func:`~signalbox.dispatcher.delivery.decide` returns."""
         state = work.state
-        if channel is None:
-            return Result(Outcome.FAILED, f"no driver for channel {command.channel!r}",
-                          state.attempts)
-        recipients = channel.recipients(command)
-        if not recipients:
-            return Result(Outcome.SUPPRESSED, "no recipient address is known", state.attempts)
-        now = self.clock.now_ms()
+        decision = decide(command, state, self.clock.now_ms(), self.policy,
+                          _View(self, partition), self._rng)
+        if isinstance(decision, Defer):
+            return self._wait(command, state, decision)
+        if not isinstance(decision, Attempt):
+            return settled(decision, state)
         pol = self.policy.channel(command.channel)
-        capped = False
-        if command.action.get("audience") == "customer":
-            reason = self.suppressions.reason(command.channel, command.customer_id, recipients)
-            if reason is not None:
-                return Result(Outcome.SUPPRESSED, f"opted out: {reason}", state.attempts)
-            quiet = self.policy.quiet_hours
-            if quiet is not None and not command.critical and command.channel in quiet.channels:
-                until = quiet_until(now, command.customer_timezone, quiet)
-                if until is not None:
-                    return self._wait(command, state, (until - now) / 1000, "quiet_hours",
-                                      "quiet hours in the customer's time zone")
-            cap = self.policy.frequency_caps.get(command.channel)
-            if cap is not None and not command.critical:
-                recent = self.contacts.recent(partition, command.channel, command.customer_id)
-                if cap_reached(recent, now, cap):
-                    return Result(Outcome.SUPPRESSED, f"frequency cap: already {cap.max} "
-                                  f"{command.channel} in {cap.per_seconds:g}s", state.attempts)
-                capped = True
-        if state.first_attempt_ms and now - state.first_attempt_ms >= \
-                pol.deadline_seconds * 1000:
-            return Result(Outcome.FAILED, f"deadline of {pol.deadline_seconds:g}s passed after "
-                          f"{state.attempts} attempts; last: {state.reason}", state.attempts)
-        limiter = self.limiters[command.channel]
-        if limiter.full:
-            return self._wait(command, state, self._rng.uniform(0.5, 2.0) * pol.backoff_seconds,
-                              "busy", f"{command.channel} channel busy")
-        endpoint = channel.endpoint(command)
-        # Last check before the attempt: in half-open state this claims the one trial call.
-        wait = self.breakers.wait_seconds(endpoint, pol.breaker_failures,
-                                          pol.breaker_cooldown_seconds)
-        if wait > 0:
-            return self._wait(command, state, wait + self._rng.uniform(0, wait / 2),
-                              "circuit_open", f"circuit open for {endpoint}")
+        # Decided on a peek: the breaker's half-open trial is this command's.
+        self.breakers.claim(decision.endpoint, pol.breaker_failures)
+        channel = self.channels[command.channel]
+        capped = decision.reserve_contact
         if capped:
             self.contacts.reserve(command.channel, command.customer_id)
         try:
-            async with limiter.slot():
+            async with self.limiters[command.channel].slot():
                 if self._stop.is_set():  # shutting down: hand waiting commands on, unattempted
-                    return self._wait(command, state, 0, "stopping", "dispatcher stopping")
-                result = await self._attempt(channel, command, work, endpoint)
+                    return self._wait(command, state,
+                                      Defer(0, "stopping", "dispatcher stopping"))
+                result = await self._attempt(channel, command, work, decision.endpoint)
         finally:
             if capped:
                 self.contacts.release(command.channel, command.customer_id)
         if capped and isinstance(result, Result) and result.outcome is Outcome.DELIVERED:
-            assert cap is not None
+            cap = self.policy.frequency_caps[command.channel]
             at = self.clock.now_ms()
             value = self.contacts.delivered(partition, command.channel, command.customer_id,
                                             at, at - cap.per_ms)
@@ -579,62 +569,42 @@ class Dispatcher:
                        endpoint: str) -> Result | Retry:
         pol = self.policy.channel(command.channel)
         state = work.state
-        attempt = state.attempts + 1
         first = state.first_attempt_ms or self.clock.now_ms()
-        await self._mark_attempting(work.tp.partition, work.ledger_key, attempt)
+        await self._mark_attempting(work.tp.partition, work.ledger_key, state.attempts + 1)
         work.attempted = True
         started = time.perf_counter()
-        failures, cooldown = pol.breaker_failures, pol.breaker_cooldown_seconds
+        sent: Delivery | Exception
         try:
             async with asyncio.timeout(pol.timeout_seconds):
-                delivery = await channel.send(command)
-        except TransientError as exc:
-            metrics.ATTEMPTS.labels(channel.name, "transient").inc()
-            if self.breakers.failed(endpoint, failures, cooldown):
-                metrics.BREAKER_OPENED.labels(channel.name).inc()
-                log.warning("circuit_opened", endpoint=endpoint, cooldown_s=cooldown)
-            if attempt >= pol.max_attempts:
-                return Result(Outcome.FAILED, f"gave up after {attempt} attempts: {exc}", attempt)
-            delay = backoff_seconds(pol, attempt, self._rng)
-            if self.clock.now_ms() + delay * 1000 - first >= pol.deadline_seconds * 1000:
-                return Result(Outcome.FAILED, f"deadline of {pol.deadline_seconds:g}s would pass "
-                              f"before attempt {attempt + 1}: {exc}", attempt)
-            log.warning("attempt_failed", error=self._private(command, str(exc)),
-                        attempt=attempt, retry_in_s=round(delay, 3))
+                sent = await channel.send(command)
+        except Exception as exc:  # mapped to an outcome below; a driver bug never crash-loops
+            sent = exc
+        finally:
+            metrics.SEND_SECONDS.labels(channel.name).observe(time.perf_counter() - started)
+        out = attempt_outcome(sent, state, self.clock.now_ms(), first, pol, endpoint,
+                              channel.name, self._rng)
+        metrics.ATTEMPTS.labels(channel.name, out.kind).inc()
+        failures, cooldown = pol.breaker_failures, pol.breaker_cooldown_seconds
+        if out.breaker == "succeeded":
+            self.breakers.succeeded(endpoint)
+        elif self.breakers.failed(endpoint, failures, cooldown) and out.kind == "transient":
+            metrics.BREAKER_OPENED.labels(channel.name).inc()
+            log.warning("circuit_opened", endpoint=endpoint, cooldown_s=cooldown)
+        if out.kind == "error":
+            assert isinstance(sent, Exception)
+            # No traceback: its message may quote the recipient. Where it was raised instead.
+            origin = traceback.extract_tb(sent.__traceback__)[-1]
+            log.error("channel_error", endpoint=endpoint, error_type=type(sent).__name__,
+                      error=self._private(command, str(sent)),
+                      raised_at=f"{origin.filename}:{origin.lineno}")
+        if isinstance(out.step, Retry):
+            log.warning("attempt_failed", error=self._private(command, str(sent)),
+                        attempt=out.step.state.attempts, retry_in_s=round(out.step.wait_s, 3))
             # Nothing was sent: retract the attempt at once, so a crash before the retry
             # is committed leaves the command cleanly unattempted, not in doubt.
             await self._retract(work.tp.partition, work.ledger_key)
             work.attempted = False
-            return Retry(replace(state, attempts=attempt, first_attempt_ms=first,
-                                 reason=str(exc)), delay)
-        except PermanentError as exc:
-            metrics.ATTEMPTS.labels(channel.name, "permanent").inc()
-            self.breakers.succeeded(endpoint)  # the provider answered
-            return Result(Outcome.FAILED, str(exc), attempt)
-        except InDoubtError as exc:
-            metrics.ATTEMPTS.labels(channel.name, "in_doubt").inc()
-            self.breakers.failed(endpoint, failures, cooldown)
-            return Result(Outcome.IN_DOUBT, str(exc), attempt)
-        except TimeoutError:
-            metrics.ATTEMPTS.labels(channel.name, "timeout").inc()
-            self.breakers.failed(endpoint, failures, cooldown)
-            return Result(Outcome.IN_DOUBT, f"no answer from {endpoint} within "
-                          f"{pol.timeout_seconds:g}s; the effect may have happened", attempt)
-        except Exception as exc:  # a driver bug: it may have acted; never crash-loop on it
-            metrics.ATTEMPTS.labels(channel.name, "error").inc()
-            self.breakers.failed(endpoint, failures, cooldown)
-            # No traceback: its message may quote the recipient. Where it was raised instead.
-            origin = traceback.extract_tb(exc.__traceback__)[-1]
-            log.error("channel_error", endpoint=endpoint, error_type=type(exc).__name__,
-                      error=self._private(command, str(exc)),
-                      raised_at=f"{origin.filename}:{origin.lineno}")
-            return Result(Outcome.IN_DOUBT, f"unexpected error in the {channel.name} driver: "
-                          f"{type(exc).__name__}: {exc}", attempt)
-        finally:
-            metrics.SEND_SECONDS.labels(channel.name).observe(time.perf_counter() - started)
-        metrics.ATTEMPTS.labels(channel.name, "delivered").inc()
-        self.breakers.succeeded(endpoint)
-        return Result(Outcome.DELIVERED, delivery.detail, attempt, delivery.provider_ref)
+        return out.step
 
     def _unexpected(self, command: Command, work: _Work, exc: Exception) -> Result:
         """The outcome of a command whose handling raised: in doubt once attempted."""
@@ -652,15 +622,11 @@ class Dispatcher:
         """``text`` with the command's recipients masked (unless configured otherwise)."""
         return self.privacy.redact(text, command.channel, recipients_of(command))
 
-    def _wait(self, command: Command, state: DeliveryState, wait_s: float, kind: str,
-              reason: str) -> Retry:
-        """A retry without an attempt (quiet hours, open breaker, busy channel)."""
-        metrics.DEFERRED.labels(command.channel, kind).inc()
-        log.info("command_deferred", reason=reason, wait_s=round(wait_s, 3))
-        # The deadline runs from the first attempt or provider-side deferral, so an endless
-        # outage (breaker open, no attempts) still ends in failed; quiet hours do not count.
-        first = state.first_attempt_ms or (0 if kind == "quiet_hours" else self.clock.now_ms())
-        return Retry(replace(state, reason=reason, first_attempt_ms=first), wait_s)
+    def _wait(self, command: Command, state: DeliveryState, defer: Defer) -> Retry:
+        """A retry without an attempt (quiet hours, open breaker, busy channel, stopping)."""
+        metrics.DEFERRED.labels(command.channel, defer.kind).inc()
+        log.info("command_deferred", reason=defer.reason, wait_s=round(defer.wait_s, 3))
+        return deferred(defer, state, self.clock.now_ms())
 
     # -- Kafka writes ----------------------------------------------------------
 

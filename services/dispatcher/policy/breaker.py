@@ -26,6 +26,13 @@ class Breakers:
 
     def wait_seconds(self, endpoint: str, failures: int, cooldown: float) -> float:
         """0 if a call may go ahead now (claiming the half-open trial), else seconds to wait."""
+        wait = self.peek_seconds(endpoint, failures, cooldown)
+        if wait == 0:
+            self.claim(endpoint, failures)
+        return wait
+
+    def peek_seconds(self, endpoint: str, failures: int, cooldown: float) -> float:
+        """:meth:`wait_seconds` without claiming anything (the pure delivery core asks this)."""
         s = self._states.get(endpoint)
         if s is None or s.failures < failures or failures == 0:
             return 0.0
@@ -34,8 +41,13 @@ class Breakers:
             return left
         if s.trial_running:
             return max(cooldown / 4, 0.05)
-        s.trial_running = True
         return 0.0
+
+    def claim(self, endpoint: str, failures: int) -> None:
+        """A call goes ahead now (peeked 0): if the breaker is half-open, it is the trial."""
+        s = self._states.get(endpoint)
+        if s is not None and failures and s.failures >= failures:
+            s.trial_running = True
 
     def succeeded(self, endpoint: str) -> None:
         self._states.pop(endpoint, None)
