@@ -38,7 +38,6 @@ from signalbox.dispatcher.model import (
     TransientError,
 )
 from signalbox.dispatcher.policy.breaker import Breakers
-from signalbox.dispatcher.policy.clock import ManualClock
 from signalbox.dispatcher.policy.config import (
     ChannelPolicy,
     FrequencyCap,
@@ -46,6 +45,7 @@ from signalbox.dispatcher.policy.config import (
     QuietHours,
 )
 from signalbox.dispatcher.policy.retry import DeliveryState
+from signalbox.testing import ManualClock
 
 #: 2026-11-20 12:00 in Berlin: outside quiet hours.
 NOON = int(datetime.fromisoformat("2026-11-20T12:00:00+01:00").timestamp() * 1000)
