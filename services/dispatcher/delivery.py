@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from signalbox.dispatcher.model import (
+    ATTEMPTING,
     Command,
     Delivery,
     InDoubtError,
@@ -114,6 +115,24 @@ class DeliveryView(Protocol):
     def breaker_wait_s(self, endpoint: str, policy: ChannelPolicy) -> float:
         """Seconds until the endpoint's breaker lets a call through; 0 if one may go now."""
         ...
+
+
+def resumed(ledger_state: str | None, state: DeliveryState, poison: str, topic: str,
+            hop: bool, now_ms: int) -> Result | Retry | None:
+    """What the ledger and the record's delivery headers settle before any policy; None: decide.
+
+    A command the ledger shows ``attempting`` was cut off mid-attempt by a process that
+    died: in doubt, never resent. Headers that cannot be trusted fail it. A retry record
+    read early from a shorter tier (``hop``) moves on to the tier that fits, unlooked at.
+    """
+    if ledger_state == ATTEMPTING:
+        return Result(Outcome.IN_DOUBT, "an earlier attempt was interrupted between the "
+                      "attempt and its outcome; not resent automatically", max(1, state.attempts))
+    if poison:
+        return Result(Outcome.FAILED, f"unusable delivery headers on {topic}: {poison}", 0)
+    if hop:
+        return Retry(state, (state.due_ms - now_ms) / 1000)
+    return None
 
 
 def decide(command: Command, state: DeliveryState, now_ms: int, policy: PolicyConfig,
@@ -233,3 +252,15 @@ def attempt_outcome(sent: Delivery | BaseException, state: DeliveryState, now_ms
     return AttemptOutcome("error", "failed", Result(
         Outcome.IN_DOUBT, f"unexpected error in the {channel} driver: "
         f"{type(sent).__name__}: {sent}", attempt))
+
+
+def unexpected_outcome(error: str, attempted: bool, state: DeliveryState) -> Result:
+    """The outcome of a command whose handling raised (``error``, already masked).
+
+    Once ``attempting`` is recorded the channel may have acted: in doubt, not resent.
+    """
+    if attempted:
+        return Result(Outcome.IN_DOUBT, f"unexpected error after the attempt was recorded; "
+                      f"not resent: {error}", state.attempts + 1)
+    return Result(Outcome.FAILED, f"unexpected error before any attempt: {error}",
+                  state.attempts)

@@ -79,7 +79,9 @@ from signalbox.dispatcher.delivery import (
     attempt_outcome,
     decide,
     deferred,
+    resumed,
     settled,
+    unexpected_outcome,
 )
 from signalbox.dispatcher.ledger import KafkaLedger, Ledger
 from signalbox.dispatcher.model import (
@@ -495,16 +497,9 @@ class Dispatcher:
                 return []
             self._busy[key] = asyncio.get_running_loop().create_future()
             work.ledger_key = key
-            if state == ATTEMPTING:
-                step: Result | Retry = Result(
-                    Outcome.IN_DOUBT, "an earlier attempt was interrupted between the attempt "
-                    "and its outcome; not resent automatically", max(1, work.state.attempts))
-            elif work.poison:
-                step = Result(Outcome.FAILED, f"unusable delivery headers on {tp.topic}: "
-                              f"{work.poison}", 0)
-            elif work.hop:
-                step = Retry(work.state, (work.state.due_ms - self.clock.now_ms()) / 1000)
-            else:
+            step = resumed(state, work.state, work.poison, tp.topic, work.hop,
+                           self.clock.now_ms())
+            if step is None:
                 try:
                     step = await self._deliver(tp.partition, command, work)
                 except LedgerWriteFailed:
@@ -612,11 +607,7 @@ class Dispatcher:
         error = self._private(command, f"{type(exc).__name__}: {exc}")[:300]
         log.error("command_handling_error", error=error,
                   raised_at=f"{origin.filename}:{origin.lineno}")
-        if work.attempted:
-            return Result(Outcome.IN_DOUBT, f"unexpected error after the attempt was recorded; "
-                          f"not resent: {error}", work.state.attempts + 1)
-        return Result(Outcome.FAILED, f"unexpected error before any attempt: {error}",
-                      work.state.attempts)
+        return unexpected_outcome(error, work.attempted, work.state)
 
     def _private(self, command: Command, text: str) -> str:
         """``text`` with the command's recipients masked (unless configured otherwise)."""

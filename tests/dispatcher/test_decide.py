@@ -26,9 +26,12 @@ from signalbox.dispatcher.delivery import (
     attempt_outcome,
     decide,
     deferred,
+    resumed,
     settled,
+    unexpected_outcome,
 )
 from signalbox.dispatcher.model import (
+    ATTEMPTING,
     Command,
     Delivery,
     DeliveryError,
@@ -274,3 +277,37 @@ def test_attempt_outcome(name: str, sent: Delivery | BaseException, state: Deliv
                                          reason=reason)
         ceiling = min(PATIENT.backoff_cap_seconds, 2 ** (attempts - 1))
         assert 0 <= out.step.wait_s <= ceiling
+
+
+DUE_LATER = DeliveryState(attempts=1, first_attempt_ms=NOON - 5000, due_ms=NOON + 90_000)
+RESUMED: list[tuple[str, str | None, DeliveryState, str, bool, Result | Retry | None]] = [
+    ("new command: decide", None, FRESH, "", False, None),
+    ("interrupted attempt", ATTEMPTING, FRESH, "", False, Result(
+        Outcome.IN_DOUBT, "an earlier attempt was interrupted between the attempt and its "
+        "outcome; not resent automatically", 1)),
+    ("interrupted retry keeps its count", ATTEMPTING, RETRIED, "bad header", True, Result(
+        Outcome.IN_DOUBT, "an earlier attempt was interrupted between the attempt and its "
+        "outcome; not resent automatically", 2)),
+    ("poisoned headers", None, FRESH, "header x-due: not a number", True, Result(
+        Outcome.FAILED, "unusable delivery headers on t.actions.retry.1m: header x-due: "
+        "not a number", 0)),
+    ("early from a short tier: on to the next", None, DUE_LATER, "", True,
+     Retry(DUE_LATER, 90.0)),
+]
+
+
+@pytest.mark.parametrize(("name", "ledger", "state", "poison", "hop", "expected"), RESUMED,
+                         ids=[case[0] for case in RESUMED])
+def test_resumed(name: str, ledger: str | None, state: DeliveryState, poison: str, hop: bool,
+                 expected: Result | Retry | None) -> None:
+    assert resumed(ledger, state, poison, "t.actions.retry.1m", hop, NOON) == expected
+
+
+@pytest.mark.parametrize(("attempted", "expected"), [
+    (False, Result(Outcome.FAILED, "unexpected error before any attempt: KeyError: 'x'", 2)),
+    (True, Result(Outcome.IN_DOUBT, "unexpected error after the attempt was recorded; "
+                  "not resent: KeyError: 'x'", 3)),
+])
+def test_an_unexpected_error_is_in_doubt_once_attempted(attempted: bool,
+                                                        expected: Result) -> None:
+    assert unexpected_outcome("KeyError: 'x'", attempted, RETRIED) == expected
