@@ -11,7 +11,8 @@ Commands are handled concurrently (bounded per channel); for each one:
    now is waited for first: its retry copy may be read before its transaction is
    acknowledged here); left ``attempting`` by a process that died → ``in_doubt``
    (never resent automatically; an operator decides from the dead-letter topic);
-2. the policy (:mod:`signalbox.dispatcher.policy`) may end it without a call
+2. the policy, decided without I/O by :mod:`signalbox.dispatcher.delivery` and
+   carried out here, may end it without a call
    (opt-out, frequency cap → ``suppressed``; deadline → ``failed``) or move it
    to a retry tier without a call (quiet hours, open circuit breaker, busy
    channel);
