@@ -60,7 +60,7 @@ test: $(STAMP) lint
 	tools/kafka/kafka.sh install
 	tools/registry/registry.sh install
 	tools/prometheus/prometheus.sh install
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine

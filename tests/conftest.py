@@ -23,7 +23,7 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -78,6 +78,38 @@ def _registry_script(command: str) -> subprocess.CompletedProcess[str]:
            "REGISTRY_HOME_DIR": str(REPO / ".run" / "registry-test")}
     return subprocess.run([str(REPO / "tools" / "registry" / "registry.sh"), command], env=env,
                           text=True, capture_output=True, check=False)
+
+
+#: What the pytest-xdist controller started, to stop when the run ends.
+_CONTROLLER_STARTED: list[Callable[[], object]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n``), the controller starts the test broker and registry once,
+    before the workers exist. Each worker then finds them running and leaves them alone,
+    instead of two workers racing to start one broker and the first to finish stopping
+    it under the other."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") \
+            and os.environ.get("SIGNALBOX_TEST_KAFKA") != "testcontainers" \
+            and kafka_script("status").returncode != 0:
+        started = kafka_script("start")
+        if started.returncode != 0:
+            raise pytest.UsageError(f"could not start the test broker:\n{started.stderr}")
+        if not os.environ.get("SIGNALBOX_KEEP_KAFKA"):
+            _CONTROLLER_STARTED.append(lambda: kafka_script("stop"))
+    if not os.environ.get("SCHEMA_REGISTRY_URL") and _registry_script("status").returncode != 0:
+        started = _registry_script("start")
+        if started.returncode != 0:
+            raise pytest.UsageError(f"could not start the test schema registry:\n"
+                                    f"{started.stderr}")
+        _CONTROLLER_STARTED.append(lambda: _registry_script("stop"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _CONTROLLER_STARTED:
+        _CONTROLLER_STARTED.pop()()
 
 
 @pytest.fixture(scope="session")
