@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from signalbox.common.clock import now_ms
+from signalbox.common.errors import SignalboxError
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.ingest.keys import forbidden_types
@@ -36,8 +37,10 @@ from signalbox.ingest.validation import InvalidEvents
 __all__ = ["EventClient", "EventTooLarge", "InvalidEvents"]
 
 
-class EventTooLarge(ValueError):
+class EventTooLarge(SignalboxError, ValueError):
     """An event whose record exceeds half the topics' ``max.message.bytes`` (as ingest's 413)."""
+
+    what = "event"
 
 
 class EventClient:

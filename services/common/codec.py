@@ -25,6 +25,7 @@ from fastavro.validation import ValidationError
 from fastavro.validation import validate as check
 
 from signalbox.common import schemas
+from signalbox.common.errors import SignalboxError
 from signalbox.common.schemas import SchemaVersion
 
 MAGIC = b"\xc3\x01"
@@ -45,16 +46,20 @@ class SchemaRegistry(Protocol):
         ...
 
 
-class DecodeError(ValueError):
+class DecodeError(SignalboxError, ValueError):
     """Bytes that are not a readable record of the expected type. ``reason`` says why."""
+
+    what = "record"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-class EncodeError(ValueError):
+class EncodeError(SignalboxError, ValueError):
     """A record that does not fit its schema."""
+
+    what = "record"
 
 
 class AvroCodec:

@@ -17,6 +17,7 @@ import structlog
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
+from signalbox.common.errors import SignalboxError
 from signalbox.common.schemas import SchemaVersion
 from signalbox.common.settings import Settings
 
@@ -24,8 +25,10 @@ log = structlog.get_logger(__name__)
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(SignalboxError, RuntimeError):
     """The registry refused a request or could not be reached."""
+
+    what = "schema registry request"
 
 
 class ConfluentRegistry:

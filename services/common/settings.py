@@ -15,9 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from signalbox.common.errors import SignalboxError
 
-class SettingsError(ValueError):
+
+class SettingsError(SignalboxError, ValueError):
     """A variable in the environment has a value signalbox cannot use."""
+
+    what = "setting"
 
 
 class _Env:

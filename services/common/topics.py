@@ -16,6 +16,7 @@ import structlog
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import librdkafka_config
 from signalbox.common.settings import KafkaSettings, Settings, SettingsError
 
@@ -42,12 +43,16 @@ ACTIONS_CONTACTS = "actions.contacts"
 CUSTOMER_STATE_TABLE = "customer-state"
 
 
-class TopicMismatch(RuntimeError):
+class TopicMismatch(SignalboxError, RuntimeError):
     """An existing topic differs from the catalogue in a way that breaks keying."""
+
+    what = "topic"
 
 
 class KafkaRefused(SettingsError):
     """The cluster refused the client's credentials: a configuration error, not an outage."""
+
+    what = "Kafka credentials"
 
 
 @dataclass(frozen=True)

@@ -152,11 +152,11 @@ class _EventsApi:
         except ProduceError as exc:
             if exc.kind in _TOO_LARGE:  # the broker's limit went below the one read at start
                 return _error(413, "event_too_large", f"Kafka refused the batch as too large: "
-                              f"{exc.reason}", extra=self._budget.as_json())
+                              f"{exc.why}", extra=self._budget.as_json())
             PRODUCE_FAILURES.labels(error=exc.kind).inc()
-            log.warning("produce_failed", error=exc.reason, event_ids=event_ids)
+            log.warning("produce_failed", error=exc.why, event_ids=event_ids)
             return _error(503, "kafka_unavailable",
-                          f"{exc.reason}. Retry the whole batch later: events already "
+                          f"{exc.why}. Retry the whole batch later: events already "
                           "written are deduplicated downstream by event_id.",
                           headers={"Retry-After": str(RETRY_AFTER_S)})
         for e in events:

@@ -34,6 +34,7 @@ from typing import Any
 
 import structlog
 
+from signalbox.common.errors import SignalboxError
 from signalbox.ingest.avro_json import Problem, child_path, clip
 
 log = structlog.get_logger(__name__)
@@ -47,8 +48,10 @@ _TOKEN = re.compile(r"^sbk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class KeyFileError(ValueError):
+class KeyFileError(SignalboxError, ValueError):
     """The keys file or a requested change to it is not usable; the message says why."""
+
+    what = "keys file"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
+from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import librdkafka_config
 from signalbox.common.settings import KafkaSettings
 
@@ -31,8 +32,10 @@ EVENT_SHARE = 0.5
 _CONFIG = "max.message.bytes"
 
 
-class LimitUnknown(RuntimeError):
+class LimitUnknown(SignalboxError, RuntimeError):
     """The broker did not say its message limit; ingest does not guess one."""
+
+    what = "broker message limit"
 
 
 @dataclass(frozen=True)

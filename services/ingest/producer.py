@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
+from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import aiokafka_options
 from signalbox.common.settings import KafkaSettings
 
@@ -32,12 +33,13 @@ class Message:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-class ProduceError(RuntimeError):
+class ProduceError(SignalboxError, RuntimeError):
     """Kafka did not acknowledge every message; the caller should retry the whole batch."""
+
+    what = "Kafka write"
 
     def __init__(self, reason: str, kind: str) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.kind = kind
 
 

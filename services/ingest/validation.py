@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 from signalbox.common import schemas
+from signalbox.common.errors import SignalboxError
 from signalbox.common.schemas import EventType
 from signalbox.ingest.avro_json import (
     MISSING,
@@ -36,21 +37,25 @@ _TYPE, _DATA = "type", "data"
 _NON_EMPTY = ("event_id", "customer_id")
 
 
-class InvalidJson(ValueError):
+class InvalidJson(SignalboxError, ValueError):
     """The request body is not one JSON document ingest can read."""
 
+    what = "request body"
+
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason, where="$")
         self.problem = Problem("$", reason)
 
 
-class InvalidEvents(ValueError):
+class InvalidEvents(SignalboxError, ValueError):
     """At least one event of a request is invalid: ``total`` problems, the first of them
     (at most ``avro_json.MAX_PROBLEMS``) in ``problems``."""
 
+    what = "event"
+
     def __init__(self, problems: Sequence[Problem], total: int | None = None) -> None:
         super().__init__(f"{total or len(problems)} problem(s), first: {problems[0].path}: "
-                         f"{problems[0].reason}")
+                         f"{problems[0].reason}", where=problems[0].path, why=problems[0].reason)
         self.problems = tuple(problems)
         self.total = len(problems) if total is None else total
 

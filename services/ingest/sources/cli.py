@@ -81,7 +81,7 @@ def _test(args: argparse.Namespace, out: TextIO) -> int:
     try:
         result = translate(mapping, payload, headers)
     except PayloadError as exc:
-        print(f"signalbox sources test: {args.payload}: {exc.where}: {exc.reason}",
+        print(f"signalbox sources test: {args.payload}: {exc.where}: {exc.why}",
               file=sys.stderr)
         return 1
     if not result.events:
@@ -139,7 +139,7 @@ def plan_replay(mapping: SourceMapping, payloads: Iterator[tuple[str, Any]],
             result = translate(mapping, payload)
         except PayloadError as exc:
             report.outcomes["unreadable"] += 1
-            report.problems.append(f"{place}: {exc.where}: {exc.reason}")
+            report.problems.append(f"{place}: {exc.where}: {exc.why}")
             continue
         if not result.events:
             report.outcomes["unmapped" if not result.mapped else "skipped"] += 1

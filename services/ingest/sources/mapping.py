@@ -51,6 +51,7 @@ from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
 from signalbox.common import schemas
+from signalbox.common.errors import SignalboxError
 from signalbox.common.schemas import EventType
 from signalbox.ingest.avro_json import suggest
 from signalbox.ingest.catalogue import profile_fields
@@ -73,13 +74,15 @@ _RULE = ("type", "when", "id_suffix", "customer_id", "occurred_at", "customer", 
          "data", "doc")
 
 
-class MappingError(ValueError):
+class MappingError(SignalboxError, ValueError):
     """A mapping file that cannot be used; ``errors`` lists every problem found."""
+
+    what = "mapping file"
 
     def __init__(self, source: str, errors: list[str]) -> None:
         self.source = source
         self.errors = errors
-        super().__init__(f"{source}: " + "; ".join(errors))
+        super().__init__(f"{source}: " + "; ".join(errors), where=source, why="; ".join(errors))
 
 
 @dataclass(frozen=True)
@@ -337,14 +340,14 @@ def load_mapping(path: str | Path, known: Mapping[str, EventType] | None = None
 # --- applying a mapping ------------------------------------------------------------------
 
 
-class PayloadError(ValueError):
+class PayloadError(SignalboxError, ValueError):
     """A source payload the mapping cannot read (no id or type, or an expression failed
-    on it); ``where`` names the mapping's place, ``reason`` says why."""
+    on it); ``where`` names the mapping's place, ``why`` says why."""
+
+    what = "source payload"
 
     def __init__(self, where: str, reason: str) -> None:
-        super().__init__(f"{where}: {reason}")
-        self.where = where
-        self.reason = reason
+        super().__init__(f"{where}: {reason}", where=where, why=reason)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class SourcesApi:
         except PayloadError as exc:
             return error(400, "unreadable_source_event",
                          f"the {name} mapping cannot read this event; nothing was written",
-                         [Problem(exc.where, exc.reason)], extra={"source": name})
+                         [Problem(exc.where, exc.why)], extra={"source": name})
         context = {"source": name, "source_event_id": translation.source_id,
                    "source_event_type": translation.source_type}
         if not translation.events:
