@@ -40,6 +40,8 @@ from tests.support.broker import (
     TEST_KAFKA_SASL_PORT,
     kafka_script,
 )
+from tests.support.fakes.twilio import FakeTwilio
+from tests.support.smtp import SmtpSink
 
 #: The ``broker`` fixture: a broker of a test's own, to kill.
 pytest_plugins = ["tests.support.private_broker"]
@@ -216,3 +218,17 @@ def _delete_prefixed(bootstrap: str, prefix: str) -> None:
         for fut in admin.delete_topics(names, operation_timeout=30).values():
             with contextlib.suppress(KafkaException):
                 fut.result()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on a free port that keeps what it receives."""
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """A fake Twilio Messages API on a free port (the SMS channel's provider)."""
+    with FakeTwilio() as fake:
+        yield fake

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
 from signalbox.common.settings import Settings, SmtpSettings
 from tests.support.smtp import SmtpSink
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
-        yield sink
 
 
 @pytest.fixture

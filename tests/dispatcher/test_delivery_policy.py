@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -26,12 +26,6 @@ from tests.support.kafka import consume
 from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
 
 
 def config(twilio: FakeTwilio, policy: dict[str, Any] | None = None,

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,6 @@ from tests.support.kafka import consume, drain, produce
 from tests.support.processes import free_port
 
 NOW = 1_790_000_000_000
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
 
 
 async def cli(settings: Settings, *argv: str) -> str:

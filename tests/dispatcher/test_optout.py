@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 import httpx
@@ -33,12 +33,6 @@ class Running:
     settings: Settings
     url: str
     twilio: FakeTwilio
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ retry tiers when their process dies are delivered by the next owner.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,12 +50,6 @@ def outcomes(settings: Settings, count: int) -> list[tuple[str, str]]:
     return [(r["command_id"], r["status"]) for r in (
         codec.decode(schemas.ACTION_RESULT, x.value)
         for x in drain(k.bootstrap_servers, k.topic(ACTIONS_RESULTS), settle=4))]
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
-        yield sink
 
 
 @pytest.fixture

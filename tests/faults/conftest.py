@@ -78,12 +78,6 @@ class Rig:
         return PacedProducer(k.bootstrap_servers, k.topic(EVENTS_BILLING), load, rate).start()
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
-        yield sink
-
-
 def rig_for(settings: Settings, smtp: SmtpSink, tmp_path: Path) -> Iterator[Rig]:
     rig = Rig(settings, smtp, tmp_path)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +17,6 @@ from tests.support.processes import free_port
 from tests.support.smtp import SmtpSink
 
 SECRET = "unsubscribe-secret"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
-        yield sink
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,12 +14,6 @@ from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientEr
 from signalbox.dispatcher.templates import TemplateStore
 from tests.dispatcher.channels.support import sms_command
 from tests.support.fakes.twilio import FakeTwilio
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        yield server
 
 
 def provider(twilio: FakeTwilio, **changes: object) -> SmsProvider:
