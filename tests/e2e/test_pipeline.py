@@ -12,6 +12,7 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_RESULTS, EVENTS_BILLING
+from tests.support.events import payment_failed
 from tests.support.kafka import consume, drain
 from tests.support.metrics import labelled, scrape, until, value
 from tests.support.pipeline import pipeline
@@ -20,21 +21,12 @@ pytestmark = pytest.mark.kafka
 codec = AvroCodec()
 
 
-def payment_failed(event_id: str, customer: str, product: str = "pro") -> dict[str, object]:
-    return {
-        "event_id": event_id, "type": "payment.failed", "customer_id": customer,
-        "occurred_at": "2026-11-22T09:30:00Z", "source": "billing",
-        "customer": {"email": f"{customer}@example.com", "name": "Ada Lovelace"},
-        "data": {"payment_id": f"pay-{event_id}", "product": product, "amount_minor": 4900,
-                 "currency": "EUR", "reason": "card_declined"},
-    }
-
-
 def test_payment_failed_event_becomes_customer_email_and_finance_alert(
     settings: Settings, tmp_path: Path
 ) -> None:
     with pipeline(settings, tmp_path) as p:
-        batch = [payment_failed("evt-1", "cus-ada"), payment_failed("evt-2", "cus-bob", "basic")]
+        batch = [payment_failed("evt-1", "cus-ada", contact=True, reason="card_declined"),
+                 payment_failed("evt-2", "cus-bob", "basic", contact=True)]
         response = httpx.post(p.ingest_url, json=batch, timeout=30)
         assert response.status_code == 202, response.text
         assert response.json() == {"accepted": ["evt-1", "evt-2"]}
@@ -50,7 +42,8 @@ def test_payment_failed_event_becomes_customer_email_and_finance_alert(
         assert "cus-ada@example.com" in alert.text()
 
         # The same event again (a producer retry) and an unrelated product: no new mail.
-        again = httpx.post(p.ingest_url, json=payment_failed("evt-1", "cus-ada"), timeout=30)
+        again = httpx.post(p.ingest_url, json=payment_failed("evt-1", "cus-ada", contact=True),
+                           timeout=30)
         assert again.status_code == 202
         k = settings.kafka
         results = [codec.decode(schemas.ACTION_RESULT, r.value)
@@ -81,10 +74,10 @@ def test_invalid_request_writes_nothing_and_explains_why(
     settings: Settings, tmp_path: Path
 ) -> None:
     with pipeline(settings, tmp_path) as p:
-        bad = payment_failed("evt-3", "cus-ada")
-        bad["data"] = {**bad["data"], "amount_minor": "49.00"}  # type: ignore[dict-item]
-        response = httpx.post(p.ingest_url, json=[payment_failed("evt-4", "cus-ada"), bad],
-                              timeout=30)
+        bad = payment_failed("evt-3", "cus-ada", contact=True)
+        bad["data"] = {**bad["data"], "amount_minor": "49.00"}
+        response = httpx.post(p.ingest_url, json=[
+            payment_failed("evt-4", "cus-ada", contact=True), bad], timeout=30)
         assert response.status_code == 400
         [error] = response.json()["errors"]
         assert error["path"] == "$[1].data.amount_minor"
@@ -101,7 +94,8 @@ def test_the_pipeline_in_schema_registry_mode(
     """With SCHEMA_REGISTRY_URL every service writes the Confluent wire format."""
     registry_settings = replace(settings, schema_registry_url=schema_registry_url)
     with pipeline(registry_settings, tmp_path) as p:
-        response = httpx.post(p.ingest_url, json=payment_failed("evt-r1", "cus-reg"), timeout=30)
+        response = httpx.post(p.ingest_url, json=payment_failed("evt-r1", "cus-reg", contact=True),
+                              timeout=30)
         assert response.status_code == 202, response.text
         assert len(p.smtp.wait_for(2)) == 2
         k = settings.kafka

@@ -31,7 +31,7 @@ from signalbox.common.topics import (
     catalogue,
     wait_for_broker,
 )
-from tests.e2e.test_pipeline import payment_failed
+from tests.support.events import payment_failed
 from tests.support.kafka import consume, end_offsets
 from tests.support.pipeline import pipeline
 from tests.support.processes import ServiceProcess, free_port, service_env
@@ -54,7 +54,7 @@ def test_the_pipeline_runs_over_sasl(
     assert f"created {len(catalogue(sasl_settings))}:" in applied.stdout
 
     with pipeline(sasl_settings, tmp_path) as p:
-        response = httpx.post(p.ingest_url, json=[payment_failed("evt-1", "cus-ada")],
+        response = httpx.post(p.ingest_url, json=[payment_failed("evt-1", "cus-ada", contact=True)],
                               timeout=30)
         assert response.status_code == 202, response.text
         assert len(p.smtp.wait_for(2)) == 2  # customer email and finance alert

@@ -31,6 +31,7 @@ from signalbox.common.topics import (
     changelog_topic,
 )
 from signalbox.evaluator.approvals import decided_event
+from tests.support.events import payment_failed_record
 from tests.support.kafka import Record, consume, drain, produce
 from tests.support.processes import ServiceProcess, free_port, service_env
 from tests.support.templates import TEMPLATES_DIR
@@ -57,12 +58,6 @@ def event(event_id: str, customer: str, payload: tuple[str, dict[str, Any]],
         "event_id": event_id, "customer_id": customer, "occurred_at": at, "received_at": at,
         "source": "test", "customer": {"email": f"{customer}@example.com", "name": customer},
         "payload": payload})
-
-
-def payment_failed(event_id: str, customer: str, at: int = T0) -> bytes:
-    return event(event_id, customer, ("signalbox.events.PaymentFailed", {
-        "payment_id": f"pay-{event_id}", "product": "pro", "amount_minor": 4900,
-        "currency": "EUR"}), at)
 
 
 def logged_in(event_id: str, customer: str, at: int) -> bytes:
@@ -119,7 +114,7 @@ def evaluator(settings: Settings, tmp_path: Path) -> Iterator[Evaluator]:
 
 
 def test_an_event_trigger_and_an_automation_added_live(evaluator: Evaluator) -> None:
-    evaluator.produce(EVENTS_BILLING, [(b"cus-1", payment_failed("e-1", "cus-1"))])
+    evaluator.produce(EVENTS_BILLING, [(b"cus-1", payment_failed_record("e-1", "cus-1"))])
     [first] = evaluator.commands(1)
     assert first["automation_id"] == "payment-failed" and first["customer_id"] == "cus-1"
     assert first["trigger"]["type"] == "payment.failed"
@@ -160,8 +155,9 @@ def test_an_approval_releases_its_actions_and_a_rejection_drops_them(
         evaluator: Evaluator) -> None:
     hold_payment_failed_emails(evaluator)
     # Now, not at T0: an approval expires (7 days after it was opened, by default).
-    evaluator.produce(EVENTS_BILLING, [(b"cus-a", payment_failed("pa", "cus-a", now_ms())),
-                                       (b"cus-b", payment_failed("pb", "cus-b", now_ms()))])
+    evaluator.produce(EVENTS_BILLING, [
+        (b"cus-a", payment_failed_record("pa", "cus-a", at=now_ms())),
+        (b"cus-b", payment_failed_record("pb", "cus-b", at=now_ms()))])
     pending = wait_for_pending(evaluator, 2)
     by_customer = {a["customer_id"]: a for a in pending}
     assert by_customer["cus-a"]["automation_id"] == "held"
@@ -329,7 +325,8 @@ def test_a_decision_not_made_through_the_admin_api_releases_nothing(
     type, a Kafka producer could still write it) is dead-lettered; the action stays held
     until the admin API decides."""
     hold_payment_failed_emails(evaluator)
-    evaluator.produce(EVENTS_BILLING, [(b"cus-f", payment_failed("pf", "cus-f", now_ms()))])
+    evaluator.produce(EVENTS_BILLING,
+                      [(b"cus-f", payment_failed_record("pf", "cus-f", at=now_ms()))])
     [pending] = wait_for_pending(evaluator, 1)
     forged = decided_event({"approval_id": pending["approval_id"], "customer_id": "cus-f",
                             "status": "approved", "decided_by": "mallory", "reason": None},

@@ -20,23 +20,12 @@ from signalbox.common.topics import (
 from signalbox.dispatcher.model import command_from_record
 from signalbox.evaluator.definitions import AUTOMATION, Stored, record_from_stored
 from signalbox.evaluator.main import file_definitions
+from tests.support.events import payment_failed_record
 from tests.support.kafka import consume, drain, produce
 from tests.support.processes import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.kafka
 codec = AvroCodec()
-
-
-def payment_failed(event_id: str, customer: str, product: str = "pro",
-                   email: str | None = "ada@example.com") -> bytes:
-    return codec.encode(schemas.EVENT, {
-        "event_id": event_id, "customer_id": customer, "occurred_at": 1_790_000_000_000,
-        "received_at": 1_790_000_000_100, "source": "test",
-        "customer": {"email": email, "name": "Ada"} if email else None,
-        "payload": ("signalbox.events.PaymentFailed", {
-            "payment_id": f"pay-{event_id}", "product": product, "amount_minor": 4900,
-            "currency": "EUR"}),
-    })
 
 
 @contextmanager
@@ -66,8 +55,8 @@ def test_poison_record_is_dead_lettered_and_processing_continues(
     bootstrap, events = k.bootstrap_servers, k.topic(EVENTS_BILLING)
     produce(bootstrap, events, [
         (b"cus-1", b"garbage that is not avro"),
-        (b"cus-1", payment_failed("e-1", "cus-1")),
-        (b"someone-else", payment_failed("e-2", "cus-2")),  # key is not the customer id
+        (b"cus-1", payment_failed_record("e-1", "cus-1")),
+        (b"someone-else", payment_failed_record("e-2", "cus-2")),  # key is not the customer id
     ], partition=0)
     letters = consume(bootstrap, k.topic(EVENTS_DLQ), 2)
     decoded = [codec.decode(schemas.DEAD_LETTER, r.value) for r in letters]
@@ -90,10 +79,10 @@ def test_redelivered_event_issues_no_new_command(
     settings: Settings, evaluator: ServiceProcess
 ) -> None:
     k = settings.kafka
-    record = payment_failed("e-9", "cus-9")
+    record = payment_failed_record("e-9", "cus-9")
     produce(k.bootstrap_servers, k.topic(EVENTS_BILLING), [(b"cus-9", record)] * 3)
     produce(k.bootstrap_servers, k.topic(EVENTS_BILLING),
-            [(b"cus-9", payment_failed("e-10", "cus-9", product="basic"))])
+            [(b"cus-9", payment_failed_record("e-10", "cus-9", product="basic"))])
     consume(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS), 2)
     commands = drain(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS))
     assert len(commands) == 2  # one event, two actions; the copies and 'basic' add nothing
@@ -125,7 +114,7 @@ def test_the_automations_topic_is_read_before_the_first_event(
         (b"payment-failed-pro", codec.encode(schemas.AUTOMATION_RECORD,
                                              record_from_stored(disabled)))])
     produce(k.bootstrap_servers, k.topic(EVENTS_BILLING),
-            [(b"cus-1", payment_failed("e-1", "cus-1"))])
+            [(b"cus-1", payment_failed_record("e-1", "cus-1"))])
     with running_evaluator(settings, tmp_path) as proc:
         import httpx
 
@@ -180,7 +169,7 @@ def test_a_state_over_the_changelogs_limit_is_dead_lettered_and_the_worker_goes_
     assert letter["error_type"] == "StateTooLarge" and letter["key"] == b"cus-big"
     assert "over the changelog's max.message.bytes" in letter["reason"]
     assert "truncated" in letter["reason"] and "sha256" in letter["reason"]
-    produce(bootstrap, k.topic(EVENTS_BILLING), [(b"cus-2", payment_failed("e-2", "cus-2"))],
+    produce(bootstrap, k.topic(EVENTS_BILLING), [(b"cus-2", payment_failed_record("e-2", "cus-2"))],
             partition=0)
     assert len(consume(bootstrap, k.topic(ACTIONS_COMMANDS), 2)) == 2
     assert evaluator.proc is not None and evaluator.proc.poll() is None

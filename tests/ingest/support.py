@@ -13,6 +13,7 @@ from signalbox.common.settings import Settings
 from signalbox.ingest import EventProducer
 from signalbox.ingest.sources.catalogue import Source
 from signalbox.testing import eventually
+from tests.support.events import payment_failed
 
 Client: TypeAlias = TestClient[web.Request, web.Application]
 #: Kafka's default ``max.message.bytes`` (what ingest reads from a broker left as shipped).
@@ -24,20 +25,6 @@ class ClientFactory(Protocol):
     def __call__(self, settings: Settings, producer: EventProducer,
                  headers: Mapping[str, str] | None = None,
                  sources: Mapping[str, Source] | None = None) -> Awaitable[Client]: ...
-
-
-def payment_failed(**overrides: Any) -> dict[str, Any]:
-    """A valid ``payment.failed`` JSON event; keyword arguments replace envelope fields."""
-    event: dict[str, Any] = {
-        "event_id": "evt_1",
-        "type": "payment.failed",
-        "customer_id": "cus_1",
-        "occurred_at": "2026-11-22T10:00:00Z",
-        "data": {"payment_id": "pay_1", "product": "pro", "amount_minor": 4900,
-                 "currency": "EUR"},
-    }
-    event.update(overrides)
-    return event
 
 
 def usage_recorded(**overrides: Any) -> dict[str, Any]:

@@ -21,11 +21,11 @@ from tests.ingest.support import (
     Client,
     ClientFactory,
     end_offsets,
-    payment_failed,
     read_topic,
     readiness,
     usage_recorded,
 )
+from tests.support.events import payment_failed
 
 pytestmark = pytest.mark.kafka
 

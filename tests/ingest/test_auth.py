@@ -18,7 +18,8 @@ from signalbox.common.settings import Settings, SettingsError
 from signalbox.ingest.keys import Authenticator, KeyFile, KeyFileError, Refusal
 from signalbox.ingest.keys_cli import run as keys_run
 from signalbox.testing import InMemoryEventProducer
-from tests.ingest.support import ClientFactory, payment_failed, usage_recorded
+from tests.ingest.support import ClientFactory, usage_recorded
+from tests.support.events import payment_failed
 
 TYPES = schemas.event_types()
 

@@ -16,8 +16,9 @@ from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE
 from signalbox.ingest import KafkaEventProducer
 from signalbox.ingest.records import PRODUCER_HEADER
-from tests.ingest.support import ClientFactory, payment_failed, read_topic, usage_recorded
+from tests.ingest.support import ClientFactory, read_topic, usage_recorded
 from tests.ingest.test_api import nothing_written
+from tests.support.events import payment_failed
 
 pytestmark = pytest.mark.kafka
 

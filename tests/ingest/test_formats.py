@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from signalbox.ingest.validation import InvalidEvents, validate_batch
-from tests.ingest.support import payment_failed
+from tests.support.events import payment_failed
 
 
 def refusal(event: Any) -> list[tuple[str, str]]:

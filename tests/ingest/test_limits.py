@@ -23,7 +23,8 @@ from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE
 from signalbox.ingest import KafkaEventProducer
 from signalbox.ingest.limits import read_budget
-from tests.ingest.support import Client, ClientFactory, end_offsets, payment_failed, read_topic
+from tests.ingest.support import Client, ClientFactory, end_offsets, read_topic
+from tests.support.events import payment_failed
 
 pytestmark = pytest.mark.kafka
 

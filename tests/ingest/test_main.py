@@ -20,7 +20,8 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING
 from signalbox.testing import eventually
-from tests.ingest.support import payment_failed, read_topic, readiness
+from tests.ingest.support import read_topic, readiness
+from tests.support.events import payment_failed
 
 pytestmark = pytest.mark.kafka
 

@@ -16,7 +16,8 @@ from aiohttp import ClientResponse
 
 from signalbox.common.settings import Settings
 from signalbox.testing import InMemoryEventProducer
-from tests.ingest.support import Client, ClientFactory, payment_failed, usage_recorded
+from tests.ingest.support import Client, ClientFactory, usage_recorded
+from tests.support.events import payment_failed
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from signalbox.ingest import (
     validate_batch,
 )
 from signalbox.ingest.catalogue import example
-from tests.ingest.support import payment_failed, usage_recorded
+from tests.ingest.support import usage_recorded
+from tests.support.events import payment_failed
 
 RECEIVED_AT = 1_795_000_000_000
 TS = {"type": "long", "logicalType": "timestamp-millis"}

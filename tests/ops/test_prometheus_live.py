@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from signalbox.common.settings import Settings
-from tests.e2e.test_pipeline import payment_failed
 from tests.ops.live import Prometheus, prometheus, selectors
 from tests.ops.promtools import alert_rules, dashboard_queries
 from tests.ops.test_dashboard import promql_of
+from tests.support.events import payment_failed
 from tests.support.pipeline import pipeline
 
 pytestmark = pytest.mark.kafka
@@ -54,10 +54,11 @@ def test_alerts_and_dashboard_queries_over_a_live_pipeline(settings: Settings,
         with prometheus(ports, tmp_path / "prometheus") as prom:
             # Traffic: two events that become emails, one request ingest refuses.
             accepted = httpx.post(p.ingest_url, timeout=30, json=[
-                payment_failed("evt-1", "cus-ada"), payment_failed("evt-2", "cus-bob", "basic")])
+                payment_failed("evt-1", "cus-ada", contact=True),
+                payment_failed("evt-2", "cus-bob", "basic", contact=True)])
             assert accepted.status_code == 202, accepted.text
-            bad = payment_failed("evt-3", "cus-ada")
-            bad["data"] = {**bad["data"], "amount_minor": "49.00"}  # type: ignore[dict-item]
+            bad = payment_failed("evt-3", "cus-ada", contact=True)
+            bad["data"] = {**bad["data"], "amount_minor": "49.00"}
             assert httpx.post(p.ingest_url, json=bad, timeout=30).status_code == 400
             p.smtp.wait_for(2)
 
