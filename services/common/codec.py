@@ -47,7 +47,8 @@ class SchemaRegistry(Protocol):
 
 
 class DecodeError(SignalboxError, ValueError):
-    """Bytes that are not a readable record of the expected type. ``reason`` says why."""
+    """Bytes that are not a readable record of the expected type. ``why`` says why
+    (``reason`` is the same text)."""
 
     what = "record"
 

@@ -48,14 +48,18 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from signalbox.common.errors import SignalboxError
+
 FORMAT = "signalbox/dispatcher@1"
 CRM_OPERATIONS = ("add_tag", "remove_tag", "move_stage", "create_task", "create_opportunity",
                   "update_field", "add_note")
 CHANNEL_NAMES = ("email", "sms", "webhook", "crm", "export")
 
 
-class ConfigError(ValueError):
+class ConfigError(SignalboxError, ValueError):
     """The dispatcher configuration file is unreadable or has a wrong value."""
+
+    what = "dispatcher configuration"
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ class Contacts:
         try:
             entry = self._codec.decode(CONTACT_HISTORY, value)
         except DecodeError as exc:
-            log.error("contact_history_unreadable", reason=exc.reason)
+            log.error("contact_history_unreadable", reason=exc.why)
             return 0
         self._sent[partition][(entry["channel"], entry["customer_id"])] = [
             epoch_ms(t) for t in entry["sent_at"]]

@@ -139,7 +139,7 @@ class KafkaLedger(MemoryLedger):
             entry = self._codec.decode(schemas.LEDGER_ENTRY, value)
         except DecodeError as exc:
             log.error("ledger_entry_unreadable", command_id=command_id[:100],
-                      key_bytes=len(key), reason=exc.reason)
+                      key_bytes=len(key), reason=exc.why)
             return 0
         self._states[partition][command_id] = entry["state"]
         return 1

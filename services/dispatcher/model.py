@@ -10,6 +10,7 @@ from typing import Any
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
 from signalbox.common.codec import union_branch
+from signalbox.common.errors import SignalboxError
 
 
 class Outcome(StrEnum):
@@ -46,20 +47,28 @@ class Delivery:
     detail: str = ""
 
 
-class DeliveryError(Exception):
+class DeliveryError(SignalboxError):
     """Base of the failures a channel reports."""
+
+    what = "delivery"
 
 
 class TransientError(DeliveryError):
     """Not accepted, and safe to try again (connection refused, 4xx, timeout before data)."""
 
+    what = "delivery (transient)"
+
 
 class PermanentError(DeliveryError):
     """Not accepted, and trying again will not help (5xx, bad address, template error)."""
 
+    what = "delivery (permanent)"
+
 
 class InDoubtError(DeliveryError):
     """The effect may or may not have happened (connection lost during data): never resend."""
+
+    what = "delivery (in doubt)"
 
 
 #: The longest id a command may carry (ingest accepts ids up to 256 characters; command ids
@@ -67,8 +76,10 @@ class InDoubtError(DeliveryError):
 MAX_ID_CHARS = 256
 
 
-class CommandError(ValueError):
+class CommandError(SignalboxError, ValueError):
     """A decoded command the dispatcher must not act on (the reason says which field)."""
+
+    what = "command"
 
 
 def command_from_record(record: Mapping[str, Any]) -> Command:

@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
+from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.sms import render_sms
@@ -54,8 +55,10 @@ HORIZON_MS = 366 * 86_400_000  # how far a time trigger is ticked on by default
 MESSAGE_CHANNELS = ("email", "sms")
 
 
-class PreviewError(Exception):
+class PreviewError(SignalboxError):
     """The preview cannot be made; the message says what and where."""
+
+    what = "preview"
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,6 @@ class KafkaSuppressions(Suppressions):
         try:
             s = self._codec.decode(SUPPRESSION, value)
         except DecodeError as exc:
-            log.error("suppression_unreadable", reason=exc.reason)
+            log.error("suppression_unreadable", reason=exc.why)
             return
         self.apply(s["channel"], s["kind"], s["subject"], s["suppressed"], s["reason"])

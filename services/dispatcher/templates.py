@@ -60,6 +60,8 @@ class TemplateProblem(PermanentError, ValueError):
     It *is* a :class:`PermanentError`, so a channel lets it propagate as one.
     """
 
+    what = "template"
+
 
 @dataclass(frozen=True)
 class RenderedEmail:

@@ -12,11 +12,15 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
+from signalbox.common.errors import SignalboxError
+
 _SEP = "\x1f"
 
 
-class BadToken(ValueError):
+class BadToken(SignalboxError, ValueError):
     """The token is malformed or its signature does not match."""
+
+    what = "unsubscribe token"
 
 
 def _b64(data: bytes) -> str:

@@ -47,13 +47,14 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from signalbox.common import schemas
 from signalbox.common.brokerwatch import BrokerWatch
-from signalbox.common.codec import AvroCodec, DecodeError
+from signalbox.common.codec import AvroCodec
 from signalbox.common.deadletter import (
     DEFAULT_MAX_MESSAGE_BYTES,
     dead_letter,
     fit,
     topic_max_message_bytes,
 )
+from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import aiokafka_options
 from signalbox.common.lag import LagCollector
 from signalbox.common.metrics import received_at_header, received_at_of
@@ -126,8 +127,10 @@ def _bounded(detail: str) -> str:
     return f"{detail[:MAX_DETAIL_CHARS]}… ({len(detail)} characters)"
 
 
-class LedgerWriteFailed(Exception):
+class LedgerWriteFailed(SignalboxError):
     """An ``actions.ledger`` write failed: the process stops (the next owner resumes)."""
+
+    what = "ledger write"
 
 
 @dataclass
@@ -405,7 +408,7 @@ class Dispatcher:
             try:
                 state, poison = self._state(record, tier), ""
             except HeaderError as exc:
-                state, poison = DeliveryState(), exc.reason
+                state, poison = DeliveryState(), exc.why
             hop = False
             if tier is not None and not poison:
                 now = self.clock.now_ms()
@@ -474,7 +477,7 @@ class Dispatcher:
                                    f"{MAX_KEY_BYTES} are accepted (it is a customer id)")
             command = command_from_record(self.codec.decode(schemas.ACTION_COMMAND, record.value))
         except Exception as exc:  # DecodeError, or a decoded record the model cannot hold
-            reason = exc.reason if isinstance(exc, DecodeError) else str(exc)  # + error_type
+            reason = exc.why if isinstance(exc, SignalboxError) else str(exc)  # + error_type
             if work.poison:
                 reason = f"{work.poison}; {reason}"
             metrics.UNREADABLE.inc()

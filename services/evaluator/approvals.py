@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaProducer
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms, now_ms
 from signalbox.common.codec import AvroCodec, DecodeError
+from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import Settings
 from signalbox.common.topics import APPROVALS
 from signalbox.evaluator import metrics
@@ -55,8 +56,10 @@ RESEND_EVERY_S = 30.0
 _TIMES = ("requested_at", "decided_at", "expires_at", "settled_at")
 
 
-class ApprovalConflict(Exception):
+class ApprovalConflict(SignalboxError):
     """The approval is already decided."""
+
+    what = "approval"
 
     def __init__(self, message: str, approval: Mapping[str, Any]) -> None:
         super().__init__(message)
@@ -204,7 +207,7 @@ class ApprovalsService:
                 record = self._codec.decode(schemas.APPROVAL, entry.value)
             except DecodeError as exc:
                 log.error("approval_record_unreadable", approval_id=key, offset=entry.offset,
-                          reason=exc.reason)
+                          reason=exc.why)
                 continue
             self._items[key] = merge(self._items.get(key), record)
         metrics.APPROVALS_PENDING.set(

@@ -47,6 +47,7 @@ from signalbox.common.deadletter import (
     fit,
     record_bytes,
 )
+from signalbox.common.errors import SignalboxError
 from signalbox.common.metrics import received_at_header
 from signalbox.evaluator import metrics
 from signalbox.evaluator.approvals import DECIDED_TYPE
@@ -73,12 +74,10 @@ MAX_TICK_FAILURES = 3
 STATE_RECORDS = "customer-state"
 
 
-class InputRejected(ValueError):
+class InputRejected(SignalboxError, ValueError):
     """A decodable record that breaks a rule of the contract (e.g. key ≠ customer_id)."""
 
-    @property
-    def reason(self) -> str:
-        return str(self)
+    what = "input record"
 
 
 @dataclass(frozen=True)
@@ -192,8 +191,7 @@ class Evaluator:
             try:
                 item = self.decode(record)
             except (DecodeError, InputRejected) as exc:
-                reason = getattr(exc, "reason", None) or str(exc)
-                acks.append(await self._letter(record, type(exc).__name__, reason, out))
+                acks.append(await self._letter(record, type(exc).__name__, exc.why, out))
                 continue
             if isinstance(item, Tick):
                 order = (record.partition, item.at, 0, 0, rank.get(record.topic, 9), record.offset)

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
+from signalbox.common.errors import SignalboxError
 from signalbox.evaluator.engine import (
     ApprovalOutcome,
     ApprovalRequest,
@@ -45,8 +46,10 @@ _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
-class SimulationInputError(ValueError):
+class SimulationInputError(SignalboxError, ValueError):
     """The events file or an option is unusable; ``problems`` lists ``line: path: reason``."""
+
+    what = "simulation input"
 
     def __init__(self, problems: Sequence[str]) -> None:
         super().__init__("; ".join(problems[:5]) + (" …" if len(problems) > 5 else ""))

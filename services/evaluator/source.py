@@ -95,7 +95,7 @@ class AutomationsSource:
             record = self._codec.decode(schemas.AUTOMATION_RECORD, entry.value)
             stored = stored_from_record(record, epoch_ms(record["updated_at"]))
         except DecodeError as exc:
-            self._reject(Rejected(key, (exc.reason,)), entry)
+            self._reject(Rejected(key, (exc.why,)), entry)
             return None
         except ValueError as exc:
             self._reject(Rejected(key, (str(exc),)), entry)

@@ -34,14 +34,18 @@ import rocksdict
 from faust.stores import memory, rocksdb
 from faust.types.tables import CollectionT
 
+from signalbox.common.errors import SignalboxError
+
 #: ``(partition, key, value)`` of one stored record.
 Entry = tuple[int, bytes, bytes]
 
 READAHEAD_BYTES = 2 * 1024 * 1024  # a scan reads each file front to back
 
 
-class UnsupportedStore(TypeError):
+class UnsupportedStore(SignalboxError, TypeError):
     """The table's store is neither Faust's RocksDB store nor its memory store."""
+
+    what = "table store"
 
 
 def scan(table: CollectionT, partitions: Iterable[int]) -> Iterator[Entry]:

@@ -34,6 +34,7 @@ from typing import Any
 import aiosmtplib
 import email_validator
 
+from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.channels.tls import untrusted
@@ -50,8 +51,10 @@ from signalbox.dispatcher.templates import RenderedEmail, TemplateStore
 from signalbox.dispatcher.unsubscribe import unsubscribe_url
 
 
-class _Failed(Exception):
+class _Failed(SignalboxError):
     """An SMTP session failed at ``phase``; ``fresh`` says whether its connection was new."""
+
+    what = "SMTP session"
 
     def __init__(self, phase: str, fresh: bool, cause: BaseException) -> None:
         super().__init__(phase)

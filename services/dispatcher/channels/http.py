@@ -23,6 +23,8 @@ from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientEr
 class HttpRefused(PermanentError):
     """A provider's 3xx or 4xx answer; ``status`` lets a driver recognise one it can handle."""
 
+    what = "provider answer"
+
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status

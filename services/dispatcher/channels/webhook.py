@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from signalbox.common.errors import SignalboxError
 from signalbox.dispatcher.channels.addresses import refusal
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
@@ -49,8 +50,10 @@ SIGNATURE_HEADER = "Signalbox-Signature"
 TOLERANCE_S = 300.0
 
 
-class BadSignature(ValueError):
+class BadSignature(SignalboxError, ValueError):
     """A webhook whose signature is missing, wrong, or too old."""
+
+    what = "webhook signature"
 
 
 def _mac(secret: str, timestamp: int, body: bytes) -> str:

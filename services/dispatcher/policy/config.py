@@ -36,11 +36,14 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import Settings
 
 
-class PolicyError(ValueError):
+class PolicyError(SignalboxError, ValueError):
     """The ``policy:`` section has a value the dispatcher cannot use (path and reason)."""
+
+    what = "policy setting"
 
 
 @dataclass(frozen=True)

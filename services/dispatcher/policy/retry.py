@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from signalbox.common.errors import SignalboxError
 from signalbox.common.topics import ACTIONS_RETRY
 
 #: The delay of each tier (seconds), in the order of ``ACTIONS_RETRY``.
@@ -58,8 +59,10 @@ class DeliveryState:
         return out
 
 
-class HeaderError(ValueError):
+class HeaderError(SignalboxError, ValueError):
     """A delivery header this dispatcher cannot have written: the record is dead-lettered."""
+
+    what = "delivery header"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
