@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from signalbox.evaluator.approvals import (
     pending_record,
 )
 from signalbox.evaluator.engine import ApprovalOutcome, ApprovalRequest, TriggerInfo
+from signalbox.testing import eventually
 from tests.support.kafka import consume, drain, produce
 
 codec = AvroCodec()
@@ -47,11 +49,10 @@ async def two_workers(settings: Settings) -> AsyncIterator[tuple[ApprovalsServic
 
 
 async def until_known(worker: ApprovalsService, approval_id: str) -> None:
-    for _ in range(200):
-        if worker.get(approval_id) is not None:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{approval_id} never arrived")
+    async def known() -> dict[str, Any] | None:
+        return worker.get(approval_id)
+
+    assert await eventually(known, lambda a: a is not None), f"{approval_id} never arrived"
 
 
 async def test_a_request_is_seen_by_every_worker_and_written_once(
@@ -178,11 +179,10 @@ async def test_an_expired_approval_shows_as_expired_and_cannot_be_decided(
         await b.decide("ap-old", "approved", "ada", None)
     # The evaluator settles it: expired, by its on_expiry, for every reader.
     await (await a.settle(ApprovalOutcome("ap-old", "cus-1", "expired", now_ms(), False), 0))
-    for _ in range(200):
-        found = b.get("ap-old")
-        if found is not None and found["settled_at"] is not None:
-            break
-        await asyncio.sleep(0.05)
+    async def old() -> dict[str, Any] | None:
+        return b.get("ap-old")
+
+    found = await eventually(old, lambda f: f is not None and f["settled_at"] is not None)
     assert found is not None and (found["status"], found["released"], found["decided_by"]) == (
         "expired", False, None)
     # A decision's event that reaches the evaluator after that is refused, and says why.
@@ -190,10 +190,10 @@ async def test_an_expired_approval_shows_as_expired_and_cannot_be_decided(
     assert problem is not None and "settled as expired before this 'approved'" in problem
     # An approval the customer's state dropped (its cap) is no longer listed as pending.
     await (await a.settle(ApprovalOutcome("ap-new", "cus-2", "dropped", now_ms(), False), 1))
-    for _ in range(200):
-        if [x["status"] for x in b.all()] == ["dropped", "expired"]:
-            break
-        await asyncio.sleep(0.05)
+    async def statuses() -> list[str]:
+        return [x["status"] for x in b.all()]
+
+    await eventually(statuses, lambda now: now == ["dropped", "expired"])
     assert [(x["approval_id"], x["status"]) for x in b.all()] == [
         ("ap-new", "dropped"), ("ap-old", "expired")]
     with pytest.raises(ApprovalConflict, match="already dropped"):
