@@ -30,6 +30,7 @@ from signalbox.common.topics import APPROVALS, EVENTS_USAGE
 from signalbox.evaluator.admin_openapi import document
 from signalbox.evaluator.definitions import from_file
 from signalbox.evaluator.shell import EvaluatorShell
+from signalbox.testing import eventually
 from tests.evaluator.test_source import FILE
 from tests.support.kafka import consume, produce
 from tests.support.processes import ServiceProcess, free_port, service_env
@@ -166,12 +167,11 @@ async def test_approve_and_reject_write_the_decision_and_the_decided_event(
     produce(k.bootstrap_servers, k.topic(APPROVALS), [
         (b"ap-1", codec.encode(schemas.APPROVAL, pending("ap-1", "cus-1", 1))),
         (b"ap-2", codec.encode(schemas.APPROVAL, pending("ap-2", "cus-2", 0)))])
-    for _ in range(100):
-        if len((await client.get("/v1/approvals?status=pending")).json()["approvals"]) == 2:
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("the pending approvals never showed up")
+    async def pending_count() -> int:
+        return len((await client.get("/v1/approvals?status=pending")).json()["approvals"])
+
+    assert await eventually(pending_count, lambda n: n == 2) == 2, \
+        "the pending approvals never showed up"
 
     r = await client.post("/v1/approvals/ap-1/approve", json={})
     assert r.status_code == 400 and r.json()["errors"] == [
