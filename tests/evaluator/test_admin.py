@@ -49,6 +49,8 @@ def automation(aid: str, **extra: Any) -> dict[str, Any]:
 
 
 async def started_shell(settings: Settings) -> EvaluatorShell:
+    # Its ops port free too: another test worker may hold the default 8081.
+    settings = replace(settings, evaluator_port=free_port())
     definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.teams,
                             templates_check())
     shell = EvaluatorShell(settings, codec, definitions, definitions.build())
