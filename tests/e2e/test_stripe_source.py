@@ -10,26 +10,23 @@ import pytest
 
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_RESULTS, EVENTS_BILLING
-from tests.ingest.sources.support import STRIPE_SECRET, fixture, stripe_signed
+from tests.ingest.sources.support import (
+    STRIPE_DUNNING,
+    STRIPE_SECRET,
+    fixture,
+    stripe_signed,
+)
 from tests.support.kafka import consume, drain
 from tests.support.pipeline import pipeline
 
 pytestmark = pytest.mark.kafka
 
-AUTOMATIONS = """
-format: signalbox/automations@2
-automations:
-  - id: stripe-payment-failed
-    version: 1
-    trigger: {type: payment.failed, product: prod_Pro}
-    actions: [{type: email, to: customer, template: payment_failed}]
-"""
 
 
 def test_a_stripe_payment_failed_webhook_emails_the_customer(
         settings: Settings, tmp_path: Path) -> None:
     automations = tmp_path / "automations.yaml"
-    automations.write_text(AUTOMATIONS)
+    automations.write_text(STRIPE_DUNNING)
     with pipeline(settings, tmp_path, STRIPE_WEBHOOK_SECRETS=STRIPE_SECRET,
                   SIGNALBOX_AUTOMATIONS_FILE=str(automations)) as p:
         url = p.services["ingest"].url("/v1/sources/stripe")

@@ -12,6 +12,15 @@ from typing import Any
 import stripe
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: Dunning for a failed Stripe payment of the fixtures' product (unit and e2e tests).
+STRIPE_DUNNING = """
+format: signalbox/automations@2
+automations:
+  - id: stripe-payment-failed
+    version: 1
+    trigger: {type: payment.failed, product: prod_Pro}
+    actions: [{type: email, to: customer, template: payment_failed}]
+"""
 STRIPE_SECRET = "whsec_test_7f3c0c1e2a9b4d6e8f0a1b2c3d4e5f60"
 STRIPE_OLD_SECRET = "whsec_test_old_0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 

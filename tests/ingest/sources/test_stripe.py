@@ -19,6 +19,7 @@ from signalbox.ingest import KafkaEventProducer
 from signalbox.ingest.records import PRODUCER_HEADER
 from signalbox.ingest.sources.catalogue import load_sources
 from tests.ingest.sources.support import (
+    STRIPE_DUNNING,
     STRIPE_OLD_SECRET,
     STRIPE_SECRET,
     fixture,
@@ -33,14 +34,6 @@ pytestmark = pytest.mark.kafka
 CODEC = AvroCodec()
 SOURCES = load_sources({"STRIPE_WEBHOOK_SECRETS": f"{STRIPE_SECRET},{STRIPE_OLD_SECRET}"})
 CUSTOMER = "cus_QXg1o8vcGmoR32"
-DUNNING = """
-format: signalbox/automations@2
-automations:
-  - id: stripe-payment-failed
-    version: 1
-    trigger: {type: payment.failed, product: prod_Pro}
-    actions: [{type: email, to: customer, template: payment_failed}]
-"""
 
 
 @pytest.fixture
@@ -96,7 +89,7 @@ async def test_a_replayed_webhook_is_a_duplicate_downstream(
     assert len(records) == 2
     first, again = (event_from_record(CODEC.decode(schemas.EVENT, r.value)) for r in records)
     assert first.event_id == again.event_id == event["id"]
-    automations = parse_automations(DUNNING, schemas.event_types())
+    automations = parse_automations(STRIPE_DUNNING, schemas.event_types())
     decision = evaluate(None, first, automations)
     assert len(decision.commands) == 1  # the customer is emailed once
     replay = evaluate(decision.state, again, automations)
