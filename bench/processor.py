@@ -32,6 +32,7 @@ from signalbox.evaluator.engine import (
 )
 from signalbox.evaluator.engine import evaluate as engine_evaluate
 from signalbox.evaluator.main import file_definitions
+from signalbox.evaluator.partition_timers import PartitionTimers
 from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.records import (
     command_to_record,
@@ -39,7 +40,6 @@ from signalbox.evaluator.records import (
     state_to_record,
 )
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
-from signalbox.evaluator.timers import PartitionTimers
 
 T0 = 1_790_000_000_000
 TOPIC = "events.billing"

@@ -76,8 +76,8 @@ from signalbox.evaluator.engine import AutomationSet, CustomerState, Event, Prof
 from signalbox.evaluator.engine import evaluate as engine_evaluate
 from signalbox.evaluator.engine.model import DAY_MS, MINUTE_MS
 from signalbox.evaluator.main import file_definitions
+from signalbox.evaluator.partition_timers import due_of, timers_digest
 from signalbox.evaluator.records import state_to_record
-from signalbox.evaluator.timers import due_of, timers_digest
 from signalbox.scheduler.ticks import tick_records
 from signalbox.testing import free_port, service_env
 

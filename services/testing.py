@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import httpx
 
+from signalbox.common.clock import FixedClock
 from signalbox.common.settings import Settings
-from signalbox.dispatcher.policy.clock import FixedClock
 from signalbox.ingest.producer import Message, ProduceError
 
 T = TypeVar("T")

@@ -8,15 +8,15 @@ import structlog
 from aiohttp import web
 
 from signalbox.common import runtime
+from signalbox.common.clock import Clock, SystemClock
 from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings, SettingsError, is_loopback
 from signalbox.common.topics import ACTIONS_SUPPRESSIONS
-from signalbox.dispatcher.admin import Admin
 from signalbox.dispatcher.channels import build_channels
 from signalbox.dispatcher.config import ConfigError, DispatcherConfig
 from signalbox.dispatcher.config import load as load_config
-from signalbox.dispatcher.policy.clock import Clock, SystemClock
+from signalbox.dispatcher.optout_api import OptOutApi
 from signalbox.dispatcher.policy.config import PolicyError, policy_from_mapping
 from signalbox.dispatcher.privacy import Privacy
 from signalbox.dispatcher.suppressions import KafkaSuppressions
@@ -42,19 +42,19 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
         clock=clock, recheck_s=recheck_s, privacy=Privacy(full=config.full_recipients))
 
 
-def admin(settings: Settings, config: DispatcherConfig, dispatcher: Dispatcher) -> Admin:
+def optout_api(settings: Settings, config: DispatcherConfig, dispatcher: Dispatcher) -> OptOutApi:
     """The opt-out endpoints, writing to the dispatcher's suppression list."""
-    return Admin(dispatcher.suppressions, settings.unsubscribe_secret,
-                 config.sms.auth_token if config.sms else "", settings.public_url)
+    return OptOutApi(dispatcher.suppressions, settings.unsubscribe_secret,
+                     config.sms.auth_token if config.sms else "", settings.public_url)
 
 
-async def serve(settings: Settings, dispatcher: Dispatcher, admin: Admin,
+async def serve(settings: Settings, dispatcher: Dispatcher, optout_api: OptOutApi,
                 stop: asyncio.Event) -> None:
     """The delivery loop beside the ops routes (/healthz, /readyz, /metrics) and the
     opt-out endpoints, on ``DISPATCHER_PORT``."""
     app = web.Application()
     add_ops_routes(app, {"kafka": dispatcher.ready})
-    admin.routes(app)
+    optout_api.routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, settings.dispatcher_port).start()
@@ -71,7 +71,7 @@ def main(settings: Settings) -> None:
         dispatcher = build(settings, config)
     except (ConfigError, PolicyError) as exc:
         raise SettingsError(str(exc)) from None
-    endpoints = admin(settings, config, dispatcher)
+    endpoints = optout_api(settings, config, dispatcher)
     log.info("dispatcher_started", smtp=f"{settings.smtp.host}:{settings.smtp.port}",
              port=settings.dispatcher_port, channels=sorted(dispatcher.channels))
     runtime.run(lambda stop: serve(settings, dispatcher, endpoints, stop))

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from signalbox.common.clock import Clock, SystemClock
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.kafka import aiokafka_options
 from signalbox.common.settings import KafkaSettings
-from signalbox.dispatcher.policy.clock import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
 SUPPRESSION = "signalbox.Suppression"

@@ -47,6 +47,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from signalbox.common import schemas
 from signalbox.common.brokerwatch import BrokerWatch
+from signalbox.common.clock import Clock, SystemClock
 from signalbox.common.codec import AvroCodec
 from signalbox.common.deadletter import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -95,7 +96,6 @@ from signalbox.dispatcher.model import (
     command_from_record,
 )
 from signalbox.dispatcher.policy.breaker import Breakers
-from signalbox.dispatcher.policy.clock import Clock, SystemClock
 from signalbox.dispatcher.policy.config import ChannelPolicy, PolicyConfig, policy_from_mapping
 from signalbox.dispatcher.policy.limits import ChannelLimiter
 from signalbox.dispatcher.policy.retry import (

@@ -44,6 +44,7 @@ from signalbox.common.topics import (
 from signalbox.evaluator import metrics
 from signalbox.evaluator.disktimers import DiskTimers
 from signalbox.evaluator.engine import ApprovalOutcome, ApprovalRequest, AutomationSet
+from signalbox.evaluator.partition_timers import PartitionTimers, Timers, timers_digest
 from signalbox.evaluator.processor import (
     DEFAULT_LIMITS,
     STATE_RECORDS,
@@ -54,7 +55,6 @@ from signalbox.evaluator.processor import (
 from signalbox.evaluator.shell import EvaluatorShell
 from signalbox.evaluator.store import RocksLocalStore, StateStore, local_store_of
 from signalbox.evaluator.storescan import scan
-from signalbox.evaluator.timers import PartitionTimers, Timers, timers_digest
 
 log = structlog.get_logger(__name__)
 #: Records per batch at most, and how long a batch waits to fill (the bound of the

@@ -34,7 +34,7 @@ import rocksdict
 
 from signalbox.evaluator import metrics
 from signalbox.evaluator.engine import AutomationSet, CustomerState
-from signalbox.evaluator.timers import StateOf, Summary, due_of, timers_digest
+from signalbox.evaluator.partition_timers import StateOf, Summary, due_of, timers_digest
 
 #: ``(partition, key, value)`` of one stored state (:func:`storescan.scan`).
 Entry = tuple[int, bytes, bytes]

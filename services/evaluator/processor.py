@@ -61,9 +61,9 @@ from signalbox.evaluator.engine import (
     Tick,
     evaluate,
 )
+from signalbox.evaluator.partition_timers import Timers, due_of, timers_digest
 from signalbox.evaluator.records import command_to_record, event_from_record, tick_from_record
 from signalbox.evaluator.store import INT_MAX, StateStore
-from signalbox.evaluator.timers import Timers, due_of, timers_digest
 
 log = structlog.get_logger(__name__)
 SERVICE = "evaluator"

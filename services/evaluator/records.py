@@ -111,7 +111,7 @@ def state_from_record(record: Mapping[str, Any]) -> CustomerState:
 def state_to_record(state: CustomerState, next_due: int | None = None,
                     timers_digest: int = 0) -> dict[str, Any]:
     """The record; ``next_due`` and ``timers_digest`` are the shell's timer summary
-    (see :mod:`signalbox.evaluator.timers`), not part of the engine's state.
+    (see :mod:`signalbox.evaluator.partition_timers`), not part of the engine's state.
 
     Hot (once per changed customer per batch): the engine's mappings and tuples are
     handed to the writer as they are (it only iterates them), nothing is copied."""

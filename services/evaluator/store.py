@@ -24,8 +24,8 @@ from typing import Any, NamedTuple, Protocol
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, EncodeError
 from signalbox.evaluator.engine import AutomationSet, CustomerState
+from signalbox.evaluator.partition_timers import Summary, due_of, summary
 from signalbox.evaluator.records import state_from_record, state_to_record
-from signalbox.evaluator.timers import Summary, due_of, summary
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
@@ -156,7 +156,7 @@ class StateStore:
 
     def staged(self, automations: AutomationSet, digest: int) -> list[Row]:
         """Every staged state, encoded with its timer summary (next due time for
-        ``automations``, whose :func:`~signalbox.evaluator.timers.timers_digest` is
+        ``automations``, whose :func:`~signalbox.evaluator.partition_timers.timers_digest` is
         ``digest``) at the front."""
         out = []
         for customer_id, (partition, state) in self._staged.items():

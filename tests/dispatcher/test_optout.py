@@ -12,9 +12,9 @@ import pytest
 from signalbox.common.clock import epoch_ms
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_SUPPRESSIONS
-from signalbox.dispatcher.admin import twilio_signature
 from signalbox.dispatcher.config import DispatcherConfig, SmsProvider
-from signalbox.dispatcher.main import admin, build, serve
+from signalbox.dispatcher.main import build, optout_api, serve
+from signalbox.dispatcher.optout_api import twilio_signature
 from signalbox.dispatcher.suppressions import SUPPRESSION, KafkaSuppressions
 from signalbox.dispatcher.unsubscribe import make_token
 from signalbox.testing import ManualClock
@@ -45,7 +45,7 @@ async def running(dsettings: Settings, twilio: FakeTwilio) -> AsyncIterator[Runn
         from_number="+14155550100", base_url=twilio.url))
     dispatcher = build(s, cfg)
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(s, dispatcher, admin(s, cfg, dispatcher), stop))
+    task = asyncio.create_task(serve(s, dispatcher, optout_api(s, cfg, dispatcher), stop))
     await asyncio.wait_for(dispatcher.assigned.wait(), 30)
     yield Running(s, s.public_url, twilio)
     stop.set()

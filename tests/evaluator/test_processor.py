@@ -28,11 +28,11 @@ from signalbox.evaluator.engine import (
     Tick,
     parse_automations,
 )
+from signalbox.evaluator.partition_timers import PartitionTimers
 from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.simulate import run
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
-from signalbox.evaluator.timers import PartitionTimers
-from tests.evaluator.test_timers import DAY, NO_LOGIN, T0
+from tests.evaluator.test_partition_timers import DAY, NO_LOGIN, T0
 
 BILLING, USAGE, TICKS = "events.billing", "events.usage", "ticks"
 codec = AvroCodec()

@@ -6,6 +6,7 @@ the outbox (a JSON file per side effect) for a channel with none configured.
 
 from __future__ import annotations
 
+from signalbox.common.clock import Clock
 from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.base import Channel
 from signalbox.dispatcher.channels.crm import CrmChannel
@@ -15,7 +16,6 @@ from signalbox.dispatcher.channels.outbox import OutboxChannel
 from signalbox.dispatcher.channels.sms import SmsChannel
 from signalbox.dispatcher.channels.webhook import WebhookChannel
 from signalbox.dispatcher.config import CHANNEL_NAMES, DispatcherConfig
-from signalbox.dispatcher.policy.clock import Clock
 from signalbox.dispatcher.templates import TemplateStore
 
 __all__ = ["Channel", "CrmChannel", "EmailChannel", "ExportChannel", "OutboxChannel",

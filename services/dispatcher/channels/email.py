@@ -34,6 +34,7 @@ from typing import Any
 import aiosmtplib
 import email_validator
 
+from signalbox.common.clock import Clock, SystemClock
 from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.recipients import recipients_of
@@ -46,7 +47,6 @@ from signalbox.dispatcher.model import (
     PermanentError,
     TransientError,
 )
-from signalbox.dispatcher.policy.clock import Clock, SystemClock
 from signalbox.dispatcher.templates import RenderedEmail, TemplateStore
 from signalbox.dispatcher.unsubscribe import unsubscribe_url
 

@@ -2,5 +2,5 @@
 
 Retry schedule, circuit breakers, rate limits, opt-outs, frequency caps and
 quiet hours. Everything here takes "now" as an argument (or from an injected
-:class:`~signalbox.dispatcher.policy.clock.Clock`), so tests drive time.
+:class:`~signalbox.common.clock.Clock`), so tests drive time.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from signalbox.dispatcher.policy.clock import Clock
+from signalbox.common.clock import Clock
 
 
 @dataclass

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from signalbox.dispatcher.policy.clock import Clock
+from signalbox.common.clock import Clock
 from signalbox.dispatcher.policy.config import ChannelPolicy
 
 

@@ -46,7 +46,7 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
     return web.Response(text=html, content_type="text/html", status=status)
 
 
-class Admin:
+class OptOutApi:
     def __init__(self, suppressions: Suppressions, unsubscribe_secret: str,
                  sms_auth_token: str = "", public_url: str = "") -> None:
         self._suppressions = suppressions

@@ -8,7 +8,7 @@ import pytest
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
-from signalbox.evaluator import timers as timers_module
+from signalbox.evaluator import partition_timers as timers_module
 from signalbox.evaluator.engine import (
     AutomationSet,
     CustomerState,
@@ -16,9 +16,9 @@ from signalbox.evaluator.engine import (
     evaluate,
     parse_automations,
 )
+from signalbox.evaluator.partition_timers import PartitionTimers, due_of, timers_digest
 from signalbox.evaluator.records import state_to_record
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
-from signalbox.evaluator.timers import PartitionTimers, due_of, timers_digest
 from tests.common.spec import single_object
 
 DAY = 86_400_000
