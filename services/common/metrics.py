@@ -6,7 +6,6 @@ of them, with units and labels, is ``docs/operations.md`` (a test keeps the two 
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 import signalbox
+from signalbox.common.env import Env
 
 BUILD_INFO = Gauge("signalbox_build_info",
                    "Always 1; the labels say which build of which service runs",
@@ -35,7 +35,7 @@ COMMIT_ENV = "SIGNALBOX_COMMIT"
 def build_commit() -> str:
     """The commit of this build: ``SIGNALBOX_COMMIT`` (set by an image build), else the
     source checkout's HEAD when running from one, else ``unknown``."""
-    given = os.environ.get(COMMIT_ENV, "").strip()
+    given = Env().text(COMMIT_ENV, "")
     if given:
         return given[:40]
     source = Path(signalbox.__file__).resolve().parent

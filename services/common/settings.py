@@ -15,63 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from signalbox.common.errors import SignalboxError
+from signalbox.common.env import Env, SettingsError
 
-
-class SettingsError(SignalboxError, ValueError):
-    """A variable in the environment has a value signalbox cannot use."""
-
-    what = "setting"
-
-
-class _Env:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def text(self, name: str, default: str) -> str:
-        return str(self._env.get(name, default)).strip() or default
-
-    def integer(self, name: str, default: int, minimum: int | None = None) -> int:
-        raw = self._env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
-        if minimum is not None and value < minimum:
-            raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
-        return value
-
-    def number(self, name: str, default: float, minimum: float = 0.0) -> float:
-        raw = self._env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
-        if value < minimum:
-            raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
-        return value
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        """One of ``choices``, in any case; returned as spelled in ``choices``."""
-        value = self.text(name, default)
-        for choice in choices:
-            if value.lower() == choice.lower():
-                return choice
-        raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
-
-    def pairs(self, name: str, default: str) -> dict[str, str]:
-        """``a=x,b=y`` → ``{"a": "x", "b": "y"}``."""
-        out: dict[str, str] = {}
-        for item in filter(None, (p.strip() for p in self.text(name, default).split(","))):
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip() or not value.strip():
-                raise SettingsError(f"{name}: expected name=value pairs, got {item!r}")
-            out[key.strip()] = value.strip()
-        return out
+__all__ = ["Env", "KafkaSettings", "Settings", "SettingsError", "SmtpSettings",
+           "is_loopback", "require_admin_token"]
 
 
 EVALUATOR_STORES = ("memory://", "rocksdb://")  # the Faust table stores signalbox ships
@@ -119,7 +66,7 @@ _SASL_VARIABLES = ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PA
 _TLS_VARIABLES = ("KAFKA_SSL_CA_FILE", "KAFKA_SSL_CERT_FILE", "KAFKA_SSL_KEY_FILE")
 
 
-def _kafka_settings(e: _Env) -> KafkaSettings:
+def _kafka_settings(e: Env) -> KafkaSettings:
     protocol = e.choice("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", SECURITY_PROTOCOLS)
     base = KafkaSettings(
         bootstrap_servers=e.text("KAFKA_BOOTSTRAP_SERVERS", KafkaSettings.bootstrap_servers),
@@ -144,7 +91,7 @@ def _kafka_settings(e: _Env) -> KafkaSettings:
         ssl_key_file=tls["KAFKA_SSL_KEY_FILE"])
 
 
-def _used_with(e: _Env, names: tuple[str, ...], used: bool, protocol: str,
+def _used_with(e: Env, names: tuple[str, ...], used: bool, protocol: str,
                protocols: str) -> dict[str, str]:
     """The variables' values; an error if one is set for a protocol that does not use it."""
     values = {name: e.text(name, "") for name in names}
@@ -240,7 +187,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        e = _Env(os.environ if environ is None else environ)
+        e = Env(environ)
         kafka = _kafka_settings(e)
         smtp = SmtpSettings(
             host=e.text("SMTP_HOST", SmtpSettings.host),
@@ -302,7 +249,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _ingest_auth(e: _Env, bind_host: str) -> dict[str, str]:
+def _ingest_auth(e: Env, bind_host: str) -> dict[str, str]:
     """``INGEST_AUTH=none`` lets anyone post events: refused unless ingest binds to loopback."""
     auth = e.choice("INGEST_AUTH", "keys", ("keys", "none"))
     if auth == "none" and not is_loopback(bind_host):

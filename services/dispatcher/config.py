@@ -38,7 +38,6 @@ expected an http(s) URL, got 'ftp://x'``.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from signalbox.common.env import Env
 from signalbox.common.errors import SignalboxError
 
 FORMAT = "signalbox/dispatcher@1"
@@ -152,7 +152,7 @@ _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 class _Reader:
     """Typed access to one mapping of the file, with errors that name file and key."""
 
-    def __init__(self, source: str, env: Mapping[str, str], data: Any, path: str) -> None:
+    def __init__(self, source: str, env: Env, data: Any, path: str) -> None:
         self.source, self.env, self.path = source, env, path
         if data is None:
             data = {}
@@ -189,9 +189,10 @@ class _Reader:
     def _expand(self, key: str, value: str) -> str:
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
-            if name not in self.env:
+            value = self.env.get(name)
+            if value is None:
                 raise self.error(key, f"environment variable {name} is not set")
-            return self.env[name]
+            return value
 
         return _VAR.sub(sub, value)
 
@@ -327,9 +328,10 @@ def _export(name: str, r: _Reader) -> ExportTarget:
     return target
 
 
-def parse(data: Any, source: str, env: Mapping[str, str]) -> DispatcherConfig:
-    """The configuration in ``data`` (a parsed YAML document); ``source`` names it in errors."""
-    r = _Reader(source, env, data, "")
+def parse(data: Any, source: str, env: Env | Mapping[str, str]) -> DispatcherConfig:
+    """The configuration in ``data`` (a parsed YAML document); ``source`` names it in errors;
+    ``${NAME}`` is read from ``env``."""
+    r = _Reader(source, Env.of(env), data, "")
     r.only("format", "outbox", "outbox_channels", "sms", "webhooks", "crm", "exports", "policy",
            "privacy")
     if r.text("format", FORMAT) != FORMAT:
@@ -360,10 +362,10 @@ def _privacy(r: _Reader) -> bool:
 
 
 def load(path: str | Path | None = None,
-         environ: Mapping[str, str] | None = None) -> DispatcherConfig:
+         environ: Env | Mapping[str, str] | None = None) -> DispatcherConfig:
     """Read ``path`` (default: ``SIGNALBOX_DISPATCHER_CONFIG``; none: built-in defaults)."""
-    env = os.environ if environ is None else environ
-    path = path or env.get("SIGNALBOX_DISPATCHER_CONFIG", "").strip()
+    env = Env.of(environ)
+    path = path or env.text("SIGNALBOX_DISPATCHER_CONFIG", "")
     if not path:
         return DispatcherConfig()
     try:

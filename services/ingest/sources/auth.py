@@ -26,6 +26,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from signalbox.common.env import Env
 from signalbox.ingest.sources.mapping import Auth
 
 STRIPE_HEADER = "Stripe-Signature"
@@ -39,9 +40,9 @@ class Denied:
     reason: str
 
 
-def secrets_from(auth: Auth, environ: Mapping[str, str]) -> tuple[str, ...]:
+def secrets_from(auth: Auth, env: Env) -> tuple[str, ...]:
     """The secrets in the mapping's environment variable (none: the source is off)."""
-    return tuple(s.strip() for s in environ.get(auth.secrets_env, "").split(",") if s.strip())
+    return env.items(auth.secrets_env)
 
 
 def verify(auth: Auth, secrets: tuple[str, ...], headers: Mapping[str, str],

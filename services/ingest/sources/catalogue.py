@@ -9,12 +9,12 @@ credential, and its producer scope is the event types its mapping produces.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from signalbox.common.env import Env
 from signalbox.ingest.keys import ApiKey
 from signalbox.ingest.sources.auth import secrets_from
 from signalbox.ingest.sources.mapping import MappingError, SourceMapping, load_mapping
@@ -46,10 +46,10 @@ class Source:
                       event_types=self.mapping.event_types, sha256="", created_at=0)
 
 
-def mapping_files(environ: Mapping[str, str]) -> list[Path]:
+def mapping_files(env: Env) -> list[Path]:
     """Built-in mappings first, then the operator's (which win on a shared name)."""
     files = [builtin_path(name) for name in BUILTIN]
-    extra = environ.get(SOURCES_DIR_ENV, "")
+    extra = env.text(SOURCES_DIR_ENV, "")
     if extra:
         folder = Path(extra)
         if not folder.is_dir():
@@ -58,19 +58,19 @@ def mapping_files(environ: Mapping[str, str]) -> list[Path]:
     return files
 
 
-def load_sources(environ: Mapping[str, str] | None = None) -> dict[str, Source]:
+def load_sources(environ: Env | Mapping[str, str] | None = None) -> dict[str, Source]:
     """Every source by name; :class:`MappingError` (all problems of all files) if a
     mapping is unusable, so ingest does not start with a broken source."""
-    environ = os.environ if environ is None else environ
+    env = Env.of(environ)
     sources: dict[str, Source] = {}
     errors: list[str] = []
-    for path in mapping_files(environ):
+    for path in mapping_files(env):
         try:
             mapping = load_mapping(path)
         except MappingError as exc:
             errors += [f"{exc.source}: {e}" for e in exc.errors]
             continue
-        sources[mapping.source] = Source(mapping, secrets_from(mapping.auth, environ))
+        sources[mapping.source] = Source(mapping, secrets_from(mapping.auth, env))
     if errors:
         raise MappingError("source mappings", errors)
     return sources
