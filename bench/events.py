@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
@@ -75,12 +75,13 @@ def preload(kafka: KafkaSettings, records: Sequence[Record]) -> dict[tuple[str, 
     ends: dict[tuple[str, int], int] = {}
     failures: list[str] = []
 
-    def delivered(err: object, msg: object) -> None:
+    def delivered(err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             failures.append(str(err))
             return
-        at = (msg.topic(), msg.partition())  # type: ignore[attr-defined]
-        ends[at] = max(ends.get(at, 0), msg.offset() + 1)  # type: ignore[attr-defined]
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        assert topic is not None and partition is not None and offset is not None
+        ends[topic, partition] = max(ends.get((topic, partition), 0), offset + 1)
 
     for r in records:
         while True:

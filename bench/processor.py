@@ -24,6 +24,7 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.deadletter import Letter
 from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import (
+    ApprovalOutcome,
     ApprovalRequest,
     AutomationSet,
     CustomerState,
@@ -87,6 +88,10 @@ class ResolvedOutput:
 
     async def approval(self, request: ApprovalRequest,
                        partition: int) -> Awaitable[Any] | None:
+        return None
+
+    async def settled(self, outcome: ApprovalOutcome,
+                      partition: int) -> Awaitable[Any] | None:
         return None
 
 

@@ -55,7 +55,10 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, no __all__
+    AdminClient,
+    NewTopic,
+)
 from tests.support.processes import ServiceProcess
 
 from bench.pipeline import broker

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 
 import faust
@@ -29,21 +29,25 @@ from tests.common.conftest import TlsFiles
 
 SERVERS = "kafka-1:9092,kafka-2:9092"
 PLAINTEXT = KafkaSettings(bootstrap_servers=SERVERS)
-SASL = dict(sasl_username="signalbox", sasl_password="s3cret")
+
+
+def _with_sasl(k: KafkaSettings, mechanism: str) -> KafkaSettings:
+    return replace(k, sasl_mechanism=mechanism, sasl_username="signalbox",
+                   sasl_password="s3cret")
 
 
 def _sasl(protocol: str, mechanism: str) -> KafkaSettings:
-    return replace(PLAINTEXT, security_protocol=protocol, sasl_mechanism=mechanism, **SASL)
+    return _with_sasl(replace(PLAINTEXT, security_protocol=protocol), mechanism)
 
 
 def _tls(tls: TlsFiles, protocol: str = "SSL", mutual: bool = False) -> KafkaSettings:
     k = replace(PLAINTEXT, security_protocol=protocol, ssl_ca_file=tls.cert)
     if protocol == "SASL_SSL":
-        k = replace(k, sasl_mechanism="SCRAM-SHA-512", **SASL)
+        k = _with_sasl(k, "SCRAM-SHA-512")
     return replace(k, ssl_cert_file=tls.cert, ssl_key_file=tls.key) if mutual else k
 
 
-def _auth(options: dict[str, object]) -> dict[str, object]:
+def _auth(options: Mapping[str, object]) -> dict[str, object]:
     """The options but the servers and the TLS context (compared on their own)."""
     return {name: value for name, value in options.items()
             if name not in ("bootstrap_servers", "ssl_context")}

@@ -86,7 +86,7 @@ def produce_with_headers(settings: Settings, topic: str,
     p = Producer({"bootstrap.servers": k.bootstrap_servers, "enable.idempotence": True,
                   "message.max.bytes": 2_000_000})  # the topic's limit is what counts
     for value, hs in records:
-        p.produce(k.topic(topic), key=b"cus-1", value=value, partition=0, headers=hs)
+        p.produce(k.topic(topic), key=b"cus-1", value=value, partition=0, headers=list(hs))
     assert p.flush(30) == 0, "records not delivered"
 
 
@@ -97,7 +97,7 @@ async def test_poisoned_retry_records_are_dead_lettered_and_delivery_goes_on(
     far_ahead = command(150)  # well formed, but due in 9999: no wait this dispatcher sets
     garbage = b"\xc3\x01" + b"\x00" * 8 + b"not a command"
     records = [(value, POISON[name]) for name, (_, value) in poisoned.items()]
-    records += [(far_ahead[1], headers(due=b"253402300799999")), (garbage, GOOD)]
+    records += [(far_ahead[1], headers(due=b"253402300799999")), (garbage, headers())]  # GOOD's
     good = command(151)
     async with dispatching(dsettings, DispatcherConfig()) as dispatcher:
         produce_with_headers(dsettings, ACTIONS_RETRY[0], records)

@@ -106,7 +106,10 @@ def _headers(settings: Settings, topic: str) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
     try:
         while (msg := c.poll(2.0)) is not None:
-            out += [(name, value or b"") for name, value in msg.headers() or []]
+            headers = msg.headers() or []
+            assert isinstance(headers, list)  # a consumed record's: (name, value) pairs
+            out += [(name, value.encode() if isinstance(value, str) else value or b"")
+                    for name, value in headers]
     finally:
         c.close()
     return out

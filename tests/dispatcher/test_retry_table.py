@@ -33,8 +33,9 @@ def table() -> list[tuple[str, str, str]]:
     for line in text[start:].splitlines()[2:]:
         if not line.startswith("|"):
             break
-        rows.append(tuple(c.strip() for c in line.strip("|").split("|")))
-    return rows  # type: ignore[return-value]
+        channel, answer, outcome = (c.strip() for c in line.strip("|").split("|"))
+        rows.append((channel, answer, outcome))
+    return rows
 
 
 def expected(channel: str, code: int) -> str:

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import pytest
 
 from signalbox.dispatcher.unsubscribe import BadToken, make_token, read_token, unsubscribe_url
@@ -17,7 +19,7 @@ def test_a_token_names_customer_and_channel() -> None:
     lambda t: "no-dot",
     lambda t: "%%%.%%%",
 ])
-def test_forged_or_altered_tokens_are_refused(mutate) -> None:  # type: ignore[no-untyped-def]
+def test_forged_or_altered_tokens_are_refused(mutate: Callable[[str], str]) -> None:
     with pytest.raises(BadToken):
         read_token(SECRET, mutate(make_token(SECRET, "cus_42", "email")))
 

@@ -33,7 +33,7 @@ def selectors(expr: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
 
 def live_config(ports: Mapping[str, int], interval_s: int = 1) -> dict[str, Any]:
     """The compose Prometheus config (same jobs, same rules) aimed at services on loopback."""
-    config = yaml.safe_load(COMPOSE_CONFIG.read_text())
+    config: dict[str, Any] = yaml.safe_load(COMPOSE_CONFIG.read_text())
     config["global"].update(scrape_interval=f"{interval_s}s", evaluation_interval=f"{interval_s}s")
     config["rule_files"] = [str(RULES)]
     for job in config["scrape_configs"]:

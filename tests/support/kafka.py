@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from signalbox.evaluator.processor import Record
 
 __all__ = ["Record", "consume", "drain", "end_offsets", "produce"]
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]],
+def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, bytes | None]],
             partition: int | None = None) -> None:
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for key, value in records:
@@ -21,6 +22,13 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes 
         else:
             p.produce(topic, key=key, value=value, partition=partition)
     assert p.flush(30) == 0, "records not delivered"
+
+
+def _record(msg: Message) -> Record:
+    """A consumed message as a Record (a fetched message always has its position)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return Record(topic, partition, offset, msg.key(), msg.value())
 
 
 def consume(bootstrap: str, topic: str, count: int, timeout: float = 60.0,
@@ -39,7 +47,7 @@ def consume(bootstrap: str, topic: str, count: int, timeout: float = 60.0,
             msg = c.poll(0.5)
             if msg is None or msg.error():
                 continue
-            out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+            out.append(_record(msg))
     finally:
         c.close()
     if len(out) < count:
@@ -61,7 +69,7 @@ def drain(bootstrap: str, topic: str, settle: float = 3.0) -> list[Record]:
             if msg is None or msg.error():
                 continue
             quiet_since = time.monotonic()
-            out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+            out.append(_record(msg))
     finally:
         c.close()
     return out

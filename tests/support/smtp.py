@@ -109,8 +109,7 @@ class SmtpSink:
             with self._lock:
                 self.rejected += 1
             return self.reply
-        msg = cast(EmailMessage, message_from_bytes(envelope.original_content or envelope.content,
-                                                    policy=default))
+        msg = message_from_bytes(envelope.original_content or envelope.content, policy=default)
         with self._lock:
             self.messages.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), msg))
         return self.reply

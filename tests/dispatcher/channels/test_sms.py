@@ -16,12 +16,11 @@ from tests.dispatcher.channels.support import sms_command
 from tests.support.fakes.twilio import FakeTwilio
 
 
-def provider(twilio: FakeTwilio, **changes: object) -> SmsProvider:
-    values: dict[str, object] = {
-        "account_sid": twilio.account_sid, "auth_token": twilio.auth_token,
-        "from_number": "+14155550100", "base_url": twilio.url, "timeout_s": 1.0}
-    values.update(changes)
-    return SmsProvider(**values)  # type: ignore[arg-type]
+def provider(twilio: FakeTwilio, auth_token: str | None = None) -> SmsProvider:
+    """The fake's account (with another ``auth_token`` if given)."""
+    return SmsProvider(account_sid=twilio.account_sid,
+                       auth_token=twilio.auth_token if auth_token is None else auth_token,
+                       from_number="+14155550100", base_url=twilio.url, timeout_s=1.0)
 
 
 @pytest.fixture

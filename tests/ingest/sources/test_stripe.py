@@ -101,9 +101,10 @@ async def test_a_replayed_webhook_is_a_duplicate_downstream(
 async def test_unverified_webhooks_are_refused_and_nothing_is_written(
         case: str, stripe_client: Client, settings: Settings) -> None:
     event = fixture("stripe", "invoice.payment_failed")
-    sign: dict[str, Any] = {"wrong_secret": {"secret": "whsec_someone_else"},
-                            "stale_timestamp": {"timestamp": int(time.time()) - 301}}.get(case, {})
-    body, headers = stripe_signed(event, **sign)
+    signing: dict[str, dict[str, Any]] = {
+        "wrong_secret": {"secret": "whsec_someone_else"},
+        "stale_timestamp": {"timestamp": int(time.time()) - 301}}
+    body, headers = stripe_signed(event, **signing.get(case, {}))
     if case == "tampered_body":
         body = body.replace(b'"amount_due": 4900', b'"amount_due": 1')
     if case == "no_signature":
