@@ -20,6 +20,7 @@ from signalbox.evaluator.approvals import (
     pending_record,
 )
 from signalbox.evaluator.engine import ApprovalOutcome, ApprovalRequest, TriggerInfo
+from signalbox.evaluator.engine.model import Settlement
 from signalbox.testing import eventually
 from tests.support.kafka import consume, drain, produce
 
@@ -153,8 +154,9 @@ async def test_a_decision_recorded_without_its_event_is_sent_again_by_a_starting
             b"cus-1": (1, "approval.decided:ap-lost", "approved"),
             b"cus-2": (0, "approval.decided:ap-lost-2", "rejected")}
         # Once the evaluator has settled them, nothing is sent again.
-        for aid, customer, status in (("ap-lost", "cus-1", "approved"),
-                                      ("ap-lost-2", "cus-2", "rejected")):
+        decisions: list[tuple[str, str, Settlement]] = [("ap-lost", "cus-1", "approved"),
+                                                        ("ap-lost-2", "cus-2", "rejected")]
+        for aid, customer, status in decisions:
             await (await worker.settle(ApprovalOutcome(
                 aid, customer, status, now_ms(), status == "approved"), 0))
         await worker.reader.read_to_end()

@@ -19,6 +19,7 @@ from signalbox.evaluator.engine import (
     parse_automations,
 )
 from signalbox.evaluator.engine.state import DEDUPE_WINDOW, DIGEST_BYTES
+from tests.evaluator.engine.story import message, variables
 
 AUTOMATIONS = parse_automations(
     """
@@ -56,13 +57,14 @@ def failed(event_id: str = "e1", product: str = "pro", customer: str = "cus-1",
 def test_payment_failed_for_the_product_emails_customer_and_alerts_finance() -> None:
     decision = evaluate(None, failed(), AUTOMATIONS)
     customer, alert = decision.commands
-    assert customer.action.to == ("ada@example.com",)
-    assert customer.action.audience == "customer"
-    assert customer.action.template == "payment_failed"
-    assert alert.action.to == ("finance@example.com",)
-    assert alert.action.audience == "internal"
-    assert alert.action.variables["team"] == "finance"
-    assert alert.action.variables["failed_count"] == "1"
+    mail, alert_mail = message(customer), message(alert)
+    assert mail.to == ("ada@example.com",)
+    assert mail.audience == "customer"
+    assert mail.template == "payment_failed"
+    assert alert_mail.to == ("finance@example.com",)
+    assert alert_mail.audience == "internal"
+    assert alert_mail.variables["team"] == "finance"
+    assert alert_mail.variables["failed_count"] == "1"
     assert customer.trigger.type == "payment.failed"
     assert customer.trigger.occurrence == "e1"
     assert customer.trigger.facts == {"product": "pro", "event_type": "payment.failed",
@@ -81,7 +83,7 @@ def test_other_product_or_disabled_automation_issues_nothing() -> None:
 def test_state_counts_failures_and_a_success_resets_them() -> None:
     s1 = evaluate(None, failed("e1"), AUTOMATIONS).state
     s2 = evaluate(s1, failed("e2", at=2_000), AUTOMATIONS)
-    assert s2.commands[1].action.variables["failed_count"] == "2"
+    assert variables(s2.commands[1])["failed_count"] == "2"
     ok = Event("e3", "cus-1", "payment.succeeded", 3_000,
                {"payment_id": "p3", "product": "pro", "amount_minor": 4900, "currency": "EUR"})
     s3 = evaluate(s2.state, ok, AUTOMATIONS).state
@@ -92,15 +94,15 @@ def test_state_counts_failures_and_a_success_resets_them() -> None:
 def test_profile_is_remembered_and_newer_facts_win() -> None:
     s1 = evaluate(None, failed("e1", email="old@example.com"), AUTOMATIONS).state
     later = evaluate(s1, failed("e2", email=None), AUTOMATIONS)
-    assert later.commands[0].action.to == ("old@example.com",)
+    assert message(later.commands[0]).to == ("old@example.com",)
     newest = evaluate(later.state, failed("e3", email="new@example.com"), AUTOMATIONS)
-    assert newest.commands[0].action.to == ("new@example.com",)
+    assert message(newest.commands[0]).to == ("new@example.com",)
 
 
 def test_customer_without_email_still_gets_a_command_for_the_dispatcher_to_settle() -> None:
     customer, alert = evaluate(None, failed(email=None), AUTOMATIONS).commands
-    assert customer.action.to == ()  # the dispatcher records it as suppressed, not lost
-    assert alert.action.to == ("finance@example.com",)
+    assert message(customer).to == ()  # the dispatcher records it as suppressed, not lost
+    assert message(alert).to == ("finance@example.com",)
 
 
 def test_redelivered_event_changes_nothing_and_issues_nothing() -> None:
@@ -143,7 +145,8 @@ events = st.builds(
 
 
 def run(stream: list[Event]) -> tuple[CustomerState | None, list[str]]:
-    state, ids = None, []
+    state: CustomerState | None = None
+    ids: list[str] = []
     for e in stream:
         d = evaluate(state, e, AUTOMATIONS)
         state = d.state
@@ -209,4 +212,4 @@ def test_a_version_1_state_keeps_its_dedupe_memory() -> None:
     assert state.failed_payments == {"pro": 1}
     assert evaluate(state, failed("e2"), AUTOMATIONS).duplicate
     decision = evaluate(state, failed("e3"), AUTOMATIONS)
-    assert decision.commands[1].action.variables["failed_count"] == "2"
+    assert variables(decision.commands[1])["failed_count"] == "2"

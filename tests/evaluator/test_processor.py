@@ -26,6 +26,7 @@ from signalbox.evaluator.engine import (
     AutomationSet,
     Event,
     Tick,
+    evaluate,
     parse_automations,
 )
 from signalbox.evaluator.partition_timers import PartitionTimers
@@ -154,12 +155,10 @@ async def test_a_customer_failing_on_every_tick_is_dead_lettered_after_three(
     out = MemoryOutput()
     await ev.process([record(USAGE, 0, event("l", "user.logged_in", T0, {"user_id": None}))],
                      out)
-    real = processor.evaluate
-
     def failing(state: Any, item: Any, automations: Any) -> Any:
         if isinstance(item, Tick):
             raise ZeroDivisionError("injected")
-        return real(state, item, automations)
+        return evaluate(state, item, automations)
 
     monkeypatch.setattr(processor, "evaluate", failing)
     for n in range(1, 5):

@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 import pytest
+from faust.tables.manager import TableManager
 
 from signalbox.common.kafka import faust_broker
 from signalbox.common.settings import Settings
@@ -54,7 +55,9 @@ async def running(settings: Settings, store: str, datadir: Path) -> AsyncIterato
     worker = Worker(settings, store, datadir)
     await worker.app.start()
     try:
-        await asyncio.wait_for(worker.app.tables.recovery.completed.wait(), 60)
+        tables = worker.app.tables
+        assert isinstance(tables, TableManager)  # faust's own, which has the recovery
+        await asyncio.wait_for(tables.recovery.completed.wait(), 60)
         yield worker
     finally:
         await worker.app.stop()

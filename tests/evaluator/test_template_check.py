@@ -120,11 +120,11 @@ def test_attributes_and_action_variables(tmp_path: Path) -> None:
     [timed] = problems("[{type: sms, template: attr}]", "no_login", check)
     assert "'attr_plan_tier', but a no_login trigger does not provide it; time triggers " \
            "carry no event attributes" in timed
-    teams = {"ops": {"phone": "+4930123456"}}
-    text = ("format: signalbox/automations@2\nautomations:\n  - id: a1\n"
+    text = ("format: signalbox/automations@2\nteams: {ops: {phone: '+4930123456'}}\n"
+            "automations:\n  - id: a1\n"
             "    trigger: {type: no_login}\n    actions: [{type: alert, team: ops, via: sms, "
             "template: team}]\n")
-    checked(text, EVENT_TYPES, teams, "x.yaml", check)
+    checked(text, EVENT_TYPES, {}, "x.yaml", check)
     [plain] = problems("[{type: sms, template: team}]", "no_login", check)
     assert "uses 'team'" in plain
 

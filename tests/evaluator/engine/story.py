@@ -22,13 +22,14 @@ from signalbox.evaluator.engine import (
     CustomerState,
     Decision,
     Event,
+    ExportCommand,
     Profile,
     Tick,
     evaluate,
     next_due,
     parse_automations,
 )
-from signalbox.evaluator.engine.model import DAY_MS, HOUR_MS, MINUTE_MS
+from signalbox.evaluator.engine.model import DAY_MS, HOUR_MS, MINUTE_MS, MessageCommand
 from signalbox.evaluator.records import (
     command_from_record,
     command_to_record,
@@ -41,7 +42,12 @@ T0 = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp() * 1000)  # a Monday, 00:0
 TEAMS = {"finance": "finance@example.com"}
 CODEC = AvroCodec()
 
-__all__ = ["DAY_MS", "HOUR_MS", "MINUTE_MS", "T0", "Story", "day"]
+__all__ = ["DAY_MS", "HOUR_MS", "MINUTE_MS", "T0", "Story", "day", "message", "variables"]
+
+
+#: The data of a ``payment.failed`` event (product pro) for stories that need one.
+FAILED: dict[str, Any] = {"payment_id": "p", "invoice_id": None, "product": "pro",
+                          "amount_minor": 4900, "currency": "EUR", "reason": None}
 
 
 def day(n: float) -> int:
@@ -52,6 +58,17 @@ def automations(body: str, teams: Mapping[str, Any] | None = None) -> Automation
     return parse_automations("format: signalbox/automations@2\n" + body,
                              schemas.event_types(), dict(TEAMS if teams is None else teams),
                              source="story")
+
+
+def automation(id: str, trigger: str, *actions: str, conditions: str | None = None) -> str:
+    """One automation of a story's YAML; the trigger, the conditions and each action are
+    YAML flow mappings: ``automation("remind", "{type: appointment.reminder}",
+    "{type: email, template: appointment_reminder}")``."""
+    lines = [f"  - id: {id}", f"    trigger: {trigger}"]
+    if conditions is not None:
+        lines.append(f"    conditions: {conditions}")
+    lines += ["    actions:", *(f"      - {action}" for action in actions)]
+    return "\n".join(lines) + "\n"
 
 
 def event_record(event: Event) -> dict[str, Any]:
@@ -84,6 +101,11 @@ class Story:
         self.settled: list[ApprovalOutcome] = []  # how held approvals ended, in order
         self.sent: list[Command] = []  # every command of the story, in order
         self.ticks = 0
+
+    @classmethod
+    def of(cls, *automations: str, profile: Profile | None = None) -> Story:
+        """A story of the :func:`automation` s given."""
+        return cls("automations:\n" + "".join(automations), profile=profile)
 
     def _apply(self, item: Event | Tick) -> Decision:
         if isinstance(item, Event):  # through the Avro contract, as the shell reads it
@@ -143,6 +165,22 @@ class Story:
             t += self.interval
         self.clock = max(self.clock, to)
         return out
+
+def message(command: Command) -> MessageCommand:
+    """The command's email or SMS (to whom, which template, with what); fails the test on
+    another channel's command."""
+    action = command.action
+    assert isinstance(action, MessageCommand), action
+    return action
+
+
+def variables(command: Command) -> Mapping[str, str]:
+    """The template variables of a message, webhook or CRM command (an export has none:
+    it carries a record)."""
+    action = command.action
+    assert not isinstance(action, ExportCommand), action
+    return action.variables
+
 
 def brief(commands: list[Command]) -> list[tuple[str, str, int]]:
     """(automation, template or operation or event, issued_at) of each command."""

@@ -11,10 +11,8 @@ from signalbox.common import schemas
 from signalbox.evaluator.engine import AutomationError, Event, evaluate, parse_automations
 from signalbox.evaluator.engine.limits import MAX_APPROVALS
 from signalbox.evaluator.simulate import run
-from tests.evaluator.engine.story import DAY_MS, HOUR_MS, MINUTE_MS, Story, brief, day
+from tests.evaluator.engine.story import DAY_MS, FAILED, HOUR_MS, MINUTE_MS, Story, brief, day
 
-FAILED = {"payment_id": "p", "invoice_id": None, "product": "pro", "amount_minor": 4900,
-          "currency": "EUR", "reason": None}
 WEEK_MS = 7 * DAY_MS
 
 

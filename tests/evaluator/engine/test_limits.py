@@ -33,7 +33,15 @@ from signalbox.evaluator.engine.model import (
     UsagePeriod,
 )
 from signalbox.evaluator.records import state_from_record, state_to_record
-from tests.evaluator.engine.story import CODEC, DAY_MS, HOUR_MS, T0, Story, automations
+from tests.evaluator.engine.story import (
+    CODEC,
+    DAY_MS,
+    HOUR_MS,
+    T0,
+    Story,
+    automations,
+    variables,
+)
 from tests.evaluator.engine.test_properties import AUTOMATIONS
 
 NONE = automations("automations: []\n")
@@ -172,11 +180,11 @@ automations:
      actions: [{type: email, template: t}]}
 """)
     long = "p" * 10_000
-    failed = {"invoice_id": None, "product": long, "amount_minor": 100, "currency": "EUR",
-              "reason": None}
+    failed: dict[str, Any] = {"invoice_id": None, "product": long, "amount_minor": 100,
+                              "currency": "EUR", "reason": None}
     assert story.event("payment.failed", payment_id="p1", **failed) == []
     [command] = story.event("payment.failed", payment_id="p2", **failed)
-    assert command.action.variables["failed_count"] == "2"  # type: ignore[union-attr]
+    assert variables(command)["failed_count"] == "2"
     state = story.state
     assert state is not None
     assert list(state.failed_payments) == ["p" * MAX_KEY_CHARS]

@@ -22,10 +22,9 @@ def subscribed(story: Story, at: int = day(-20)) -> None:
                 kind="subscription", ends_at=None)
 
 
-def invoice(story: Story, at: int, invoice_id: str, due: int, amount: int = 4900,
-            **kwargs: bool) -> None:
+def invoice(story: Story, at: int, invoice_id: str, due: int, amount: int = 4900) -> None:
     story.event("invoice.issued", at, invoice_id=invoice_id, amount_minor=amount,
-                currency="EUR", due_at=due, product="pro", **kwargs)
+                currency="EUR", due_at=due, product="pro")
 
 
 def unpaid_from_day_0() -> Story:

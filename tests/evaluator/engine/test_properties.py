@@ -66,7 +66,7 @@ products = st.sampled_from(["pro", "basic"])
 
 
 def _data(kind: str, n: int, at: int, amount: int, product: str) -> dict[str, Any]:
-    money = {"amount_minor": amount, "currency": "EUR"}
+    money: dict[str, Any] = {"amount_minor": amount, "currency": "EUR"}
     return {
         "payment.failed": {"payment_id": f"p{n}", "invoice_id": None, "product": product,
                            "reason": None, **money},
@@ -206,7 +206,7 @@ def test_a_late_tick_fires_what_regular_ticks_would_have(story: list[Event], day
     end -= end % HOUR_MS
     regular: list[tuple[str, int]] = []
     s: CustomerState | None = state
-    t = s.clock - s.clock % HOUR_MS + HOUR_MS
+    t = state.clock - state.clock % HOUR_MS + HOUR_MS
     while s is not None and (due := next_due(s, AUTOMATIONS)) is not None:
         t = max(t, -(-due // HOUR_MS) * HOUR_MS)
         if t > end:
@@ -225,7 +225,8 @@ def test_a_late_tick_fires_what_regular_ticks_would_have(story: list[Event], day
                           st.integers(0, 100)), max_size=60))
 def test_timer_index_pops_exactly_the_due_customers_in_due_order(
         ops: list[tuple[str, int | None, int]]) -> None:
-    index, model = TimerIndex(), {}
+    index = TimerIndex()
+    model: dict[str, int] = {}
     for customer, due, pop_at in ops:
         index.set(customer, due)
         if due is None:

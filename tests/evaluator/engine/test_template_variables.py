@@ -23,14 +23,13 @@ from signalbox.evaluator.engine.template_variables import (
 )
 from signalbox.evaluator.simulate import Simulation, read_events
 from signalbox.ingest.catalogue import example
-from tests.evaluator.engine.story import Story, automations, day
+from tests.evaluator.engine.story import Story, automations, day, variables
 
 EVENT_TYPES = schemas.event_types()
 
 
 def _names(command: Command) -> set[str]:
-    variables = getattr(command.action, "variables", {})
-    return {k for k in variables if not k.startswith(ATTRIBUTE_PREFIX)}
+    return {k for k in variables(command) if not k.startswith(ATTRIBUTE_PREFIX)}
 
 
 def _catalogued(trigger: str) -> set[str]:
@@ -57,11 +56,11 @@ def test_every_event_trigger_provides_exactly_its_catalogued_variables(optional:
         lines.append(json.dumps(event))
     simulation = Simulation(automations(_one_per_event_type()), tick_ms=3_600_000)
     fired: dict[str, set[str]] = {}
-    for event in read_events(lines):
-        for decision in simulation.feed(event):
+    for parsed in read_events(lines):
+        for decision in simulation.feed(parsed):
             for command in decision.commands:
                 fired[command.trigger.type] = _names(command)
-                assert "attr_plan_tier" in command.action.variables  # type: ignore[union-attr]
+                assert "attr_plan_tier" in variables(command)
     assert fired.keys() == EVENT_TYPES.keys()
     for trigger, names in fired.items():
         assert names == _catalogued(trigger), trigger

@@ -3,7 +3,7 @@ judged on the state as it was at the due time (issued_at = the due time)."""
 
 from __future__ import annotations
 
-from tests.evaluator.engine.story import HOUR_MS, Story, day
+from tests.evaluator.engine.story import HOUR_MS, Story, day, message
 from tests.evaluator.engine.test_time_scenarios import MISS_YOU, PAST_DUE
 
 
@@ -17,7 +17,7 @@ def test_a_partial_payment_in_a_tick_gap_does_not_lose_the_day_14_notice() -> No
     story.event("payment.succeeded", day(15), ticks=False, payment_id="p-1", product="pro",
                 amount_minor=1000, currency="EUR", kind="automatic")
     story.tick(day(17))
-    notices = [c for c in story.sent if c.action.template == "past_due"]
+    notices = [c for c in story.sent if message(c).template == "past_due"]
     assert [(c.issued_at, c.trigger.facts["past_due_minor"]) for c in notices] == [
         (day(14), "9900")]  # as it was on day 14, before the payment
     hourly = Story(PAST_DUE)
