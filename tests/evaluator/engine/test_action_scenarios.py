@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from signalbox.evaluator.engine import (
     CrmCommand,
     EmailCommand,
@@ -12,15 +14,13 @@ from signalbox.evaluator.engine import (
     approval_id,
     command_id,
 )
-from tests.evaluator.engine.story import Story, brief, day
+from tests.evaluator.engine.story import FAILED, Story, automation, brief, day, message, variables
 
 TEAMS = """
 teams:
   finance: finance@example.com
   ops: {email: ops@example.com, phone: "+4930123456", webhook: ops-hook}
 """
-FAILED = {"payment_id": "p", "invoice_id": None, "product": "pro", "amount_minor": 4900,
-          "currency": "EUR", "reason": None}
 
 
 def test_scenario_every_channel_of_an_automation_in_order_with_deterministic_ids() -> None:
@@ -67,14 +67,11 @@ automations:
 
 
 def test_scenario_customer_without_phone_still_gets_a_command_to_settle() -> None:
-    story = Story("""
-automations:
-  - id: text
-    trigger: {type: payment.failed}
-    actions: [{type: sms, template: payment_failed}]
-""", profile=Profile(email="a@example.com"))
+    story = Story.of(automation("text", "{type: payment.failed}",
+                                "{type: sms, template: payment_failed}"),
+                     profile=Profile(email="a@example.com"))
     [sms] = story.event("payment.failed", day(1), **FAILED)
-    assert sms.action.channel == "sms" and sms.action.to == ()  # dispatcher: suppressed
+    assert sms.action.channel == "sms" and message(sms).to == ()  # dispatcher: suppressed
 
 
 APPROVAL = TEAMS + """
@@ -110,9 +107,10 @@ def test_scenario_approval_holds_actions_until_approved() -> None:
     released = story.event("approval.decided", day(3), approval_id=request.approval_id,
                            decision="approved", decided_by="bob", reason=None)
     assert [c.command_id for c in released] == list(request.command_ids)
-    assert story.state is not None and story.state.tags == ("suspended",)  # now, not before
+    state = story.state
+    assert state is not None and state.tags == ("suspended",)  # now, not before
     assert released[0].issued_at == day(2)  # as decided on day 2, held until approved
-    assert story.state.approvals == {}
+    assert state.approvals == {}
     again = story.event("approval.decided", day(4), approval_id=request.approval_id,
                         decision="approved", decided_by="bob", reason=None)
     assert again == []  # a second decision changes nothing
@@ -133,15 +131,12 @@ def test_scenario_an_approval_rejected_sends_nothing() -> None:
 
 
 def test_scenario_approval_decided_can_itself_trigger_automations() -> None:
-    story = Story("""
-automations:
-  - id: audit
-    trigger: {type: approval.decided, decision: rejected}
-    actions: [{type: crm, operation: add_note, params: {body: "Rejected by {{ decided_by }}"}}]
-""")
+    story = Story.of(automation("audit", "{type: approval.decided, decision: rejected}",
+                                "{type: crm, operation: add_note,"
+                                ' params: {body: "Rejected by {{ decided_by }}"}}'))
     [note] = story.event("approval.decided", day(1), approval_id="apr-x", decision="rejected",
                          decided_by="bob", reason=None)
-    assert note.action.variables["decided_by"] == "bob"
+    assert variables(note)["decided_by"] == "bob"
 
 
 def test_scenario_conditions_tags_segments_plans_and_exemptions() -> None:
@@ -156,7 +151,7 @@ automations:
       exempt: {customers: [cus-vip]}
     actions: [{type: email, template: offer}]
 """)
-    note = {"code": "quota", "message": "m", "severity": "info"}
+    note: dict[str, Any] = {"code": "quota", "message": "m", "severity": "info"}
     story.event("customer.signed_up", day(0), plan="gold")
     assert story.event("system.notification", day(1), **note) == []  # no segment yet
     assert len(story.event("system.notification", day(2), attributes={"segments": "smb,eu"},
@@ -179,17 +174,11 @@ automations:
 
 
 def test_scenario_active_subscription_and_product_conditions() -> None:
-    story = Story("""
-automations:
-  - id: nudge
-    trigger: {type: user.logged_in}
-    conditions: {active_subscription: true, products: [pro]}
-    actions: [{type: email, template: nudge}]
-  - id: win-back
-    trigger: {type: user.logged_in}
-    conditions: {active_subscription: false}
-    actions: [{type: email, template: win_back}]
-""")
+    story = Story.of(automation("nudge", "{type: user.logged_in}", "{type: email, template: nudge}",
+                                conditions="{active_subscription: true, products: [pro]}"),
+                     automation("win-back", "{type: user.logged_in}",
+                                "{type: email, template: win_back}",
+                                conditions="{active_subscription: false}"))
     assert brief(story.event("user.logged_in", day(1), user_id=None)) == [
         ("win-back", "win_back", day(1))]
     story.event("subscription.started", day(2), subscription_id="s", product="pro",
@@ -203,18 +192,12 @@ automations:
 
 
 def test_scenario_state_comparisons() -> None:
-    story = Story("""
-automations:
-  - id: loyal-refund
-    trigger: {type: payment.refunded}
-    conditions:
-      where:
-        - {field: state.score, op: ">=", value: 100}
-        - {field: amount_minor, op: "<", value: 10000}
-        - {field: currency, op: in, value: [EUR, USD]}
-    actions: [{type: alert, team: finance, template: refund_review}]
-""")
-    refund = {"payment_id": "p", "refund_id": "r", "product": None, "reason": None}
+    story = Story.of(automation("loyal-refund", "{type: payment.refunded}",
+                                "{type: alert, team: finance, template: refund_review}",
+                                conditions='{where: [{field: state.score, op: ">=", value: 100},'
+                                ' {field: amount_minor, op: "<", value: 10000},'
+                                " {field: currency, op: in, value: [EUR, USD]}]}"))
+    refund: dict[str, Any] = {"payment_id": "p", "refund_id": "r", "product": None, "reason": None}
     assert story.event("payment.refunded", day(1), amount_minor=500, currency="EUR",
                        **refund) == []
     story.event("score.adjusted", day(2), delta=150, reason=None)

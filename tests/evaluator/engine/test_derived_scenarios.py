@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.evaluator.engine.story import Story, brief, day
+from typing import Any
+
+from signalbox.evaluator.engine import Command
+from tests.evaluator.engine.story import Story, automation, brief, day, variables
 
 USAGE = """
 automations:
@@ -42,7 +45,7 @@ def test_scenario_usage_threshold_command_says_which_level_and_period() -> None:
     facts = command.trigger.facts
     assert (facts["level"], facts["used"], facts["allowance"]) == ("90", "950.0", "1000.0")
     assert command.trigger.occurrence == f"usage:api_calls:{day(0)}:90"
-    assert command.action.variables["period_end_iso"] == "2026-12-02T00:00:00Z"
+    assert variables(command)["period_end_iso"] == "2026-12-02T00:00:00Z"
 
 
 def test_scenario_usage_of_another_metric_or_without_allowance_fires_nothing() -> None:
@@ -63,13 +66,10 @@ def test_scenario_redelivered_usage_does_not_count_twice() -> None:
 
 
 def test_scenario_feature_minutes_6_plus_2_over_a_threshold_of_8_fire_once() -> None:
-    story = Story("""
-automations:
-  - id: power-user
-    trigger: {type: feature.used_minutes, feature: reports, minutes: 8}
-    actions: [{type: crm, operation: add_tag, params: {tag: power-user}}]
-""")
-    session = {"feature": "reports", "session_id": None}
+    story = Story.of(automation("power-user",
+                                "{type: feature.used_minutes, feature: reports, minutes: 8}",
+                                "{type: crm, operation: add_tag, params: {tag: power-user}}"))
+    session: dict[str, Any] = {"feature": "reports", "session_id": None}
     assert story.event("feature.used", day(1), duration_seconds=6 * 60, **session) == []
     [tag] = story.event("feature.used", day(2), duration_seconds=2 * 60, **session)
     assert tag.trigger.facts == {"feature": "reports", "minutes": "8",
@@ -79,12 +79,9 @@ automations:
 
 
 def test_scenario_feature_minutes_of_another_feature_do_not_add_up() -> None:
-    story = Story("""
-automations:
-  - id: power-user
-    trigger: {type: feature.used_minutes, feature: reports, minutes: 8}
-    actions: [{type: email, template: power_user}]
-""")
+    story = Story.of(automation("power-user",
+                                "{type: feature.used_minutes, feature: reports, minutes: 8}",
+                                "{type: email, template: power_user}"))
     story.event("feature.used", day(1), feature="exports", duration_seconds=600,
                 session_id=None)
     assert story.event("feature.used", day(2), feature="reports", duration_seconds=420,
@@ -99,7 +96,7 @@ automations:
 """
 
 
-def milestones(commands: list) -> list[str]:  # type: ignore[type-arg]
+def milestones(commands: list[Command]) -> list[str]:
     return [c.trigger.facts["milestone"] for c in commands]
 
 
@@ -132,15 +129,11 @@ def test_scenario_adjust_score_action_feeds_milestones() -> None:
 
 
 def test_scenario_health_status_changes_from_score_and_state() -> None:
-    story = Story("""
-automations:
-  - id: health
-    trigger: {type: health.changed}
-    actions: [{type: crm, operation: update_field, params: {field: health, value: "{{ to }}"}}]
-  - id: now-struggling
-    trigger: {type: health.changed, to: struggling}
-    actions: [{type: alert, team: finance, template: struggling}]
-""")
+    story = Story.of(automation("health", "{type: health.changed}",
+                                "{type: crm, operation: update_field,"
+                                ' params: {field: health, value: "{{ to }}"}}'),
+                     automation("now-struggling", "{type: health.changed, to: struggling}",
+                                "{type: alert, team: finance, template: struggling}"))
     assert story.event("customer.signed_up", day(0), plan="pro") == []  # first band: steady
     [healthy] = story.event("score.adjusted", day(1), delta=400, reason=None)
     assert healthy.trigger.facts == {"from": "steady", "to": "healthy", "score": "400"}

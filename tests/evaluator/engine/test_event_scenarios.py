@@ -8,7 +8,7 @@ import pytest
 
 from signalbox.common import schemas
 from signalbox.evaluator.engine import CrmCommand, EmailCommand, WebhookCommand
-from tests.evaluator.engine.story import Story, brief, day
+from tests.evaluator.engine.story import Story, automation, brief, day, variables
 
 #: One event of each type (data as the evaluator decodes it) and a filter it matches.
 CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
@@ -119,36 +119,28 @@ automations:
 
 
 def test_scenario_payment_failed_repeated_failures_are_counted_per_product() -> None:
-    story = Story("""
-automations:
-  - id: second-failure
-    trigger: {type: payment.failed, product: pro, min_failures: 2}
-    actions: [{type: alert, team: finance, template: repeated_failure}]
-""")
-    failed = {"payment_id": "p", "invoice_id": None, "amount_minor": 4900, "currency": "EUR",
-              "reason": None}
+    story = Story.of(automation("second-failure",
+                                "{type: payment.failed, product: pro, min_failures: 2}",
+                                "{type: alert, team: finance, template: repeated_failure}"))
+    failed: dict[str, Any] = {"payment_id": "p", "invoice_id": None, "amount_minor": 4900,
+                              "currency": "EUR", "reason": None}
     assert story.event("payment.failed", day(1), product="pro", **failed) == []
     assert story.event("payment.failed", day(2), product="basic", **failed) == []
     [alert] = story.event("payment.failed", day(3), product="pro", **failed)
     assert alert.trigger.facts["failed_count"] == "2"
-    assert alert.action.variables["failed_count"] == "2"
+    assert variables(alert)["failed_count"] == "2"
     story.event("payment.succeeded", day(4), payment_id="ok", invoice_id=None, product="pro",
                 amount_minor=4900, currency="EUR", kind="automatic")
     assert story.event("payment.failed", day(5), product="pro", **failed) == []  # reset
 
 
 def test_scenario_one_time_and_automatic_payments_are_told_apart() -> None:
-    story = Story("""
-automations:
-  - id: thanks-one-time
-    trigger: {type: payment.succeeded, kind: one_time}
-    actions: [{type: email, template: thanks}]
-  - id: receipt-auto
-    trigger: {type: payment.succeeded, kind: automatic}
-    actions: [{type: email, template: receipt}]
-""")
-    paid = {"payment_id": "p", "invoice_id": None, "product": "pro", "amount_minor": 100,
-            "currency": "EUR"}
+    story = Story.of(automation("thanks-one-time", "{type: payment.succeeded, kind: one_time}",
+                                "{type: email, template: thanks}"),
+                     automation("receipt-auto", "{type: payment.succeeded, kind: automatic}",
+                                "{type: email, template: receipt}"))
+    paid: dict[str, Any] = {"payment_id": "p", "invoice_id": None, "product": "pro",
+                            "amount_minor": 100, "currency": "EUR"}
     assert brief(story.event("payment.succeeded", day(1), kind="one_time", **paid)) == [
         ("thanks-one-time", "thanks", day(1))]
     assert brief(story.event("payment.succeeded", day(2), kind="automatic", **paid)) == [
@@ -156,14 +148,10 @@ automations:
 
 
 def test_scenario_remaining_amount_due_with_a_numeric_condition() -> None:
-    story = Story("""
-automations:
-  - id: big-balance
-    trigger: {type: balance.updated}
-    conditions:
-      where: [{field: balance_minor, op: ">=", value: 10000}]
-    actions: [{type: crm, operation: create_task, params: {title: "Call {{ customer_name }}"}}]
-""")
+    story = Story.of(automation(
+        "big-balance", "{type: balance.updated}",
+        '{type: crm, operation: create_task, params: {title: "Call {{ customer_name }}"}}',
+        conditions='{where: [{field: balance_minor, op: ">=", value: 10000}]}'))
     assert story.event("balance.updated", day(1), balance_minor=500, past_due_minor=0,
                        currency="EUR") == []
     [task] = story.event("balance.updated", day(2), balance_minor=12000, past_due_minor=0,
@@ -184,7 +172,7 @@ automations:
       where: [{field: nps, op: "<=", value: 6}]
     actions: [{type: alert, team: success, via: webhook, event: customer.detractor}]
 """)
-    fb = {"feedback_id": "f", "rating": "happy", "comment": None}
+    fb: dict[str, Any] = {"feedback_id": "f", "rating": "happy", "comment": None}
     assert story.event("feedback.submitted", day(1), nps=None, **fb) == []  # no NPS: no match
     assert story.event("feedback.submitted", day(2), nps=9, **fb) == []
     [hook] = story.event("feedback.submitted", day(3), nps=4, **fb)
@@ -194,15 +182,12 @@ automations:
 
 
 def test_scenario_custom_field_changes_are_kept_as_attributes_for_conditions() -> None:
-    story = Story("""
-automations:
-  - id: enterprise-lead
-    trigger: {type: order.placed}
-    conditions:
-      where: [{field: attributes.company_size, op: ">", value: 100}]
-    actions: [{type: crm, operation: create_opportunity, params: {name: Enterprise}}]
-""")
-    order = {"order_id": "o", "product": "pro", "amount_minor": 100, "currency": "EUR"}
+    story = Story.of(automation(
+        "enterprise-lead", "{type: order.placed}",
+        "{type: crm, operation: create_opportunity, params: {name: Enterprise}}",
+        conditions='{where: [{field: attributes.company_size, op: ">", value: 100}]}'))
+    order: dict[str, Any] = {"order_id": "o", "product": "pro", "amount_minor": 100,
+                             "currency": "EUR"}
     story.event("custom_field.changed", day(1), field="company_size", value="50",
                 previous_value=None)
     assert story.event("order.placed", day(2), **order) == []
@@ -212,17 +197,12 @@ automations:
 
 
 def test_scenario_product_replaced_updates_the_subscription_product() -> None:
-    story = Story("""
-automations:
-  - id: pro-orders
-    trigger: {type: order.renewal}
-    conditions: {products: [pro]}
-    actions: [{type: email, template: renewal}]
-""")
+    story = Story.of(automation("pro-orders", "{type: order.renewal}",
+                                "{type: email, template: renewal}", conditions="{products: [pro]}"))
     story.event("subscription.started", day(0), subscription_id="s1", product="basic",
                 kind="subscription", ends_at=None, trial_ends_at=None)
-    renewal = {"order_id": "o", "subscription_id": "s1", "product": None, "amount_minor": 1,
-               "currency": "EUR"}
+    renewal: dict[str, Any] = {"order_id": "o", "subscription_id": "s1", "product": None,
+                               "amount_minor": 1, "currency": "EUR"}
     assert story.event("order.renewal", day(1), **renewal) == []
     story.event("product.replaced", day(2), product="pro", previous_product="basic",
                 subscription_id="s1")

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from signalbox.evaluator.engine import Tick, evaluate, next_due
-from tests.evaluator.engine.story import DAY_MS, HOUR_MS, MINUTE_MS, Story, brief, day
+from tests.evaluator.engine.story import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    Story,
+    automation,
+    brief,
+    day,
+    message,
+)
 
 PAST_DUE = """
 automations:
@@ -37,8 +46,8 @@ def test_scenario_past_due_fires_at_exactly_14_and_30_days_each_once() -> None:
     assert first.trigger.type == "past_due"
     assert first.trigger.occurrence == f"{day(15)}:past_due:{day(1)}:14d"
     assert first.trigger.facts["days"] == "14" and first.trigger.facts["past_due_minor"] == "9900"
-    assert first.action.to == ("ada@example.com",)
-    assert first.action.variables["past_due_since_iso"] == "2026-11-03T00:00:00Z"
+    assert message(first).to == ("ada@example.com",)
+    assert message(first).variables["past_due_since_iso"] == "2026-11-03T00:00:00Z"
     assert story.ticks == 2  # woken only when due: a tick costs what is due
 
 
@@ -50,7 +59,7 @@ def test_scenario_a_payment_on_day_10_restarts_the_past_due_streak() -> None:
     commands = story.advance(day(60))
     # the streak restarted on day 11: 14 days is day 25, 30 days is day 41
     assert [c.issued_at for c in commands if c.action.channel == "email"
-            and c.action.audience == "customer"] == [day(25), day(41)]
+            and message(c).audience == "customer"] == [day(25), day(41)]
     assert commands[0].trigger.facts["past_due_minor"] == "8900"
 
 
@@ -120,23 +129,16 @@ def test_scenario_no_login_for_7_days_and_a_login_resets_it() -> None:
 
 
 def test_scenario_no_login_counts_from_sign_up_when_never_logged_in() -> None:
-    story = Story("""
-automations:
-  - id: activate
-    trigger: {type: no_login, days: 3}
-    actions: [{type: email, template: activate}]
-""")
+    story = Story.of(automation("activate", "{type: no_login, days: 3}",
+                                "{type: email, template: activate}"))
     story.event("customer.signed_up", day(1), plan="pro")
     assert [c.issued_at for c in story.advance(day(30))] == [day(4)]
 
 
 def test_scenario_feature_not_used_within_its_timeframe_rechecked_every_45_days() -> None:
-    story = Story("""
-automations:
-  - id: reports-unused
-    trigger: {type: feature.unused, feature: reports, days: 30}
-    actions: [{type: email, template: try_reports}]
-""")
+    story = Story.of(automation("reports-unused",
+                                "{type: feature.unused, feature: reports, days: 30}",
+                                "{type: email, template: try_reports}"))
     story.event("feature.used", day(0), feature="reports", duration_seconds=60, session_id=None)
     assert [c.issued_at for c in story.advance(day(120))] == [day(30), day(75), day(120)]
     story.event("feature.used", day(121), feature="reports", duration_seconds=60,
@@ -145,12 +147,10 @@ automations:
 
 
 def test_scenario_subscription_or_agreement_ending_in_n_days() -> None:
-    story = Story("""
-automations:
-  - id: renewal-notice
-    trigger: {type: subscription.ending, days: [30, 7], kind: service_agreement}
-    actions: [{type: email, template: agreement_ending}]
-""")
+    story = Story.of(automation("renewal-notice",
+                                "{type: subscription.ending, days: [30, 7],"
+                                " kind: service_agreement}",
+                                "{type: email, template: agreement_ending}"))
     story.event("subscription.started", day(0), subscription_id="sla-1", product="support",
                 kind="service_agreement", ends_at=day(100))
     story.event("subscription.started", day(0), subscription_id="sub-1", product="pro",
@@ -161,12 +161,8 @@ automations:
 
 
 def test_scenario_renewal_moves_the_end_and_the_reminder() -> None:
-    story = Story("""
-automations:
-  - id: ending
-    trigger: {type: subscription.ending, days: 7}
-    actions: [{type: email, template: ending}]
-""")
+    story = Story.of(automation("ending", "{type: subscription.ending, days: 7}",
+                                "{type: email, template: ending}"))
     story.event("subscription.started", day(0), subscription_id="s", product="pro",
                 kind="subscription", ends_at=day(30))
     story.event("subscription.renewed", day(20), subscription_id="s", product="pro",
@@ -175,14 +171,9 @@ automations:
 
 
 def test_scenario_appointment_reminders_one_day_and_one_hour_before() -> None:
-    story = Story("""
-automations:
-  - id: remind
-    trigger: {type: appointment.reminder}
-    actions:
-      - {type: email, template: appointment_reminder}
-      - {type: sms, template: appointment_reminder}
-""")
+    story = Story.of(automation("remind", "{type: appointment.reminder}",
+                                "{type: email, template: appointment_reminder}",
+                                "{type: sms, template: appointment_reminder}"))
     starts = day(10) + 14 * HOUR_MS
     story.event("appointment.booked", day(1), appointment_id="ap-1", starts_at=starts,
                 title="Onboarding call")
@@ -190,31 +181,23 @@ automations:
     assert [(c.action.channel, c.issued_at) for c in commands] == [
         ("email", starts - DAY_MS), ("sms", starts - DAY_MS),
         ("email", starts - HOUR_MS), ("sms", starts - HOUR_MS)]
-    assert commands[1].action.to == ("+4915112345678",)
-    assert commands[0].action.variables["starts_at_iso"] == "2026-11-12T14:00:00Z"
+    assert message(commands[1]).to == ("+4915112345678",)
+    assert message(commands[0]).variables["starts_at_iso"] == "2026-11-12T14:00:00Z"
     story.event("user.logged_in", day(11), user_id=None)
     assert story.state is not None and story.state.appointments == {}  # past: forgotten
 
 
 def test_scenario_appointment_booked_3_hours_ahead_gets_only_the_1_hour_reminder() -> None:
-    story = Story("""
-automations:
-  - id: remind
-    trigger: {type: appointment.reminder}
-    actions: [{type: email, template: appointment_reminder}]
-""")
+    story = Story.of(automation("remind", "{type: appointment.reminder}",
+                                "{type: email, template: appointment_reminder}"))
     story.event("appointment.booked", day(1), appointment_id="ap-1",
                 starts_at=day(1) + 3 * HOUR_MS, title=None)
     assert [c.issued_at for c in story.advance(day(2))] == [day(1) + 2 * HOUR_MS]
 
 
 def test_scenario_a_cancelled_appointment_sends_no_reminder() -> None:
-    story = Story("""
-automations:
-  - id: remind
-    trigger: {type: appointment.reminder}
-    actions: [{type: email, template: appointment_reminder}]
-""")
+    story = Story.of(automation("remind", "{type: appointment.reminder}",
+                                "{type: email, template: appointment_reminder}"))
     story.event("appointment.booked", day(1), appointment_id="ap-1", starts_at=day(5),
                 title=None)
     story.event("appointment.cancelled", day(2), appointment_id="ap-1", reason=None)
@@ -222,15 +205,10 @@ automations:
 
 
 def test_scenario_task_due_soon_and_overdue_unless_completed() -> None:
-    story = Story("""
-automations:
-  - id: due-soon
-    trigger: {type: task.due_soon, before_hours: 24}
-    actions: [{type: email, template: task_due_soon}]
-  - id: overdue
-    trigger: {type: task.overdue}
-    actions: [{type: alert, team: finance, template: task_overdue}]
-""")
+    story = Story.of(automation("due-soon", "{type: task.due_soon, before_hours: 24}",
+                                "{type: email, template: task_due_soon}"),
+                     automation("overdue", "{type: task.overdue}",
+                                "{type: alert, team: finance, template: task_overdue}"))
     story.event("task.added", day(0), task_id="t1", title="Sign the contract", due_at=day(5))
     story.event("task.added", day(0), task_id="t2", title="Upload ID", due_at=day(7))
     story.event("task.completed", day(5) + HOUR_MS, task_id="t2", completed_by="ada")
@@ -242,15 +220,10 @@ automations:
 
 
 def test_scenario_invoice_due_soon_and_overdue_unless_paid() -> None:
-    story = Story("""
-automations:
-  - id: due-soon
-    trigger: {type: invoice.due_soon, days: 3}
-    actions: [{type: email, template: invoice_due_soon}]
-  - id: overdue
-    trigger: {type: invoice.overdue, days: [0, 7]}
-    actions: [{type: email, template: invoice_overdue}]
-""")
+    story = Story.of(automation("due-soon", "{type: invoice.due_soon, days: 3}",
+                                "{type: email, template: invoice_due_soon}"),
+                     automation("overdue", "{type: invoice.overdue, days: [0, 7]}",
+                                "{type: email, template: invoice_overdue}"))
     story.event("invoice.issued", day(0), invoice_id="in-1", amount_minor=4900,
                 currency="EUR", due_at=day(14), product="pro")
     story.event("invoice.issued", day(0), invoice_id="in-2", amount_minor=100,
@@ -265,12 +238,8 @@ automations:
 
 
 def test_scenario_invoice_paid_by_a_payment_for_it_stops_reminders() -> None:
-    story = Story("""
-automations:
-  - id: overdue
-    trigger: {type: invoice.overdue}
-    actions: [{type: email, template: invoice_overdue}]
-""")
+    story = Story.of(automation("overdue", "{type: invoice.overdue}",
+                                "{type: email, template: invoice_overdue}"))
     story.event("invoice.issued", day(0), invoice_id="in-1", amount_minor=4900,
                 currency="EUR", due_at=day(14), product=None)
     story.event("payment.succeeded", day(3), payment_id="p", invoice_id="in-1", product="pro",
@@ -279,15 +248,10 @@ automations:
 
 
 def test_scenario_card_expiring_in_30_days_and_expired() -> None:
-    story = Story("""
-automations:
-  - id: expiring
-    trigger: {type: card.expiring}
-    actions: [{type: email, template: card_expiring}]
-  - id: expired
-    trigger: {type: card.expired}
-    actions: [{type: email, template: card_expired}]
-""")
+    story = Story.of(automation("expiring", "{type: card.expiring}",
+                                "{type: email, template: card_expiring}"),
+                     automation("expired", "{type: card.expired}",
+                                "{type: email, template: card_expired}"))
     story.event("card.updated", day(0), card_id="card-1", brand="visa", last4="4242",
                 exp_month=1, exp_year=2027)
     commands = story.advance(day(120))
@@ -297,12 +261,8 @@ automations:
 
 
 def test_scenario_a_replaced_card_cancels_the_old_expiry() -> None:
-    story = Story("""
-automations:
-  - id: expired
-    trigger: {type: card.expired}
-    actions: [{type: email, template: card_expired}]
-""")
+    story = Story.of(automation("expired", "{type: card.expired}",
+                                "{type: email, template: card_expired}"))
     story.event("card.updated", day(0), card_id="c1", brand=None, last4=None, exp_month=12,
                 exp_year=2026)
     story.event("card.updated", day(10), card_id="c2", brand=None, last4=None, exp_month=12,
@@ -311,12 +271,8 @@ automations:
 
 
 def test_scenario_affiliate_qualification_by_score_rechecked_every_60_days_once() -> None:
-    story = Story("""
-automations:
-  - id: affiliate
-    trigger: {type: affiliate.qualified, min_score: 500}
-    actions: [{type: email, template: affiliate_invite}]
-""")
+    story = Story.of(automation("affiliate", "{type: affiliate.qualified, min_score: 500}",
+                                "{type: email, template: affiliate_invite}"))
     story.event("customer.signed_up", day(0), plan="pro")
     story.event("score.adjusted", day(70), delta=600, reason="referrals")
     commands = story.advance(day(400))
@@ -325,13 +281,9 @@ automations:
 
 
 def test_scenario_time_triggers_respect_conditions_at_the_due_time() -> None:
-    story = Story("""
-automations:
-  - id: dunning
-    trigger: {type: past_due, days: 14}
-    conditions: {exempt: {tags: [no-dunning]}}
-    actions: [{type: email, template: past_due}]
-""")
+    story = Story.of(automation("dunning", "{type: past_due, days: 14}",
+                                "{type: email, template: past_due}",
+                                conditions="{exempt: {tags: [no-dunning]}}"))
     past_due_customer(story)
     story.event("custom_field.changed", day(3), field="vip", value="yes", previous_value=None,
                 attributes={"tags": "no-dunning"})
