@@ -13,7 +13,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import httpx
 
@@ -57,6 +57,19 @@ class InMemoryEventProducer:
         return self.problem
 
 
+class _Polling(Generic[T]):
+    """When a poll of :func:`eventually` or :func:`eventually_sync` ends: the one rule
+    both follow, so that only the waiting differs between them."""
+
+    def __init__(self, done: Callable[[T], bool], within_s: float) -> None:
+        self.done = done
+        self.deadline = time.monotonic() + within_s
+
+    def over(self, result: T) -> bool:
+        """``result`` is the answer: it is done, or the time is up (the caller asserts)."""
+        return self.done(result) or time.monotonic() > self.deadline
+
+
 async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool] = bool,
                      *, within_s: float = 10.0, every_s: float = 0.1) -> T:
     """The first result of ``probe()`` that is ``done``, or the last one after ``within_s``.
@@ -65,12 +78,31 @@ async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool
     metadata, a keys file re-read): the caller asserts on what is returned, so a timeout
     fails showing what was last seen rather than a bare "timed out".
     """
-    deadline = time.monotonic() + within_s
-    while True:
-        result = await probe()
-        if done(result) or time.monotonic() > deadline:
-            return result
+    polling = _Polling(done, within_s)
+    # Polling is the point (ASYNC110): what is awaited has no event to wait on.
+    while not polling.over(result := await probe()):  # noqa: ASYNC110
         await asyncio.sleep(every_s)
+    return result
+
+
+def eventually_sync(probe: Callable[[], T], done: Callable[[T], bool] = bool,
+                    *, within_s: float = 10.0, every_s: float = 0.1) -> T:
+    """:func:`eventually` for synchronous code (a test driving service processes over
+    HTTP, a thread of its own): same rule and answer, blocking between probes."""
+    polling = _Polling(done, within_s)
+    while not polling.over(result := probe()):
+        time.sleep(every_s)
+    return result
+
+
+def http_answer(url: str, timeout_s: float = 2.0) -> tuple[int | None, str]:
+    """``GET url``'s status and body, or ``None`` and why there was no answer (refused
+    while the server starts, timed out): a probe for :func:`eventually_sync`."""
+    try:
+        response = httpx.get(url, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return None, repr(exc)
+    return response.status_code, response.text
 
 
 def free_port() -> int:

@@ -73,8 +73,8 @@ async def test_a_broker_unreachable_at_start_neither_raises_nor_exports() -> Non
                              interval_s=0.2, timeout_s=0.3)
     stop = asyncio.Event()
     running = asyncio.create_task(collector.run(stop))
-    await asyncio.sleep(1.5)
-    assert not running.done()  # still trying
+    await asyncio.sleep(1.5)  # the thing under test: five intervals with no broker...
+    assert not running.done()  # ...and still trying
     stop.set()
     await asyncio.wait_for(running, 10)  # ends, without raising
     assert REGISTRY.get_sample_value(LAG, {"group": "g", "topic": "t", "partition": "0"}) \

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -28,6 +27,7 @@ from signalbox.common.topics import (
     catalogue,
     changelog_topic,
 )
+from signalbox.testing import eventually_sync
 
 SERVICES = Path(signalbox.__file__).resolve().parent
 SETTINGS = Settings.from_env({"SIGNALBOX_TOPIC_PREFIX": "acme.", "SIGNALBOX_PARTITIONS": "6",
@@ -138,10 +138,11 @@ def fresh(kafka_bootstrap: str, admin: AdminClient) -> Iterator[Settings]:
 
 def _visible(admin: AdminClient, names: Iterable[str], timeout_s: float = 10.0) -> None:
     """Wait until broker metadata lists every topic (it lags a successful create)."""
-    deadline = time.monotonic() + timeout_s
-    while missing := set(names) - set(admin.list_topics(timeout=timeout_s).topics):
-        assert time.monotonic() < deadline, f"not in metadata after {timeout_s}s: {missing}"
-        time.sleep(0.05)
+    wanted = set(names)
+    missing = eventually_sync(
+        lambda: wanted - set(admin.list_topics(timeout=timeout_s).topics),
+        lambda now: not now, within_s=timeout_s, every_s=0.05)
+    assert not missing, f"not in metadata after {timeout_s}s: {missing}"
 
 
 def _configs(admin: AdminClient, specs: dict[str, TopicSpec]) -> dict[str, dict[str, str]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from signalbox.common.settings import Settings
+from signalbox.testing import eventually_sync
 from tests.support.broker import REPO
 from tests.support.processes import free_port, service_env
 
@@ -32,14 +33,11 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_for(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in path.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    raise AssertionError(f"no {text!r} from make run in {timeout}s:\n{path.read_text()[-4000:]}")
+    """Until make run writes ``text`` (fails if it exits first, or after ``timeout``)."""
+    out = eventually_sync(lambda: path.read_text(errors="replace"),
+                          lambda out: text in out or proc.poll() is not None,
+                          within_s=timeout, every_s=0.5)
+    assert text in out, f"no {text!r} from make run in {timeout}s:\n{out[-4000:]}"
 
 
 @pytest.fixture
@@ -81,6 +79,8 @@ def test_second_run_leaves_the_first_alone_and_stop_ends_it(
     assert second.returncode == 1, second
     assert f"make run is already running (pid {first_run.pid})" in second.stderr, second.stderr
     assert "stopping services" not in second.stdout + second.stderr
+    # Waiting for nothing to happen: had the second run signalled the first or its
+    # services, they would be gone within this second.
     time.sleep(1)
     assert first_run.poll() is None
     assert all(_alive(pid) for pid in services.values()), services

@@ -19,7 +19,7 @@ from signalbox.dispatcher import metrics
 from signalbox.dispatcher.config import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.main import build
 from signalbox.dispatcher.worker import Dispatcher
-from signalbox.testing import ManualClock
+from signalbox.testing import ManualClock, eventually
 from tests.dispatcher.records import all_results, codec, command, results, send
 from tests.support.fakes.twilio import FakeTwilio
 from tests.support.kafka import consume
@@ -80,7 +80,11 @@ async def test_a_provider_down_for_a_while_then_back_delivers_once(
     cid, value = command(2, channel="sms")
     async with dispatching(dsettings, config(twilio, policy)):
         send(dsettings, (cid, value))
-        await asyncio.sleep(4)  # connection refused, again and again
+
+        async def breaker_opened() -> float:  # connection refused, again and again
+            return float(metrics.BREAKER_OPENED.labels("sms")._value.get())
+
+        assert await eventually(breaker_opened, lambda now: now > opened) > opened
         twilio.up()
         got = await results(dsettings, 1)
     assert got[cid]["status"] == "delivered" and got[cid]["attempts"] >= 3
@@ -140,6 +144,7 @@ async def test_quiet_hours_defer_customer_messages_and_critical_ones_go_at_once(
         send(dsettings, quiet_sms, critical_sms, alert, tokyo)
         early = await results(dsettings, 2)
         assert set(early) == {critical_sms[0], alert[0]}
+        # Waiting for nothing to happen: a quiet-hours SMS sent early would be in by now.
         await asyncio.sleep(1.5)
         assert [m.to for m in twilio.messages] == ["+14155552671"]  # the critical one only
         clock.set(berlin("2026-11-21T00:00:01"))  # 08:00:01 in Tokyo

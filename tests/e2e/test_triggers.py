@@ -9,7 +9,6 @@ days pass in milliseconds.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,10 @@ from signalbox.common.topics import (
     changelog_topic,
 )
 from signalbox.evaluator.approvals import decided_event
+from signalbox.testing import eventually_sync
 from tests.support.events import payment_failed_record
 from tests.support.kafka import Record, consume, drain, produce
+from tests.support.metrics import until, value
 from tests.support.processes import ServiceProcess, free_port, service_env
 from tests.support.templates import TEMPLATES_DIR
 
@@ -193,15 +194,14 @@ def hold_payment_failed_emails(evaluator: Evaluator) -> None:
 
 
 def wait_for_pending(evaluator: Evaluator, count: int, timeout: float = 60) -> list[Any]:
-    deadline = time.monotonic() + timeout
-    found: list[Any] = []
-    while time.monotonic() < deadline:
-        found = evaluator.admin.get("/v1/approvals", params={"status": "pending"}
-                                    ).json()["approvals"]
-        if len(found) >= count:
-            return found
-        time.sleep(0.25)
-    raise AssertionError(f"expected {count} pending approvals, got {found}")
+    def pending() -> list[Any]:
+        return list(evaluator.admin.get("/v1/approvals", params={"status": "pending"}
+                                        ).json()["approvals"])
+
+    found = eventually_sync(pending, lambda now: len(now) >= count, within_s=timeout,
+                            every_s=0.25)
+    assert len(found) >= count, f"expected {count} pending approvals, got {found}"
+    return found
 
 
 def test_timers_are_rebuilt_from_the_changelog_after_a_restart(
@@ -262,8 +262,7 @@ def last_indexed(log: Path) -> list[int]:
 
 def test_a_new_time_automation_re_indexes_the_timers(evaluator: Evaluator) -> None:
     evaluator.produce(EVENTS_USAGE, [(b"cus-3", logged_in("login-3", "cus-3", T0))])
-    wait_for_metric_line(  # counted once the batch is stored and the customer indexed
-        evaluator, 'signalbox_evaluator_inputs_total{kind="event",type="user.logged_in"} 1.0')
+    wait_for_one_login(evaluator.proc)  # stored, and the customer indexed
     sooner = {"version": 1, "trigger": {"type": "no_login", "days": 3},
               "actions": [{"type": "email", "to": "customer", "template": "we_miss_you"}]}
     assert evaluator.admin.put("/v1/automations/inactive-3d", json=sooner).status_code == 201
@@ -276,13 +275,10 @@ def test_a_new_time_automation_re_indexes_the_timers(evaluator: Evaluator) -> No
     assert epoch_ms(fired["issued_at"]) == T0 + 3 * DAY
 
 
-def wait_for_metric_line(evaluator: Evaluator, line: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if line in httpx.get(evaluator.proc.url("/metrics")).text.splitlines():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"metric {line!r} not seen in {timeout}s")
+def wait_for_one_login(proc: ServiceProcess) -> None:
+    """Until the evaluator counts one login (once its batch is stored)."""
+    until(proc.url("/metrics"), lambda samples: value(
+        samples, "signalbox_evaluator_inputs_total", kind="event", type="user.logged_in") == 1)
 
 
 def test_a_restart_on_the_rocksdb_store_finds_its_timer_index_on_disk(
@@ -304,11 +300,7 @@ def test_a_restart_on_the_rocksdb_store_finds_its_timer_index_on_disk(
                               partition=1)
             consume(settings.kafka.bootstrap_servers,
                     changelog_topic(settings, CUSTOMER_STATE_TABLE), 1)
-            processed = 'signalbox_evaluator_inputs_total{kind="event",type="user.logged_in"} 1.0'
-            deadline = time.monotonic() + 30  # counted once the batch is stored
-            while processed not in httpx.get(proc.url("/metrics")).text:
-                assert time.monotonic() < deadline, "the login was not processed"
-                time.sleep(0.2)
+            wait_for_one_login(proc)
             assert proc.stop() == 0
     indexed = [json.loads(line) for line in runs[1].log_path.read_text().splitlines()
                if '"timers_indexed"' in line]

@@ -109,8 +109,8 @@ async def test_a_customer_noted_during_a_rebuild_keeps_its_new_key(
         volume.put(0, logged_in(f"c{i}", T0))
     index = timers(tmp_path, volume)
     rebuild = asyncio.ensure_future(index.assigned({0}, never, NO_LOGIN))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # two turns of the loop: the rebuild reads two customers
+    await asyncio.sleep(0)  # (scheduling, not a wait: no time has to pass)
     index.note("late", 0, T0 + DAY, DIGEST)  # the agent wrote a state meanwhile
     await rebuild
     assert index.pop_due(0, T0 + DAY) == ["late"]

@@ -22,6 +22,7 @@ from signalbox.evaluator.definitions import AUTOMATION, Stored, record_from_stor
 from signalbox.evaluator.main import file_definitions
 from tests.support.events import payment_failed_record
 from tests.support.kafka import consume, drain, produce
+from tests.support.metrics import labelled, until, value
 from tests.support.processes import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.kafka
@@ -121,23 +122,11 @@ def test_the_automations_topic_is_read_before_the_first_event(
         enabled = sum(a.enabled for a in file_definitions(settings).build().automations)
         metrics = httpx.get(proc.url("/metrics")).text
         assert f"signalbox_evaluator_automations {enabled - 1:.1f}" in metrics
-        assert 'signalbox_evaluator_inputs_total{kind="event",type="payment.failed"} 1.0' \
-            in wait_for_metric(proc, "signalbox_evaluator_inputs_total")
+        counted = until(proc.url("/metrics"),
+                        lambda samples: bool(labelled(samples, "signalbox_evaluator_inputs_total")))
+        assert value(counted, "signalbox_evaluator_inputs_total", kind="event",
+                     type="payment.failed") == 1
         assert drain(k.bootstrap_servers, k.topic(ACTIONS_COMMANDS), settle=2) == []
-
-
-def wait_for_metric(proc: ServiceProcess, name: str, timeout: float = 30) -> str:
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = httpx.get(proc.url("/metrics")).text
-        if any(line.startswith(name) for line in text.splitlines()):
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"no {name} in {timeout}s")
 
 
 def invoice_issued(event_id: str, customer: str, invoice_id: str) -> bytes:

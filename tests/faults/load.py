@@ -19,6 +19,7 @@ from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import CustomerState, evaluate
 from signalbox.evaluator.main import file_definitions
 from signalbox.evaluator.records import event_from_record
+from signalbox.testing import eventually_sync
 
 codec = AvroCodec()
 #: The first event's time (2026-09-21); each further event is a minute later.
@@ -98,7 +99,7 @@ class PacedProducer:
                           "log_level": 0})  # a broker down on purpose is no news
             started = time.monotonic()
             for n, (customer, value) in enumerate(self.load.events):
-                time.sleep(max(0.0, started + n / self.rate - time.monotonic()))
+                time.sleep(max(0.0, started + n / self.rate - time.monotonic()))  # the pace
                 p.produce(self.topic, key=customer.encode(), value=value)
                 p.poll(0)
                 self.produced = n + 1
@@ -109,12 +110,11 @@ class PacedProducer:
 
     def wait_for(self, count: int, timeout: float = 60.0) -> None:
         """Until ``count`` events were handed to the producer."""
-        deadline = time.monotonic() + timeout
-        while self.produced < count:
-            if self.error is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{self.produced} of {count} events produced") \
-                    from self.error
-            time.sleep(0.02)
+        produced = eventually_sync(lambda: self.produced,
+                                   lambda now: now >= count or self.error is not None,
+                                   within_s=timeout, every_s=0.02)
+        if produced < count:
+            raise AssertionError(f"{produced} of {count} events produced") from self.error
 
     def join(self, timeout: float = 150.0) -> None:
         """Until every event is acknowledged by the broker (or fail)."""

@@ -22,6 +22,7 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import APPROVALS, EVENTS_BILLING
 from signalbox.evaluator.approvals import merge
+from signalbox.testing import eventually_sync
 from tests.faults.conftest import Rig, report
 from tests.faults.load import payment_failures
 from tests.faults.tally import tally
@@ -48,18 +49,21 @@ def approvals(settings: Settings, count: int, settled: bool = False,
     """Customer id → its approval as every reader sees it, once ``count`` are known
     (``settled``: and settled)."""
     k = settings.kafka
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def known() -> dict[str, dict[str, Any]]:
         seen: dict[str, Any] = {}
         for r in drain(k.bootstrap_servers, k.topic(APPROVALS), settle=0.5):
             aid = r.key.decode() if r.key else ""
             seen[aid] = merge(seen.get(aid), codec.decode(schemas.APPROVAL, r.value))
-        by_customer = {a["customer_id"]: dict(a) for a in seen.values()}
-        if len(by_customer) >= count and (not settled or all(
-                a["settled_at"] is not None for a in by_customer.values())):
-            return by_customer
-        assert time.monotonic() < deadline, f"approvals after {timeout}s: {by_customer}"
-        time.sleep(0.5)
+        return {a["customer_id"]: dict(a) for a in seen.values()}
+
+    def enough(by_customer: dict[str, dict[str, Any]]) -> bool:
+        return len(by_customer) >= count and (not settled or all(
+            a["settled_at"] is not None for a in by_customer.values()))
+
+    by_customer = eventually_sync(known, enough, within_s=timeout, every_s=0.5)
+    assert enough(by_customer), f"approvals after {timeout}s: {by_customer}"
+    return by_customer
 
 
 def test_decisions_recorded_before_a_kill_are_applied_once(

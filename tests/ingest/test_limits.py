@@ -23,6 +23,7 @@ from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE
 from signalbox.ingest import KafkaEventProducer
 from signalbox.ingest.limits import read_budget
+from signalbox.testing import eventually_sync
 from tests.ingest.support import Client, ClientFactory, end_offsets, read_topic
 from tests.support.events import payment_failed
 
@@ -63,10 +64,9 @@ def set_message_limit(settings: Settings, limit: int) -> None:
     for future in admin.incremental_alter_configs(resources).values():
         future.result(timeout=30)
     topics = {r.name for r in resources}
-    deadline = time.monotonic() + 30
-    while read_budget(settings.kafka, topics).max_message_bytes != limit:
-        assert time.monotonic() < deadline, "the broker did not apply max.message.bytes"
-        time.sleep(0.2)
+    applied = eventually_sync(lambda: read_budget(settings.kafka, topics).max_message_bytes,
+                              lambda now: now == limit, within_s=30, every_s=0.2)
+    assert applied == limit, f"the broker did not apply max.message.bytes={limit}: {applied}"
 
 
 @pytest.mark.parametrize("bulk_in", ["customer_id", "event_id"])

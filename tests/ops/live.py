@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
+from signalbox.testing import eventually_sync, http_answer
 from tests.ops.promtools import RULES, prometheus_bin
 from tests.support.broker import REPO
 from tests.support.processes import free_port
@@ -80,19 +80,15 @@ def prometheus(ports: Mapping[str, int], workdir: Path) -> Iterator[Prometheus]:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     server = Prometheus(f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def ready() -> tuple[int | None, str]:
             if proc.poll() is not None:
                 raise AssertionError(f"prometheus exited with {proc.returncode}:\n"
                                      f"{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{server.url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("prometheus not ready in 30 s")
-            time.sleep(0.2)
+            return http_answer(f"{server.url}/-/ready")
+
+        status, last = eventually_sync(ready, lambda answer: answer[0] == 200, within_s=30,
+                                       every_s=0.2)
+        assert status == 200, f"prometheus not ready in 30 s: {last}"
         yield server
     finally:
         server.close()

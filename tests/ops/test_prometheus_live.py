@@ -3,7 +3,6 @@ query is valid PromQL over the services' real metrics, and a healthy pipeline pa
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from signalbox.common.settings import Settings
+from signalbox.testing import eventually_sync
 from tests.ops.live import Prometheus, prometheus, selectors
 from tests.ops.promtools import alert_rules, dashboard_queries
 from tests.ops.test_dashboard import promql_of
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.kafka
 
 def wait_until(what: str, problems: Callable[[], list[str]], timeout: float) -> None:
     """Poll ``problems`` until it returns none; fail with the last ones after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while (left := problems()) and time.monotonic() < deadline:
-        time.sleep(1)
+    left = eventually_sync(problems, lambda now: not now, within_s=timeout, every_s=1)
     assert not left, f"{what} after {timeout:.0f}s:\n" + "\n".join(left)
 
 

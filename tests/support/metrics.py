@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from signalbox.testing import eventually_sync
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -29,12 +30,7 @@ def labelled(samples: Samples, name: str) -> list[dict[str, str]]:
 
 def until(url: str, holds: Callable[[Samples], bool], timeout: float = 30.0) -> Samples:
     """Scrape ``url`` until ``holds`` is true of its samples (fails after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    samples: Samples = {}
-    while time.monotonic() < deadline:
-        samples = scrape(url)
-        if holds(samples):
-            return samples
-        time.sleep(0.25)
-    raise AssertionError(f"{url}: condition not met in {timeout}s; last scrape: "
-                         f"{sorted(k for k in samples if k[0].startswith('signalbox_'))}")
+    samples = eventually_sync(lambda: scrape(url), holds, within_s=timeout, every_s=0.25)
+    assert holds(samples), (f"{url}: condition not met in {timeout}s; last scrape: "
+                            f"{sorted(k for k in samples if k[0].startswith('signalbox_'))}")
+    return samples

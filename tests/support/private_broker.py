@@ -10,11 +10,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 
+from signalbox.testing import eventually_sync, http_answer
 from tests.support.broker import REPO
 from tests.support.processes import free_port
 
@@ -48,8 +49,8 @@ class PrivateBroker:
                                   capture_output=True, text=True, check=False).stdout.split()
         for pid in [*map(int, children), shell]:
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
+            assert not eventually_sync(partial(_alive, pid), lambda alive: not alive,
+                                       every_s=0.05), f"pid {pid} outlived SIGKILL by 10 s"
 
 
 def _free(port: int) -> bool:
@@ -85,11 +86,7 @@ def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
 def until(url: str, status: int, timeout: float) -> float:
     """Seconds until ``url`` answers ``status`` (fails after ``timeout``)."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            if httpx.get(url, timeout=1).status_code == status:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer {status} within {timeout}s")
+    answer = eventually_sync(lambda: http_answer(url, timeout_s=1),
+                             lambda now: now[0] == status, within_s=timeout)
+    assert answer[0] == status, f"{url} did not answer {status} within {timeout}s: {answer}"
+    return time.monotonic() - started

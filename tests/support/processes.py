@@ -5,12 +5,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
 # Shared with bench/: they live in signalbox.testing (the names stay importable here).
+from signalbox.testing import eventually_sync, http_answer
 from signalbox.testing import free_port as free_port
 from signalbox.testing import service_env as service_env
 
@@ -47,22 +45,16 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
+        def ready() -> tuple[int | None, str]:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n"
                                      f"{self.tail()}")
-            try:
-                r = httpx.get(self.url("/readyz"), timeout=2)
-                if r.status_code == 200:
-                    return
-                last = r.text
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(0.25)
-        raise AssertionError(f"{self.name} not ready in {timeout}s ({last}):\n{self.tail()}")
+            return http_answer(self.url("/readyz"))
+
+        status, last = eventually_sync(ready, lambda answer: answer[0] == 200,
+                                       within_s=timeout, every_s=0.25)
+        assert status == 200, f"{self.name} not ready in {timeout}s ({last}):\n{self.tail()}"
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait: the exit code of a clean shutdown."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ssl
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -58,7 +57,8 @@ class SmtpSink:
 
     def __init__(self, port: int | None = None, tls: str = "none",
                  auth: tuple[str, str] | None = None) -> None:
-        self._lock = threading.Lock()
+        # Notified on every message taken or refused: the waits below wake on it.
+        self._lock = threading.Condition()
         self.messages: list[Received] = []
         self.reply = "250 OK"
         self._rejections: list[str] = []
@@ -104,14 +104,17 @@ class SmtpSink:
         with self._lock:
             if self._rejections:
                 self.rejected += 1
+                self._lock.notify_all()
                 return self._rejections.pop(0)
         if not self.reply.startswith("250"):
             with self._lock:
                 self.rejected += 1
+                self._lock.notify_all()
             return self.reply
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=default)
         with self._lock:
             self.messages.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos), msg))
+            self._lock.notify_all()
         return self.reply
 
     def __enter__(self) -> SmtpSink:
@@ -123,22 +126,16 @@ class SmtpSink:
 
     def wait_for_rejections(self, count: int, timeout: float = 60.0) -> None:
         """Until ``count`` messages were refused (``reject_next`` or a non-250 ``reply``)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self.rejected >= count:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} refused messages in {timeout}s, "
-                             f"got {self.rejected}")
+        with self._lock:
+            if not self._lock.wait_for(lambda: self.rejected >= count, timeout):
+                raise AssertionError(f"expected {count} refused messages in {timeout}s, "
+                                     f"got {self.rejected}")
 
     def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if len(self.messages) >= count:
-                    return list(self.messages)
-            time.sleep(0.1)
+        """Until ``count`` messages arrived: all of them so far."""
         with self._lock:
-            raise AssertionError(f"expected {count} messages in {timeout}s, got "
-                                 f"{len(self.messages)}: {[m.subject for m in self.messages]}")
+            if not self._lock.wait_for(lambda: len(self.messages) >= count, timeout):
+                raise AssertionError(f"expected {count} messages in {timeout}s, got "
+                                     f"{len(self.messages)}: "
+                                     f"{[m.subject for m in self.messages]}")
+            return list(self.messages)

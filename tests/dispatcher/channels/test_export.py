@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from signalbox.dispatcher.channels.export import ExportChannel, file_body
 from signalbox.dispatcher.config import ExportTarget
 from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.templates import TemplateStore
+from signalbox.testing import eventually
 from tests.dispatcher.channels.support import make_command
 from tests.support.fakes.ftp import FtpServer
 from tests.support.fakes.sftp import SftpServer
@@ -145,8 +145,11 @@ async def test_no_answer_to_the_rename_is_in_doubt(tmp_path: Path) -> None:
         target = replace(ftp_target(slow), timeout_s=1.0)
         with pytest.raises(InDoubtError, match=r"during rename: .*the file may be in place"):
             await channel(target).send(export(filename="x.csv"))
-        await asyncio.sleep(1.5)
-        assert "in/x.csv" in slow.files()  # it was in place after all: resending is unsafe
+
+        async def placed() -> bool:
+            return "in/x.csv" in slow.files()
+
+        assert await eventually(placed)  # it was in place after all: resending is unsafe
 
 
 async def test_sftp_with_a_private_key(sftp: SftpServer) -> None:
