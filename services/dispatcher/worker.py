@@ -37,8 +37,6 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -49,16 +47,11 @@ from signalbox.common import schemas
 from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.clock import Clock, SystemClock
 from signalbox.common.codec import AvroCodec
-from signalbox.common.deadletter import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    dead_letter,
-    fit,
-    topic_max_message_bytes,
-)
+from signalbox.common.deadletter import DEFAULT_MAX_MESSAGE_BYTES, topic_max_message_bytes
 from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import aiokafka_options
 from signalbox.common.lag import LagCollector
-from signalbox.common.metrics import received_at_header, received_at_of
+from signalbox.common.metrics import received_at_of
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
 from signalbox.common.topics import (
@@ -95,6 +88,13 @@ from signalbox.dispatcher.model import (
     Outcome,
     command_from_record,
 )
+from signalbox.dispatcher.outcome_records import (
+    DEAD_LETTERED,
+    OutcomeRecords,
+    Records,
+    bounded_detail,
+    ledger_key,
+)
 from signalbox.dispatcher.policy.breaker import Breakers
 from signalbox.dispatcher.policy.config import ChannelPolicy, PolicyConfig, policy_from_mapping
 from signalbox.dispatcher.policy.limits import ChannelLimiter
@@ -104,27 +104,17 @@ from signalbox.dispatcher.policy.retry import (
     HeaderError,
     ripe_at,
     state_from_headers,
-    tier_for,
 )
 from signalbox.dispatcher.privacy import Privacy
 from signalbox.dispatcher.suppressions import Suppressions
 
 log = structlog.get_logger(__name__)
-SERVICE = "dispatcher"
 _TERMINAL = {o.value for o in Outcome}
 TRANSACTION_TIMEOUT_MS = 10_000
 #: Commands are keyed by customer id; a longer key is not one.
 MAX_KEY_BYTES = 1024
-#: An outcome's detail (a provider's answer, an error) is cut to this many characters.
-MAX_DETAIL_CHARS = 2000
 #: The outcome producer's largest record (aiokafka's default, stated: dead letters fit it).
 MAX_REQUEST_BYTES = DEFAULT_MAX_MESSAGE_BYTES
-
-
-def _bounded(detail: str) -> str:
-    if len(detail) <= MAX_DETAIL_CHARS:
-        return detail
-    return f"{detail[:MAX_DETAIL_CHARS]}… ({len(detail)} characters)"
 
 
 class LedgerWriteFailed(SignalboxError):
@@ -144,11 +134,6 @@ class _Work:
     command: Command | None = None
     ledger_key: str = ""
     extra: list[Write] = field(default_factory=list)
-
-
-def ledger_key(command_id: str, replay: str) -> str:
-    """The ledger remembers a replayed command separately, once per dead letter replayed."""
-    return f"{command_id}#replay:{replay}" if replay else command_id
 
 
 class _View:
@@ -262,16 +247,23 @@ class Dispatcher:
         self.broker = BrokerWatch(self.topics[ACTIONS_COMMANDS])
         self.lag = LagCollector(k, settings.dispatcher_group_id, self._owned)
         metrics.initialise_series(self.channels)
-        #: The largest dead letter the producer and ``actions.dlq`` take (read at start).
-        self.dlq_max_bytes = DEFAULT_MAX_MESSAGE_BYTES
+        self.records = OutcomeRecords(self.codec, self.topics[ACTIONS_LEDGER],
+                                      self.topics[ACTIONS_RESULTS], self.topics[ACTIONS_DLQ],
+                                      tuple(self.retry_topics))
+
+    @property
+    def dlq_max_bytes(self) -> int:
+        """The largest dead letter the producer and ``actions.dlq`` take (read at start)."""
+        return self.records.dlq_max_bytes
 
     # -- lifecycle -------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
         k = self.settings.kafka
-        self.dlq_max_bytes = min(MAX_REQUEST_BYTES, await asyncio.to_thread(
-            topic_max_message_bytes, k, self.topics[ACTIONS_DLQ]))
+        self.records = replace(self.records, dlq_max_bytes=min(
+            MAX_REQUEST_BYTES, await asyncio.to_thread(
+                topic_max_message_bytes, k, self.topics[ACTIONS_DLQ])))
         self._producer = AIOKafkaProducer(
             **aiokafka_options(k),
             transactional_id=f"{self.settings.dispatcher_group_id}-{self.settings.instance_id}",
@@ -483,7 +475,8 @@ class Dispatcher:
             metrics.UNREADABLE.inc()
             log.warning("command_unreadable", topic=tp.topic, partition=tp.partition,
                         offset=record.offset, reason=reason)
-            return [self._dead_letter(work, type(exc).__name__, reason)]
+            return self._written(work, self.records.dead_letter(
+                record, type(exc).__name__, reason, self.clock.now_ms()))
         key = ledger_key(command.command_id, work.state.replay)
         work.command = command
         with structlog.contextvars.bound_contextvars(
@@ -515,16 +508,19 @@ class Dispatcher:
                 step = Retry(replace(step.state, reason=self._private(command,
                                                                       step.state.reason)),
                              step.wait_s)
-                return self._retry_writes(work, step)
-            step = replace(step, detail=_bounded(self._private(command, step.detail)))
-            writes = self._outcome_writes(work, step)
+                metrics.RETRIES.labels(command.channel).inc()
+                return [self.records.retry(record, step, self.clock.now_ms())]
+            step = replace(step, detail=bounded_detail(self._private(command, step.detail)))
+            writes = self._written(work, self.records.outcome(
+                record, key, command, step, work.extra, self.clock.now_ms()))
+            self.ledger.put(tp.partition, key, step.outcome.value)
             metrics.OUTCOMES.labels(command.channel, step.outcome.value).inc()
             received = received_at_of(work.record.headers)
             if received is not None:
                 metrics.EVENT_TO_OUTCOME.labels(command.channel, step.outcome.value).observe(
                     max(0.0, time.time() - received / 1000))
             # A failure is what an operator acts on (it is dead-lettered): not info.
-            (log.warning if step.outcome in (Outcome.FAILED, Outcome.IN_DOUBT) else log.info)(
+            (log.warning if step.outcome in DEAD_LETTERED else log.info)(
                 "command_" + step.outcome.value, channel=command.channel,
                 detail=step.detail, attempts=step.attempts)
             return writes
@@ -625,11 +621,6 @@ class Dispatcher:
 
     # -- Kafka writes ----------------------------------------------------------
 
-    def _ledger_value(self, key: str, state: str, attempt: int, detail: str) -> bytes:
-        return self.codec.encode(schemas.LEDGER_ENTRY, {
-            "command_id": key, "state": state, "attempt": attempt,
-            "at": self.clock.now_ms(), "detail": detail})
-
     async def _retract(self, partition: int, key: str) -> None:
         """Withdraw an attempt that did nothing (tombstone), durable before returning."""
         assert self._marker is not None
@@ -647,58 +638,18 @@ class Dispatcher:
         try:
             sent = await self._marker.send(
                 self.topics[ACTIONS_LEDGER], key=key.encode(), partition=partition,
-                value=self._ledger_value(key, ATTEMPTING, attempt, ""))
+                value=self.records.ledger_value(key, ATTEMPTING, attempt, "",
+                                                self.clock.now_ms()))
             await sent
         except Exception as exc:
             raise LedgerWriteFailed(f"recording the attempt of {key}: {exc!r}") from exc
         self.ledger.put(partition, key, ATTEMPTING)
 
-    def _dead_letter(self, work: _Work, error_type: str, reason: str) -> Write:
-        r, p = work.record, work.tp.partition
-        letter: dict[str, Any] = dead_letter(
-            service=SERVICE, topic=r.topic, partition=p, offset=r.offset, key=r.key,
-            value=r.value, error_type=error_type, reason=reason, failed_at=self.clock.now_ms())
-        fitted = fit(letter, partial(self.codec.encode, schemas.DEAD_LETTER),
-                     self.dlq_max_bytes)
-        if fitted.truncated:
+    def _written(self, work: _Work, records: Records) -> list[Write]:
+        """``records``' writes, counting and logging a dead letter cut to fit."""
+        if records.truncated:
+            r = work.record
             metrics.TRUNCATED_DEAD_LETTERS.inc()
             log.warning("dead_letter_truncated", offset=r.offset,
                         original_bytes=len(r.value or b""), limit=self.dlq_max_bytes)
-        return Write(self.topics[ACTIONS_DLQ], fitted.key, fitted.value, p, fitted.headers)
-
-    def _outcome_writes(self, work: _Work, result: Result) -> list[Write]:
-        command = work.command
-        assert command is not None
-        p, key = work.tp.partition, work.ledger_key
-        writes = [
-            Write(self.topics[ACTIONS_LEDGER], key.encode(),
-                  self._ledger_value(key, result.outcome.value, result.attempts, result.detail),
-                  p),
-            Write(self.topics[ACTIONS_RESULTS], work.record.key, self.codec.encode(
-                schemas.ACTION_RESULT, {
-                    "command_id": command.command_id, "customer_id": command.customer_id,
-                    "automation_id": command.automation_id, "channel": command.channel,
-                    "status": result.outcome.value, "detail": result.detail,
-                    "attempts": result.attempts, "completed_at": self.clock.now_ms(),
-                    "provider_ref": result.provider_ref}), p),
-            *work.extra,
-        ]
-        if result.outcome in (Outcome.FAILED, Outcome.IN_DOUBT):
-            writes.append(self._dead_letter(work, result.outcome.value,
-                                            f"{result.outcome.value}: {result.detail}"))
-        self.ledger.put(p, key, result.outcome.value)
-        return writes
-
-    def _retry_writes(self, work: _Work, retry: Retry) -> list[Write]:
-        p, r = work.tp.partition, work.record
-        now = self.clock.now_ms()
-        wait_s = max(0.0, retry.wait_s)
-        state = replace(retry.state, due_ms=now + int(wait_s * 1000))
-        topic = self.retry_topics[tier_for(wait_s)]
-        # Record time from the policy clock: ripeness is measured against it.
-        received = received_at_of(r.headers)  # kept for the event-to-outcome latency
-        headers = state.headers() + ([received_at_header(received)] if received is not None else [])
-        writes = [Write(topic, r.key, r.value, p, headers, timestamp_ms=now)]
-        channel = work.command.channel if work.command else "?"
-        metrics.RETRIES.labels(channel).inc()
-        return writes
+        return records.writes
