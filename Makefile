@@ -47,8 +47,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check services tests bench setup.py tools/typecheck.py
 	$(MAKE) --no-print-directory typecheck
 
-# mypy over the package by its import name `signalbox` (the code lives in services/):
-# tools/typecheck.py names each file through pyproject's package-dir mapping.
+# Strict mypy over the package by its import name `signalbox` (the code lives in services/)
+# and over tests/ and bench/ in the same build: tools/typecheck.py names each package file
+# through pyproject's package-dir mapping, and tests/bench files by their paths.
 typecheck: $(STAMP)
 	$(BIN)/python tools/typecheck.py
 

@@ -1,10 +1,13 @@
-"""Strict mypy over the `signalbox` package where it lives, with no symlink.
+"""Strict mypy over the `signalbox` package where it lives, and its tests and benchmarks.
 
 mypy names a module after its path (services/common/clock.py would be
 `services.common.clock`) and cannot map a directory to another package name; the
 editable install maps it with an import hook, which mypy, being static, never runs.
 So this hands mypy every file of the package with its import name, derived from
 pyproject's package-dir mapping (the one setup.py ships), and the [tool.mypy] options.
+tests/ and bench/ go into the same build, named after their paths (tests.evaluator.x,
+bench.engine): checked alone, their `import signalbox...` would find nothing and
+everything they read from the package would silently be Any.
 Usage: python tools/typecheck.py (what `make typecheck` runs).
 """
 
@@ -21,6 +24,8 @@ from mypy.main import process_options
 from mypy.modulefinder import BuildSource
 
 ROOT = Path(__file__).resolve().parents[1]
+# Checked under their own names, as pytest and `python -m bench.x` import them.
+PATH_PACKAGES = ("tests", "bench")
 
 
 def package_sources() -> list[BuildSource]:
@@ -37,12 +42,22 @@ def package_sources() -> list[BuildSource]:
     return [BuildSource(str(path), name) for name, path in sorted(modules.items())]
 
 
+def path_sources() -> list[BuildSource]:
+    """Every module of tests/ and bench/, named after its path from the repository root."""
+    sources = []
+    for top in PATH_PACKAGES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            sources.append(BuildSource(str(path), name))
+    return sources
+
+
 def main() -> int:
     fscache = FileSystemCache()
     # Only the options are wanted; the one target stands in for the list built here.
     _, options = process_options(
         ["--config-file", str(ROOT / "pyproject.toml"), str(ROOT / "setup.py")], fscache=fscache)
-    sources = package_sources()
+    sources = package_sources() + path_sources()
     try:
         messages = build.build(sources, options, fscache=fscache).errors
     except CompileError as error:
