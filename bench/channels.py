@@ -39,14 +39,14 @@ from signalbox.dispatcher.channels import (
     SmsChannel,
     WebhookChannel,
 )
-from signalbox.dispatcher.config import (
+from signalbox.dispatcher.model import Command
+from signalbox.dispatcher.providers import (
     CrmConnection,
     ExportTarget,
     RestOperation,
     SmsProvider,
     WebhookEndpoint,
 )
-from signalbox.dispatcher.model import Command
 from signalbox.dispatcher.templates import TemplateStore
 
 VARIABLES = {"customer_name": "Ada", "product": "pro", "amount_minor": "4900",

@@ -40,8 +40,8 @@ from signalbox.common import schemas
 from signalbox.common.settings import KafkaSettings, Settings, SmtpSettings
 from signalbox.common.telemetry import configure_logging
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RESULTS, apply, catalogue
-from signalbox.dispatcher.config import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.main import build
+from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
 
 
 def write_commands(s: Settings, mix: list[str], n: int) -> None:

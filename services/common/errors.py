@@ -18,7 +18,7 @@ structured details (``errors``, ``problems``, ``status``…) next to the payload
 The tree (a test walks the package and checks that every exception derives from the root)::
 
     SignalboxError
-    ├── common:     DecodeError, EncodeError (ValueError); RegistryError,
+    ├── common:     DecodeError, EncodeError, ConfigError (ValueError); RegistryError,
     │               TopicMismatch (RuntimeError); SettingsError (ValueError)
     │               └── KafkaRefused
     ├── client:     EventTooLarge (ValueError)
@@ -26,7 +26,7 @@ The tree (a test walks the package and checks that every exception derives from 
     │               PayloadError (ValueError); LimitUnknown, ProduceError (RuntimeError)
     ├── evaluator:  AutomationError, InputRejected, SimulationInputError (ValueError);
     │               UnsupportedStore (TypeError); ApprovalConflict
-    └── dispatcher: CommandError, ConfigError, PolicyError, HeaderError, BadSignature,
+    └── dispatcher: CommandError, HeaderError, BadSignature,
                     BadToken (ValueError); PreviewError; LedgerWriteFailed; email._Failed
                     DeliveryError
                     ├── TransientError

@@ -15,11 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from signalbox.common.env import Env, SettingsError
-
-__all__ = ["Env", "KafkaSettings", "Settings", "SettingsError", "SmtpSettings",
-           "is_loopback", "require_admin_token"]
-
+from signalbox.common.env import Env
+from signalbox.common.env import SettingsError as SettingsError
 
 EVALUATOR_STORES = ("memory://", "rocksdb://")  # the Faust table stores signalbox ships
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

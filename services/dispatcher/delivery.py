@@ -29,9 +29,9 @@ from signalbox.dispatcher.model import (
     TransientError,
 )
 from signalbox.dispatcher.policy.backoff import backoff_seconds
-from signalbox.dispatcher.policy.config import ChannelPolicy, PolicyConfig
 from signalbox.dispatcher.policy.protection import cap_reached, quiet_until
 from signalbox.dispatcher.policy.retry import DeliveryState
+from signalbox.dispatcher.policy.rules import ChannelPolicy, PolicyConfig
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings, SettingsError, is_loopback
 from signalbox.common.topics import ACTIONS_SUPPRESSIONS
 from signalbox.dispatcher.channels import build_channels
-from signalbox.dispatcher.config import ConfigError, DispatcherConfig
-from signalbox.dispatcher.config import load as load_config
 from signalbox.dispatcher.optout_api import OptOutApi
-from signalbox.dispatcher.policy.config import PolicyError, policy_from_mapping
+from signalbox.dispatcher.policy.rules import policy_from_mapping
 from signalbox.dispatcher.privacy import Privacy
+from signalbox.dispatcher.providers import ConfigError, DispatcherConfig
+from signalbox.dispatcher.providers import load as load_config
 from signalbox.dispatcher.suppressions import KafkaSuppressions
 from signalbox.dispatcher.worker import Dispatcher
 
@@ -36,7 +36,7 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
     clock = clock or SystemClock()  # one clock: the policy's time is the mail's Date
     return Dispatcher(
         settings, build_channels(settings, config, clock), codec=codec,
-        policy=policy_from_mapping(config.policy, settings),
+        policy=policy_from_mapping(config.policy, settings, config.source),
         suppressions=KafkaSuppressions(settings.kafka,
                                        settings.kafka.topic(ACTIONS_SUPPRESSIONS), codec, clock),
         clock=clock, recheck_s=recheck_s, privacy=Privacy(full=config.full_recipients))
@@ -69,7 +69,7 @@ def main(settings: Settings) -> None:
     try:  # a bad file stops start-up like a bad variable: exit 2 with the reason
         config = load_config()
         dispatcher = build(settings, config)
-    except (ConfigError, PolicyError) as exc:
+    except ConfigError as exc:
         raise SettingsError(str(exc)) from None
     endpoints = optout_api(settings, config, dispatcher)
     log.info("dispatcher_started", smtp=f"{settings.smtp.host}:{settings.smtp.port}",

@@ -96,7 +96,6 @@ from signalbox.dispatcher.outcome_records import (
     ledger_key,
 )
 from signalbox.dispatcher.policy.breaker import Breakers
-from signalbox.dispatcher.policy.config import ChannelPolicy, PolicyConfig, policy_from_mapping
 from signalbox.dispatcher.policy.limits import ChannelLimiter
 from signalbox.dispatcher.policy.retry import (
     DUE,
@@ -105,6 +104,7 @@ from signalbox.dispatcher.policy.retry import (
     ripe_at,
     state_from_headers,
 )
+from signalbox.dispatcher.policy.rules import ChannelPolicy, PolicyConfig, policy_from_mapping
 from signalbox.dispatcher.privacy import Privacy
 from signalbox.dispatcher.suppressions import Suppressions
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from signalbox.common.settings import Settings
-from signalbox.dispatcher.config import parse as parse_dispatcher_config
+from signalbox.dispatcher.providers import parse as parse_dispatcher_config
 from tests.deploy.settings_read import unread
 from tests.support.broker import REPO
 

@@ -19,7 +19,7 @@ import yaml
 from cloudcoil.models.keda import v1alpha1 as keda
 from cloudcoil.models.prometheus_operator import v1 as prometheus_operator
 
-from signalbox.dispatcher.config import parse as parse_dispatcher_config
+from signalbox.dispatcher.providers import parse as parse_dispatcher_config
 from tests.deploy.settings_read import unread
 from tests.support.broker import REPO
 

@@ -41,13 +41,13 @@ from signalbox.dispatcher.model import (
     TransientError,
 )
 from signalbox.dispatcher.policy.breaker import Breakers
-from signalbox.dispatcher.policy.config import (
+from signalbox.dispatcher.policy.retry import DeliveryState
+from signalbox.dispatcher.policy.rules import (
     ChannelPolicy,
     FrequencyCap,
     PolicyConfig,
     QuietHours,
 )
-from signalbox.dispatcher.policy.retry import DeliveryState
 from signalbox.testing import ManualClock
 
 #: 2026-11-20 12:00 in Berlin: outside quiet hours.

@@ -16,8 +16,8 @@ from signalbox.common.clock import Clock
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_DLQ
 from signalbox.dispatcher import metrics
-from signalbox.dispatcher.config import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.main import build
+from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.worker import Dispatcher
 from signalbox.testing import ManualClock, eventually
 from tests.dispatcher.records import all_results, codec, command, results, send

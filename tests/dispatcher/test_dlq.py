@@ -19,7 +19,7 @@ from signalbox.common.deadletter import dead_letter
 from signalbox.common.settings import Settings, SettingsError
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, EVENTS_DLQ
 from signalbox.dispatcher import dlq
-from signalbox.dispatcher.config import DispatcherConfig, SmsProvider
+from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
 from tests.dispatcher.records import all_results, codec, command, results, send
 from tests.dispatcher.test_delivery_policy import dispatching
 from tests.support.fakes.twilio import FakeTwilio

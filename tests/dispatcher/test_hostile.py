@@ -16,7 +16,6 @@ from confluent_kafka import Producer
 from signalbox.common import schemas
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_RETRY
-from signalbox.dispatcher.config import DispatcherConfig
 from signalbox.dispatcher.policy.retry import (
     ATTEMPTS,
     DUE,
@@ -26,6 +25,7 @@ from signalbox.dispatcher.policy.retry import (
     HeaderError,
     state_from_headers,
 )
+from signalbox.dispatcher.providers import DispatcherConfig
 from signalbox.testing import ManualClock
 from tests.dispatcher.records import codec, command, results, send
 from tests.dispatcher.test_delivery_policy import dispatching

@@ -14,10 +14,10 @@ from signalbox.common import schemas
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.sms import SmsChannel
-from signalbox.dispatcher.config import SmsProvider
 from signalbox.dispatcher.formatting import datetime_ as datetime_filter
 from signalbox.dispatcher.formatting import money, reader, reading_as
 from signalbox.dispatcher.model import Command
+from signalbox.dispatcher.providers import SmsProvider
 from signalbox.dispatcher.templates import (
     NEUTRAL,
     NEUTRAL_ALERT,

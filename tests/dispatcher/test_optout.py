@@ -12,9 +12,9 @@ import pytest
 from signalbox.common.clock import epoch_ms
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_SUPPRESSIONS
-from signalbox.dispatcher.config import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.main import build, optout_api, serve
 from signalbox.dispatcher.optout_api import twilio_signature
+from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.suppressions import SUPPRESSION, KafkaSuppressions
 from signalbox.dispatcher.unsubscribe import make_token
 from signalbox.testing import ManualClock

@@ -11,9 +11,9 @@ import pytest
 from signalbox.common import schemas
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_DLQ, ACTIONS_LEDGER, ACTIONS_RESULTS, ACTIONS_RETRY
-from signalbox.dispatcher.config import ConfigError, DispatcherConfig, parse
 from signalbox.dispatcher.main import build
 from signalbox.dispatcher.privacy import Privacy, mask, mask_email, mask_phone
+from signalbox.dispatcher.providers import ConfigError, DispatcherConfig, parse
 from tests.dispatcher.records import codec, command, send
 from tests.dispatcher.test_worker import process_env, start_dispatcher  # noqa: F401
 from tests.support.kafka import consume, drain

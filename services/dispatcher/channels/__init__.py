@@ -15,7 +15,7 @@ from signalbox.dispatcher.channels.export import ExportChannel
 from signalbox.dispatcher.channels.outbox import OutboxChannel
 from signalbox.dispatcher.channels.sms import SmsChannel
 from signalbox.dispatcher.channels.webhook import WebhookChannel
-from signalbox.dispatcher.config import CHANNEL_NAMES, DispatcherConfig
+from signalbox.dispatcher.providers import CHANNEL_NAMES, DispatcherConfig
 from signalbox.dispatcher.templates import TemplateStore
 
 __all__ = ["Channel", "CrmChannel", "EmailChannel", "ExportChannel", "OutboxChannel",

@@ -22,8 +22,8 @@ import httpx
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.hubspot import HubSpot
 from signalbox.dispatcher.channels.recipients import recipients_of
-from signalbox.dispatcher.config import CrmConnection
 from signalbox.dispatcher.model import Command, Delivery, PermanentError
+from signalbox.dispatcher.providers import CrmConnection
 from signalbox.dispatcher.templates import TemplateStore
 
 

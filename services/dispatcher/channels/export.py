@@ -33,7 +33,6 @@ import asyncssh
 
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.channels.tls import untrusted
-from signalbox.dispatcher.config import ExportTarget
 from signalbox.dispatcher.model import (
     Command,
     Delivery,
@@ -41,6 +40,7 @@ from signalbox.dispatcher.model import (
     PermanentError,
     TransientError,
 )
+from signalbox.dispatcher.providers import ExportTarget
 from signalbox.dispatcher.templates import TemplateStore
 
 

@@ -30,8 +30,8 @@ from typing import Any
 import httpx
 
 from signalbox.dispatcher.channels.http import HttpRefused, call
-from signalbox.dispatcher.config import CrmConnection
 from signalbox.dispatcher.model import Command, Delivery, PermanentError, TransientError
+from signalbox.dispatcher.providers import CrmConnection
 
 # HubSpot-defined association type ids, from the object to a contact.
 TO_CONTACT = {"deals": 3, "notes": 202, "tasks": 204}

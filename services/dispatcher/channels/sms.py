@@ -22,7 +22,6 @@ import phonenumbers
 
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
-from signalbox.dispatcher.config import SmsProvider
 from signalbox.dispatcher.formatting import reader_of
 from signalbox.dispatcher.model import (
     Command,
@@ -31,6 +30,7 @@ from signalbox.dispatcher.model import (
     InDoubtError,
     PermanentError,
 )
+from signalbox.dispatcher.providers import SmsProvider
 from signalbox.dispatcher.templates import TemplateStore
 
 MAX_BODY = 1600  # Twilio's limit for one message body

@@ -43,8 +43,8 @@ from signalbox.common.errors import SignalboxError
 from signalbox.dispatcher.channels.addresses import refusal
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
-from signalbox.dispatcher.config import WebhookEndpoint
 from signalbox.dispatcher.model import Command, Delivery, PermanentError, TransientError
+from signalbox.dispatcher.providers import WebhookEndpoint
 
 SIGNATURE_HEADER = "Signalbox-Signature"
 TOLERANCE_S = 300.0

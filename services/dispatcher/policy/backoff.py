@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from signalbox.dispatcher.policy.config import ChannelPolicy
+from signalbox.dispatcher.policy.rules import ChannelPolicy
 
 
 def backoff_seconds(policy: ChannelPolicy, attempt: int, rng: random.Random) -> float:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from signalbox.common.clock import Clock
-from signalbox.dispatcher.policy.config import ChannelPolicy
+from signalbox.dispatcher.policy.rules import ChannelPolicy
 
 
 class TokenBucket:

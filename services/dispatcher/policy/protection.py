@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from signalbox.dispatcher.policy.config import FrequencyCap, QuietHours
+from signalbox.dispatcher.policy.rules import FrequencyCap, QuietHours
 
 
 def zone(name: str | None, default: str) -> ZoneInfo:

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from signalbox.dispatcher.channels.crm import CrmChannel
-from signalbox.dispatcher.config import CrmConnection, RestOperation
 from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.providers import CrmConnection, RestOperation
 from signalbox.dispatcher.templates import TemplateStore
 from tests.dispatcher.channels.support import make_command
 from tests.support.fakes.hubspot import FakeHubSpot

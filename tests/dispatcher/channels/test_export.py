@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from signalbox.dispatcher.channels.export import ExportChannel, file_body
-from signalbox.dispatcher.config import ExportTarget
 from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.providers import ExportTarget
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.testing import eventually
 from tests.dispatcher.channels.support import make_command

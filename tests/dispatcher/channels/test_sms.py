@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from signalbox.dispatcher.channels.sms import SmsChannel, e164_problem
-from signalbox.dispatcher.config import SmsProvider
 from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.providers import SmsProvider
 from signalbox.dispatcher.templates import TemplateStore
 from tests.dispatcher.channels.support import sms_command
 from tests.support.fakes.twilio import FakeTwilio

@@ -17,8 +17,8 @@ from signalbox.dispatcher.channels.webhook import (
     sign,
     verify_signature,
 )
-from signalbox.dispatcher.config import WebhookEndpoint
 from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.providers import WebhookEndpoint
 from tests.dispatcher.channels.support import make_command
 from tests.support.fakes.webhook import FakeReceiver
 

@@ -16,7 +16,7 @@ from signalbox.dispatcher.channels import (
     WebhookChannel,
     build_channels,
 )
-from signalbox.dispatcher.config import ConfigError, DispatcherConfig, load
+from signalbox.dispatcher.providers import ConfigError, DispatcherConfig, load
 
 FULL = """
 format: signalbox/dispatcher@1

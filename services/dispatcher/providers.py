@@ -43,23 +43,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from signalbox.common.env import Env
-from signalbox.common.errors import SignalboxError
+from signalbox.common.fields import ConfigError as ConfigError
+from signalbox.common.fields import Fields
 
 FORMAT = "signalbox/dispatcher@1"
 CRM_OPERATIONS = ("add_tag", "remove_tag", "move_stage", "create_task", "create_opportunity",
                   "update_field", "add_note")
 CHANNEL_NAMES = ("email", "sms", "webhook", "crm", "export")
-
-
-class ConfigError(SignalboxError, ValueError):
-    """The dispatcher configuration file is unreadable or has a wrong value."""
-
-    what = "dispatcher configuration"
 
 
 @dataclass(frozen=True)
@@ -144,102 +138,11 @@ class DispatcherConfig:
                 "crm": bool(self.crm), "export": bool(self.exports)}.get(channel, False)
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 
 
-class _Reader:
-    """Typed access to one mapping of the file, with errors that name file and key."""
-
-    def __init__(self, source: str, env: Env, data: Any, path: str) -> None:
-        self.source, self.env, self.path = source, env, path
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise self.error("", f"expected a mapping, got {type(data).__name__}")
-        self.data: Mapping[str, Any] = data
-
-    def error(self, key: str, reason: str) -> ConfigError:
-        where = ".".join(p for p in (self.path, key) if p) or "(top level)"
-        return ConfigError(f"{self.source}: {where}: {reason}")
-
-    def only(self, *known: str) -> None:
-        for key in self.data:
-            if key not in known:
-                raise self.error(str(key), f"unknown key (known: {', '.join(known)})")
-
-    def child(self, key: str) -> _Reader:
-        return _Reader(self.source, self.env, self.data.get(key),
-                       ".".join(p for p in (self.path, key) if p))
-
-    def items(self) -> list[tuple[str, _Reader]]:
-        return [(str(k), self.child(str(k))) for k in self.data]
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.data.get(key)
-        if value is None:
-            if default is None:
-                raise self.error(key, "required")
-            return default
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.error(key, f"expected a string, got {type(value).__name__}")
-        return self._expand(key, str(value))
-
-    def _expand(self, key: str, value: str) -> str:
-        def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
-            value = self.env.get(name)
-            if value is None:
-                raise self.error(key, f"environment variable {name} is not set")
-            return value
-
-        return _VAR.sub(sub, value)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {value!r}")
-        return value
-
-    def number(self, key: str, default: float, minimum: float = 0.001) -> float:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.error(key, f"expected a number of at least {minimum}, got {value!r}")
-        return float(value)
-
-    def port(self, key: str, default: int) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-            raise self.error(key, f"expected a port number 1-65535, got {value!r}")
-        return value
-
-    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
-        value = self.text(key, default)
-        if value not in choices:
-            raise self.error(key, f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def url(self, key: str, default: str | None = None) -> str:
-        value = self.text(key, default)
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise self.error(key, f"expected an http(s) URL, got {value!r}")
-        return value.rstrip("/")
-
-    def file(self, key: str) -> str:
-        """The path of an existing file, or "" when the key is absent."""
-        path = self.text(key, "")
-        if path and not Path(path).is_file():
-            raise self.error(key, f"no such file: {path!r}")
-        return path
-
-    def strings(self, key: str) -> dict[str, str]:
-        sub = self.child(key)
-        return {k: sub.text(k) for k in (str(k) for k in sub.data)}
-
-
-def _sms(r: _Reader) -> SmsProvider:
+def _sms(r: Fields) -> SmsProvider:
     r.only("provider", "account_sid", "auth_token", "from", "base_url", "timeout_seconds")
     r.choice("provider", ("twilio",), "twilio")
     sender = r.text("from")
@@ -251,7 +154,7 @@ def _sms(r: _Reader) -> SmsProvider:
                        timeout_s=r.number("timeout_seconds", SmsProvider.timeout_s))
 
 
-def _webhook(name: str, r: _Reader) -> WebhookEndpoint:
+def _webhook(name: str, r: Fields) -> WebhookEndpoint:
     r.only("url", "secret", "allow_private", "timeout_seconds", "ca_file")
     secret = r.text("secret")
     if len(secret) < 16:
@@ -262,7 +165,7 @@ def _webhook(name: str, r: _Reader) -> WebhookEndpoint:
                            ca_file=r.file("ca_file"))
 
 
-def _json_shape(r: _Reader, key: str) -> Any:
+def _json_shape(r: Fields, key: str) -> Any:
     """A mapping or list of JSON values (strings may be templates), or None when absent."""
     value = r.data.get(key)
 
@@ -281,7 +184,7 @@ def _json_shape(r: _Reader, key: str) -> Any:
     return check(value, key)
 
 
-def _crm(name: str, r: _Reader) -> CrmConnection:
+def _crm(name: str, r: Fields) -> CrmConnection:
     r.only("kind", "base_url", "token", "headers", "timeout_seconds", "tag_property",
            "command_id_property", "operations")
     kind = r.choice("kind", ("hubspot", "rest"))
@@ -312,7 +215,7 @@ def _crm(name: str, r: _Reader) -> CrmConnection:
 _DEFAULT_PORTS = {"ftp": 21, "ftps": 21, "sftp": 22}
 
 
-def _export(name: str, r: _Reader) -> ExportTarget:
+def _export(name: str, r: Fields) -> ExportTarget:
     r.only("protocol", "host", "port", "user", "password", "private_key", "known_hosts",
            "ca_file", "directory", "timeout_seconds")
     protocol = r.choice("protocol", ("ftp", "ftps", "sftp"))
@@ -331,18 +234,13 @@ def _export(name: str, r: _Reader) -> ExportTarget:
 def parse(data: Any, source: str, env: Env | Mapping[str, str]) -> DispatcherConfig:
     """The configuration in ``data`` (a parsed YAML document); ``source`` names it in errors;
     ``${NAME}`` is read from ``env``."""
-    r = _Reader(source, Env.of(env), data, "")
+    r = Fields(data, "", source, Env.of(env))
     r.only("format", "outbox", "outbox_channels", "sms", "webhooks", "crm", "exports", "policy",
            "privacy")
     if r.text("format", FORMAT) != FORMAT:
         raise r.error("format", f"expected {FORMAT!r}, got {r.data.get('format')!r}")
-    forced = r.data.get("outbox_channels") or []
-    if not isinstance(forced, list) or any(c not in CHANNEL_NAMES for c in forced):
-        raise r.error("outbox_channels",
-                      f"expected a list of channels ({', '.join(CHANNEL_NAMES)}), got {forced!r}")
-    policy = r.data.get("policy") or {}
-    if not isinstance(policy, Mapping):
-        raise r.error("policy", f"expected a mapping, got {type(policy).__name__}")
+    forced = r.names("outbox_channels", "channels", known=CHANNEL_NAMES)
+    policy = r.child("policy").data
     return DispatcherConfig(
         source=source,
         outbox_dir=r.text("outbox", DispatcherConfig.outbox_dir),
@@ -356,7 +254,7 @@ def parse(data: Any, source: str, env: Env | Mapping[str, str]) -> DispatcherCon
     )
 
 
-def _privacy(r: _Reader) -> bool:
+def _privacy(r: Fields) -> bool:
     r.only("recipients")
     return r.choice("recipients", ("masked", "full"), "masked") == "full"
 
