@@ -37,7 +37,7 @@ from tests.support.smtp import SmtpSink
 
 from bench.pipeline import broker
 from signalbox.common import schemas
-from signalbox.common.settings import KafkaSettings, Settings, SmtpSettings
+from signalbox.common.settings import KafkaSettings, LoggingSettings, Settings, SmtpSettings
 from signalbox.common.telemetry import configure_logging
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RESULTS, apply, catalogue
 from signalbox.dispatcher.main import build
@@ -81,9 +81,9 @@ def count_results(s: Settings, n: int, started: float, timeout: float) -> dict[s
 async def scenario(name: str, bootstrap: str, partitions: int, n: int) -> None:
     s = replace(Settings.from_env({}), kafka=KafkaSettings(
         bootstrap_servers=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
-        partitions=partitions), log_level="warning", dispatcher_backoff_s=0.05,
+        partitions=partitions), logging=LoggingSettings(level="warning"), dispatcher_backoff_s=0.05,
         dispatcher_backoff_cap_s=0.5)
-    apply(s.kafka, catalogue(s).values())
+    apply(s.kafka, catalogue(s.kafka).values())
     mix = {"email": ["email"], "sms": ["sms"], "email+failing-sms": ["email", "sms"]}[name]
     with SmtpSink() as smtp, FakeTwilio() as twilio:
         if name == "email+failing-sms":

@@ -114,7 +114,7 @@ def start(children: Children, settings: Settings, contender: str, workers: int,
                 **env, "EVALUATOR_PORT": str(port), "EVALUATOR_ADMIN_PORT": str(free_port()),
                 "SIGNALBOX_INSTANCE_ID": f"bench-{i}",
                 "EVALUATOR_DATA_DIR": str(log_dir / f"evaluator-{i}")})
-        return settings.evaluator_app_id, urls
+        return settings.kafka.evaluator_app_id, urls
     group = k.topic(f"bench-{contender}")
     module = "bench.faust_agent" if contender == "faust" else "bench.loop"
     extra = ["--codec"] if contender == "codec" else []
@@ -214,7 +214,7 @@ def one_run(base: Settings, records: list[Record], contender: str, workers: int,
     k = settings.kafka
     log_dir = args.logs / f"{rnd}-{contender}-{workers}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    specs = [*catalogue(settings).values(), TopicSpec(k.topic(OUT), k.partitions,
+    specs = [*catalogue(settings.kafka).values(), TopicSpec(k.topic(OUT), k.partitions,
                                                       k.replication_factor)]
     try:
         apply(k, specs)
@@ -307,7 +307,7 @@ def main() -> None:
     base = replace(base, kafka=replace(base.kafka, partitions=args.partitions))
     wait_for_broker(base.kafka, timeout_s=15)
     events = mix(args.events, args.customers)
-    records = encode(events, codec_for(base))
+    records = encode(events, codec_for(base.registry))
     failed = sum(1 for e in events if e["type"] == "payment.failed")
     header = (f"bench.evaluator: {args.events:,} events ({failed:,} failed payments), "
               f"{args.customers:,} customers, {args.partitions} partitions, evaluator store "

@@ -193,7 +193,7 @@ def main() -> None:
         logs = args.logs or Path(tmp)
         logs.mkdir(parents=True, exist_ok=True)
         try:
-            apply(settings.kafka, catalogue(settings).values())
+            apply(settings.kafka, catalogue(settings.kafka).values())
             smtp.start()
             with Children(logs) as children:
                 ports = {"ingest": free_port(), "dispatcher": free_port()}

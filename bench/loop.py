@@ -33,7 +33,7 @@ BATCH_RECORDS = 500
 
 async def run(settings: Settings, group: str, out: str, with_codec: bool) -> None:
     k = settings.kafka
-    codec = codec_for(settings) if with_codec else None
+    codec = codec_for(settings.registry) if with_codec else None
     consumer = AIOKafkaConsumer(k.topic(EVENTS_BILLING), k.topic(EVENTS_USAGE), group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 **aiokafka_options(k))

@@ -80,7 +80,7 @@ def main() -> None:
     settings = replace(Settings.from_env({}), kafka=KafkaSettings(
         broker(), f"bench{uuid.uuid4().hex[:8]}.", args.partitions, 1))
     wait_for_broker(settings.kafka)
-    apply(settings.kafka, catalogue(settings).values())
+    apply(settings.kafka, catalogue(settings.kafka).values())
     batch = events(args.events)
     expected_mails = 2 * sum(1 for e in batch if e["type"] == "payment.failed")
 

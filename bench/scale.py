@@ -146,7 +146,7 @@ class Population:
 def synthesise(s: Settings, population: Population, customers: int, due: int) -> float:
     """Write every customer's state to the changelog; returns the seconds it took."""
     k = s.kafka
-    topic = changelog_topic(s, CUSTOMER_STATE_TABLE)
+    topic = changelog_topic(s.kafka, CUSTOMER_STATE_TABLE)
     producer = Producer({**librdkafka_config(k), "partitioner": "murmur2_random",
                          "linger.ms": 50, "batch.size": 1_000_000,
                          "queue.buffering.max.messages": 500_000, "acks": "all"})
@@ -313,11 +313,11 @@ def topics(bootstrap: str, partitions: int) -> Iterator[Settings]:
     s = replace(base, kafka=replace(base.kafka, bootstrap_servers=bootstrap,
                                     topic_prefix=f"scale{uuid.uuid4().hex[:8]}.",
                                     partitions=partitions))
-    apply(s.kafka, catalogue(s).values())
+    apply(s.kafka, catalogue(s.kafka).values())
     try:
         yield s
     finally:
-        delete_prefixed(librdkafka_config(s.kafka), s.kafka.topic_prefix, s.evaluator_app_id)
+        delete_prefixed(librdkafka_config(s.kafka), s.kafka.topic_prefix, s.kafka.evaluator_app_id)
 
 
 def run(store: str, args: argparse.Namespace, bootstrap: str) -> None:
@@ -327,7 +327,7 @@ def run(store: str, args: argparse.Namespace, bootstrap: str) -> None:
     with topics(bootstrap, args.partitions) as s, \
             tempfile.TemporaryDirectory(prefix=f"scale-{name}-") as tmp:
         work = Path(tmp)
-        codec = codec_for(s)
+        codec = codec_for(s.registry)
         population = Population.build(codec, file_definitions(s).build())
         ev = Evaluator(s, store, work / "data", work)
         empty = ev.start_until_ready(timeout)

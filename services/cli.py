@@ -12,7 +12,7 @@ from signalbox.common.settings import Settings, SettingsError
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
     from signalbox.common.topics import apply, catalogue, wait_for_broker
 
-    specs = catalogue(settings)
+    specs = catalogue(settings.kafka)
     if args.action == "list":
         for spec in specs.values():
             config = ",".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
@@ -181,7 +181,7 @@ def _operator(args: argparse.Namespace) -> int:
     from signalbox.common.telemetry import configure_logging
 
     settings = Settings.from_env()
-    configure_logging("cli", "debug" if settings.log_level == "debug" else "warning",
+    configure_logging("cli", "debug" if settings.logging.level == "debug" else "warning",
                       "console")
     try:
         if args.command == "topics":

@@ -50,7 +50,7 @@ class EventClient:
                  client_id: str = "signalbox-client") -> None:
         self._settings = settings
         self._producer_name = producer
-        self._codec = codec_for(settings)
+        self._codec = codec_for(settings.registry)
         self._topics = event_topics(settings.kafka)
         self._producer: KafkaEventProducer | None = None
         self._budget: SizeBudget | None = None

@@ -140,8 +140,8 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "KAFKA_SSL_CERT_FILE": k.ssl_cert_file,
         "KAFKA_SSL_KEY_FILE": k.ssl_key_file,
         "LOG_FORMAT": "json",
-        "TICK_INTERVAL_SECONDS": str(settings.tick_interval_s),
-        "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        "TICK_INTERVAL_SECONDS": str(settings.scheduler.tick_interval_s),
+        "SCHEMA_REGISTRY_URL": settings.registry.url,
         # Services bind to loopback; pipeline tests post without keys unless extra says so.
         "INGEST_AUTH": "none",
     }

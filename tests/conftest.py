@@ -30,7 +30,7 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from signalbox.common.settings import KafkaSettings, Settings
+from signalbox.common.settings import KafkaSettings, LoggingSettings, SchedulerSettings, Settings
 from signalbox.common.topics import apply, catalogue, wait_for_broker
 from tests.support.broker import (
     REPO,
@@ -176,8 +176,8 @@ def _test_settings(kafka: KafkaSettings) -> Settings:
         Settings.from_env({}),
         kafka=replace(kafka, topic_prefix=f"t{uuid.uuid4().hex[:10]}.", partitions=2,
                       replication_factor=1),
-        log_format="console",
-        tick_interval_s=1.0,
+        logging=LoggingSettings(format="console"),
+        scheduler=SchedulerSettings(tick_interval_s=1.0),
     )
 
 
@@ -192,7 +192,7 @@ def offline_settings() -> Settings:
 def settings(kafka_bootstrap: str) -> Iterator[Settings]:
     """Settings for one test: its own topic prefix and topics, deleted afterwards."""
     s = _test_settings(KafkaSettings(bootstrap_servers=kafka_bootstrap))
-    apply(s.kafka, catalogue(s).values())
+    apply(s.kafka, catalogue(s.kafka).values())
     yield s
     _delete_prefixed(kafka_bootstrap, s.kafka.topic_prefix)
 

@@ -35,11 +35,16 @@ class Env:
         """The raw value, untrimmed; ``None`` when the variable is not set at all."""
         return self._env.get(name)
 
+    def _read(self, name: str, default: object) -> str:
+        """The trimmed value (blank when unset): the one read behind every typed getter,
+        which passes its default along (a test records both to check one default each)."""
+        return str(self._env.get(name, "")).strip()
+
     def text(self, name: str, default: str) -> str:
-        return str(self._env.get(name, default)).strip() or default
+        return self._read(name, default) or default
 
     def integer(self, name: str, default: int, minimum: int | None = None) -> int:
-        raw = self._env.get(name, "").strip()
+        raw = self._read(name, default)
         if not raw:
             return default
         try:
@@ -51,7 +56,7 @@ class Env:
         return value
 
     def number(self, name: str, default: float, minimum: float = 0.0) -> float:
-        raw = self._env.get(name, "").strip()
+        raw = self._read(name, default)
         if not raw:
             return default
         try:
@@ -64,7 +69,7 @@ class Env:
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         """One of ``choices``, in any case; returned as spelled in ``choices``."""
-        value = self.text(name, default)
+        value = self._read(name, default) or default
         for choice in choices:
             if value.lower() == choice.lower():
                 return choice
@@ -72,12 +77,13 @@ class Env:
 
     def items(self, name: str) -> tuple[str, ...]:
         """``a, b,`` → ``("a", "b")`` (blank items dropped); none when unset."""
-        return tuple(s.strip() for s in self.text(name, "").split(",") if s.strip())
+        return tuple(s.strip() for s in self._read(name, "").split(",") if s.strip())
 
     def pairs(self, name: str, default: str) -> dict[str, str]:
         """``a=x,b=y`` → ``{"a": "x", "b": "y"}``."""
         out: dict[str, str] = {}
-        for item in filter(None, (p.strip() for p in self.text(name, default).split(","))):
+        given = self._read(name, default) or default
+        for item in filter(None, (p.strip() for p in given.split(","))):
             key, sep, value = item.partition("=")
             if not sep or not key.strip() or not value.strip():
                 raise SettingsError(f"{name}: expected name=value pairs, got {item!r}")

@@ -19,7 +19,7 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.errors import SignalboxError
 from signalbox.common.schemas import SchemaVersion
-from signalbox.common.settings import Settings
+from signalbox.common.settings import RegistrySettings
 
 log = structlog.get_logger(__name__)
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -89,18 +89,17 @@ class ConfluentRegistry:
         self._http.close()
 
 
-def codec_for(settings: Settings) -> AvroCodec:
+def codec_for(registry: RegistrySettings) -> AvroCodec:
     """The codec of a service: single-object encoding, or the registry's wire format.
 
     With a registry, every current schema is registered at start-up, so a
     registry that is down stops the service before it takes work instead of
     failing records one by one.
     """
-    if not settings.schema_registry_url:
+    if not registry.url:
         return AvroCodec()
-    registry = ConfluentRegistry(settings.schema_registry_url, settings.schema_registry_username,
-                                 settings.schema_registry_password)
-    codec = AvroCodec(registry=registry)
+    client = ConfluentRegistry(registry.url, registry.username, registry.password)
+    codec = AvroCodec(registry=client)
     for version in schemas.current().values():
-        registry.id_for(version)
+        client.id_for(version)
     return codec

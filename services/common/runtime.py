@@ -20,10 +20,10 @@ log = structlog.get_logger(__name__)
 def prepare(service: str, settings: Settings) -> None:
     """What every service does first: JSON logging, build info, a reachable broker, the topic
     catalogue."""
-    configure_logging(service, settings.log_level, settings.log_format)
+    configure_logging(service, settings.logging.level, settings.logging.format)
     publish_build_info(service)
     wait_for_broker(settings.kafka)
-    apply(settings.kafka, catalogue(settings).values())
+    apply(settings.kafka, catalogue(settings.kafka).values())
 
 
 def run_with_ops(

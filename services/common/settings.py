@@ -51,6 +51,16 @@ class KafkaSettings:
         return f"{self.topic_prefix}{logical}"
 
     @property
+    def evaluator_app_id(self) -> str:
+        """The evaluator's Faust app id (its consumer group and table prefix)."""
+        return self.topic("signalbox-evaluator")
+
+    @property
+    def dispatcher_group_id(self) -> str:
+        """The dispatchers' consumer group (and transactional id prefix)."""
+        return self.topic("signalbox-dispatcher")
+
+    @property
     def uses_sasl(self) -> bool:
         return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
 
@@ -140,14 +150,35 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class RegistrySettings:
+    """A Confluent-compatible schema registry; no URL: single-object encoding, no registry."""
+
+    url: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "info"  # debug | info | warning | error
+    format: str = "json"  # json | console
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    port: int = 8083
+    tick_interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Settings:
+    """Every service's settings, composed for the CLI: each module takes its section."""
+
     kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    logging: LoggingSettings = LoggingSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     smtp: SmtpSettings = SmtpSettings()
-    schema_registry_url: str = ""
-    schema_registry_username: str = ""
-    schema_registry_password: str = field(default="", repr=False)
-    log_level: str = "info"
-    log_format: str = "json"
     instance_id: str = "local"
     bind_host: str = "127.0.0.1"
     ingest_port: int = 8080
@@ -171,16 +202,6 @@ class Settings:
     templates_dir: str = ""
     public_url: str = ""  # where customers reach signalbox (unsubscribe links)
     unsubscribe_secret: str = field(default="", repr=False)  # signs unsubscribe links
-    scheduler_port: int = 8083
-    tick_interval_s: float = 60.0
-
-    @property
-    def evaluator_app_id(self) -> str:
-        return self.kafka.topic("signalbox-evaluator")
-
-    @property
-    def dispatcher_group_id(self) -> str:
-        return self.kafka.topic("signalbox-dispatcher")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -201,11 +222,18 @@ class Settings:
         return cls(
             kafka=kafka,
             smtp=smtp,
-            schema_registry_url=e.text("SCHEMA_REGISTRY_URL", ""),
-            schema_registry_username=e.text("SCHEMA_REGISTRY_USERNAME", ""),
-            schema_registry_password=e.text("SCHEMA_REGISTRY_PASSWORD", ""),
-            log_level=e.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
-            log_format=e.choice("LOG_FORMAT", "json", ("json", "console")),
+            registry=RegistrySettings(
+                url=e.text("SCHEMA_REGISTRY_URL", RegistrySettings.url),
+                username=e.text("SCHEMA_REGISTRY_USERNAME", RegistrySettings.username),
+                password=e.text("SCHEMA_REGISTRY_PASSWORD", RegistrySettings.password)),
+            logging=LoggingSettings(
+                level=e.choice("LOG_LEVEL", LoggingSettings.level,
+                               ("debug", "info", "warning", "error")),
+                format=e.choice("LOG_FORMAT", LoggingSettings.format, ("json", "console"))),
+            scheduler=SchedulerSettings(
+                port=e.integer("SCHEDULER_PORT", SchedulerSettings.port, minimum=0),
+                tick_interval_s=e.number("TICK_INTERVAL_SECONDS",
+                                         SchedulerSettings.tick_interval_s, minimum=0.01)),
             instance_id=e.text("SIGNALBOX_INSTANCE_ID", socket.gethostname()),
             bind_host=e.text("SIGNALBOX_BIND_HOST", cls.bind_host),
             ingest_port=e.integer("INGEST_PORT", cls.ingest_port, minimum=0),
@@ -231,8 +259,6 @@ class Settings:
             templates_dir=e.text("SIGNALBOX_TEMPLATES_DIR", ""),
             public_url=e.text("SIGNALBOX_PUBLIC_URL", ""),
             unsubscribe_secret=e.text("SIGNALBOX_UNSUBSCRIBE_SECRET", ""),
-            scheduler_port=e.integer("SCHEDULER_PORT", cls.scheduler_port, minimum=0),
-            tick_interval_s=e.number("TICK_INTERVAL_SECONDS", cls.tick_interval_s, minimum=0.01),
         )
 
 

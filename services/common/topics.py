@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import librdkafka_config
-from signalbox.common.settings import KafkaSettings, Settings, SettingsError
+from signalbox.common.settings import KafkaSettings, SettingsError
 
 log = structlog.get_logger(__name__)
 
@@ -64,14 +64,13 @@ class TopicSpec:
     doc: str = ""
 
 
-def changelog_topic(settings: Settings, table: str) -> str:
+def changelog_topic(kafka: KafkaSettings, table: str) -> str:
     """Faust's changelog name for a table of the evaluator app."""
-    return f"{settings.evaluator_app_id}-{table}-changelog"
+    return f"{kafka.evaluator_app_id}-{table}-changelog"
 
 
-def catalogue(settings: Settings) -> dict[str, TopicSpec]:
+def catalogue(k: KafkaSettings) -> dict[str, TopicSpec]:
     """Every topic, by physical name."""
-    k = settings.kafka
     p, rf = k.partitions, k.replication_factor
     delete = {"cleanup.policy": "delete"}
     compact = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
@@ -115,9 +114,9 @@ def catalogue(settings: Settings) -> dict[str, TopicSpec]:
         spec(ACTIONS_CONTACTS, p, compact,
              "recent deliveries per customer and channel for frequency caps "
              "(ContactHistory), on the commands' partition"),
-        TopicSpec(changelog_topic(settings, CUSTOMER_STATE_TABLE), p, rf, compact,
+        TopicSpec(changelog_topic(k, CUSTOMER_STATE_TABLE), p, rf, compact,
                   "evaluator per-customer state (CustomerState), Faust changelog"),
-        TopicSpec(f"{settings.evaluator_app_id}-__assignor-__leader", 1, rf, delete,
+        TopicSpec(f"{k.evaluator_app_id}-__assignor-__leader", 1, rf, delete,
                   "Faust leader election"),
     ]
     return {s.name: s for s in specs}

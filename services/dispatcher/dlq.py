@@ -287,7 +287,7 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) 
     # First, so an unreachable broker is one clear error naming it (the consumer would
     # print librdkafka's connection failures raw, then fail vaguely).
     wait_for_broker(settings.kafka, timeout_s=15)
-    codec = codec_for(settings)
+    codec = codec_for(settings.registry)
     since = parse_since(args.since, now_ms()) if args.since else 0
     if args.action == "replay":
         replay(settings, codec, args.topic, since, args.dry_run, args.by or getpass.getuser(),

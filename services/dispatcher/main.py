@@ -32,7 +32,7 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
         raise ConfigError(f"{config.source}: privacy.recipients: full puts customers' "
                           f"addresses in logs and results; development only, refused while "
                           f"SIGNALBOX_BIND_HOST is {settings.bind_host!r} (not loopback)")
-    codec = codec_for(settings)
+    codec = codec_for(settings.registry)
     clock = clock or SystemClock()  # one clock: the policy's time is the mail's Date
     return Dispatcher(
         settings, build_channels(settings, config, clock), codec=codec,

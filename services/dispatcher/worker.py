@@ -208,7 +208,7 @@ class Dispatcher:
     ) -> None:
         k = settings.kafka
         self.settings = settings
-        self.codec = codec or codec_for(settings)
+        self.codec = codec or codec_for(settings.registry)
         self.channels = dict(channels)
         self.policy = policy or policy_from_mapping(None, settings)
         self.clock: Clock = clock or SystemClock()
@@ -245,7 +245,7 @@ class Dispatcher:
         self._committer: Committer | None = None
         #: Whether the broker answers (readiness); probed while the dispatcher runs.
         self.broker = BrokerWatch(self.topics[ACTIONS_COMMANDS])
-        self.lag = LagCollector(k, settings.dispatcher_group_id, self._owned)
+        self.lag = LagCollector(k, settings.kafka.dispatcher_group_id, self._owned)
         metrics.initialise_series(self.channels)
         self.records = OutcomeRecords(self.codec, self.topics[ACTIONS_LEDGER],
                                       self.topics[ACTIONS_RESULTS], self.topics[ACTIONS_DLQ],
@@ -266,7 +266,7 @@ class Dispatcher:
                 topic_max_message_bytes, k, self.topics[ACTIONS_DLQ])))
         self._producer = AIOKafkaProducer(
             **aiokafka_options(k),
-            transactional_id=f"{self.settings.dispatcher_group_id}-{self.settings.instance_id}",
+            transactional_id=f"{self.settings.kafka.dispatcher_group_id}-{self.settings.instance_id}",
             enable_idempotence=True,
             acks="all",
             # A transaction left open by a dead process blocks the next owner's ledger
@@ -276,7 +276,7 @@ class Dispatcher:
         )
         self._consumer = AIOKafkaConsumer(
             **aiokafka_options(k),
-            group_id=self.settings.dispatcher_group_id,
+            group_id=self.settings.kafka.dispatcher_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -289,7 +289,7 @@ class Dispatcher:
             **aiokafka_options(k), enable_idempotence=True, acks="all")
         await self._producer.start()
         await self._marker.start()
-        self._committer = Committer(self._producer, self.settings.dispatcher_group_id,
+        self._committer = Committer(self._producer, self.settings.kafka.dispatcher_group_id,
                                     self.offsets)
         committing = asyncio.create_task(self._committer.run())
         committing.add_done_callback(self._on_committer_done)

@@ -108,7 +108,7 @@ def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAU
     ``limits``: the topics' ``max.message.bytes`` (:func:`main.topic_limits`)."""
     k = settings.kafka
     app = faust.App(
-        settings.evaluator_app_id,
+        settings.kafka.evaluator_app_id,
         broker=faust_broker(k),
         broker_credentials=faust_credentials(k),
         store=settings.evaluator_store,

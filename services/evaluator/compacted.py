@@ -43,7 +43,7 @@ class CompactedReader:
 
     def __init__(self, settings: Settings, logical_topic: str, handle: BatchHandler,
                  poll_ms: int = 500) -> None:
-        spec = catalogue(settings)[settings.kafka.topic(logical_topic)]
+        spec = catalogue(settings.kafka)[settings.kafka.topic(logical_topic)]
         self.topic = spec.name
         self.caught_up = asyncio.Event()
         self._kafka = settings.kafka

@@ -43,7 +43,7 @@ def topic_limits(settings: Settings) -> Limits:
     k = settings.kafka
     return Limits(
         commands=topic_max_message_bytes(k, k.topic(ACTIONS_COMMANDS)),
-        changelog=topic_max_message_bytes(k, changelog_topic(settings, CUSTOMER_STATE_TABLE)),
+        changelog=topic_max_message_bytes(k, changelog_topic(settings.kafka, CUSTOMER_STATE_TABLE)),
         dead_letters=topic_max_message_bytes(k, k.topic(EVENTS_DLQ)),
     )
 
@@ -57,13 +57,14 @@ def main(settings: Settings) -> None:
     automations = definitions.build()
     log.info("automations_loaded", file=definitions.file_source,
              automations=[f"{a.id}@{a.version}" for a in automations.automations])
-    shell = EvaluatorShell(settings, codec_for(settings), definitions, automations)
+    shell = EvaluatorShell(settings, codec_for(settings.registry), definitions, automations)
     app = create_app(settings, shell, topic_limits(settings))
     worker = faust.Worker(
         app,
         shell,
-        loglevel=settings.log_level,
-        logging_config=logging_dict_config("evaluator", settings.log_level, settings.log_format),
+        loglevel=settings.logging.level,
+        logging_config=logging_dict_config("evaluator", settings.logging.level,
+                                           settings.logging.format),
         redirect_stdouts=False,
         quiet=True,
     )

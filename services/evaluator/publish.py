@@ -84,7 +84,7 @@ async def _read_topic(settings: Settings) -> AutomationsSource:
     """The topic read to its end over the evaluators' file, as an evaluator holds it."""
     from signalbox.evaluator.main import file_definitions
 
-    source = AutomationsSource(settings, codec_for(settings), file_definitions(settings),
+    source = AutomationsSource(settings, codec_for(settings.registry), file_definitions(settings),
                                AutomationSet())
     await source.reader.start()
     try:
@@ -162,7 +162,7 @@ async def _apply(settings: Settings, file: Definitions, path: str, prune: bool, 
         print(f"dry run: would write {len(todo.put)}, delete {len(todo.delete)}; "
               f"{len(todo.unchanged)} unchanged; nothing written", file=out)
         return 0
-    writer = AutomationsWriter(settings.kafka, codec_for(settings))
+    writer = AutomationsWriter(settings.kafka, codec_for(settings.registry))
     await writer.start()
     try:
         for stored in todo.put:

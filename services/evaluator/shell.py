@@ -46,7 +46,7 @@ class EvaluatorShell(Service):
         self._watching: asyncio.Task[None] | None = None
         #: The consumer group's lag on the input partitions the Faust side owns
         #: (``lag.owned`` is set by the wiring).
-        self.lag = LagCollector(settings.kafka, settings.evaluator_app_id, owned=lambda: ())
+        self.lag = LagCollector(settings.kafka, settings.kafka.evaluator_app_id, owned=lambda: ())
         self._lagging: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.source = AutomationsSource(settings, codec, definitions, automations)

@@ -71,7 +71,7 @@ class _EventsApi:
         self._settings = settings
         self._producer = producer
         self._budget = budget
-        self._codec = codec_for(settings)
+        self._codec = codec_for(settings.registry)
         self._topics = event_topics(settings.kafka)
         self._catalogue = event_type_catalogue(settings)
         self._auth = (Authenticator(settings.ingest_keys_file)

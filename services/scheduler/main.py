@@ -14,7 +14,7 @@ from signalbox.common.clock import now_ms
 from signalbox.common.codec import AvroCodec
 from signalbox.common.kafka import aiokafka_options
 from signalbox.common.registry import codec_for
-from signalbox.common.settings import Settings
+from signalbox.common.settings import KafkaSettings, SchedulerSettings, Settings
 from signalbox.common.topics import TICKS
 from signalbox.scheduler.metrics import LAST_TICK, TICKS_SENT
 from signalbox.scheduler.ticks import aligned, next_due, tick_records
@@ -23,11 +23,14 @@ log = structlog.get_logger(__name__)
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, codec: AvroCodec | None = None) -> None:
-        self.settings = settings
-        self.codec = codec or codec_for(settings)
-        self.topic = settings.kafka.topic(TICKS)
-        self.interval_ms = max(1, int(settings.tick_interval_s * 1000))
+    """Ticks every partition of the ticks topic on ``kafka`` once per interval; a tick
+    names ``instance_id``, the scheduler that sent it."""
+
+    def __init__(self, kafka: KafkaSettings, scheduler: SchedulerSettings, instance_id: str,
+                 codec: AvroCodec) -> None:
+        self.kafka, self.instance_id, self.codec = kafka, instance_id, codec
+        self.topic = kafka.topic(TICKS)
+        self.interval_ms = max(1, int(scheduler.tick_interval_s * 1000))
         self.last_sent: int | None = None
         self.broker = BrokerWatch(self.topic)
 
@@ -43,7 +46,7 @@ class Scheduler:
             raise RuntimeError(f"topic {self.topic} has no partitions (run signalbox topics apply)")
         futures = []
         for record in tick_records(at, len(partitions), self.interval_ms,
-                                   self.settings.instance_id):
+                                   self.instance_id):
             futures.append(await producer.send(
                 self.topic, key=str(record["partition"]).encode(),
                 value=self.codec.encode(schemas.TICK, record), partition=record["partition"]))
@@ -54,7 +57,7 @@ class Scheduler:
         return len(futures)
 
     async def run(self, stop: asyncio.Event) -> None:
-        producer = AIOKafkaProducer(**aiokafka_options(self.settings.kafka),
+        producer = AIOKafkaProducer(**aiokafka_options(self.kafka),
                                     acks="all", enable_idempotence=True)
         await producer.start()
         watching = asyncio.create_task(self.broker.run(producer.client, stop))
@@ -77,8 +80,10 @@ class Scheduler:
 
 def main(settings: Settings) -> None:
     runtime.prepare("scheduler", settings)
-    scheduler = Scheduler(settings)
-    log.info("scheduler_started", interval_s=settings.tick_interval_s, topic=scheduler.topic)
-    runtime.run_with_ops(settings, settings.scheduler_port,
+    scheduler = Scheduler(settings.kafka, settings.scheduler, settings.instance_id,
+                          codec_for(settings.registry))
+    log.info("scheduler_started", interval_s=settings.scheduler.tick_interval_s,
+             topic=scheduler.topic)
+    runtime.run_with_ops(settings, settings.scheduler.port,
                          {"kafka": scheduler.broker_ready, "ticks": scheduler.ready},
                          scheduler.run)

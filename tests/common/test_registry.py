@@ -4,7 +4,6 @@ and the client's own answers through its transport seam (no registry process).""
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.registry import ConfluentRegistry, RegistryError, codec_for
-from signalbox.common.settings import Settings
+from signalbox.common.settings import RegistrySettings
 from signalbox.testing import InMemoryRegistry
 from tests.support.processes import free_port
 
@@ -25,7 +24,7 @@ TICK = {"tick_id": "0:60000", "partition": 0, "at": 60_000, "interval_ms": 60_00
 
 @pytest.fixture
 def codec(schema_registry_url: str) -> AvroCodec:
-    return codec_for(replace(Settings.from_env({}), schema_registry_url=schema_registry_url))
+    return codec_for(RegistrySettings(schema_registry_url))
 
 
 def test_every_current_schema_is_registered_under_its_record_name(
@@ -70,7 +69,7 @@ def test_unknown_schema_id(codec: AvroCodec) -> None:
 def test_a_registry_that_is_down_stops_the_service_at_start_up() -> None:
     down = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
     with pytest.raises(RegistryError, match="POST /subjects/signalbox"):
-        codec_for(replace(Settings.from_env({}), schema_registry_url=down))
+        codec_for(RegistrySettings(down))
 
 
 # The client alone, through its transport seam: no registry process.

@@ -9,6 +9,9 @@ import pytest
 
 from signalbox.common.settings import (
     KafkaSettings,
+    LoggingSettings,
+    RegistrySettings,
+    SchedulerSettings,
     Settings,
     SettingsError,
     SmtpSettings,
@@ -79,13 +82,13 @@ def test_defaults_from_an_empty_environment_work_on_a_fresh_machine() -> None:
                             replication_factor=1),
         smtp=SmtpSettings(host="127.0.0.1", port=2525, username="", password="", tls="none",
                           sender="signalbox <noreply@signalbox.local>", timeout_s=15.0),
-        log_level="info", log_format="json", instance_id=socket.gethostname(),
+        logging=LoggingSettings(level="info", format="json"), instance_id=socket.gethostname(),
         bind_host="127.0.0.1", ingest_port=8080, ingest_max_body_bytes=1_048_576,
         ingest_max_batch=500, evaluator_port=8081, evaluator_store="rocksdb://",
         evaluator_data_dir=".run/evaluator", automations_file="",
         teams={"finance": "finance@example.com"}, dispatcher_port=8082,
         dispatcher_max_attempts=5, dispatcher_backoff_s=0.5, dispatcher_backoff_cap_s=30.0,
-        templates_dir="", scheduler_port=8083, tick_interval_s=60.0,
+        templates_dir="", scheduler=SchedulerSettings(port=8083, tick_interval_s=60.0),
     )
 
 
@@ -100,9 +103,10 @@ def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFi
                           password="hunter2", tls="implicit",
                           sender="Acme Billing <billing@acme.example>", timeout_s=2.5,
                           ca_file=tls_files.cert),
-        schema_registry_url="https://registry.example.com/apis/ccompat/v7",
-        schema_registry_username="signalbox", schema_registry_password="s3cret",
-        log_level="debug", log_format="console", instance_id="worker-7", bind_host="127.0.0.2",
+        registry=RegistrySettings(url="https://registry.example.com/apis/ccompat/v7",
+                                  username="signalbox", password="s3cret"),
+        logging=LoggingSettings(level="debug", format="console"), instance_id="worker-7",
+        bind_host="127.0.0.2",
         ingest_port=9080, ingest_max_body_bytes=2048, ingest_max_batch=50, ingest_auth="none",
         ingest_keys_file="/etc/signalbox/ingest-keys.json", evaluator_port=9081,
         evaluator_admin_port=9084, admin_token="admin-s3cret",
@@ -113,7 +117,7 @@ def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFi
         dispatcher_port=9082, dispatcher_max_attempts=9, dispatcher_backoff_s=0.0,
         dispatcher_backoff_cap_s=120.0, templates_dir="/etc/signalbox/templates",
         public_url="https://signalbox.acme.example", unsubscribe_secret="unsubscribe-s3cret",
-        scheduler_port=9083, tick_interval_s=0.25,
+        scheduler=SchedulerSettings(port=9083, tick_interval_s=0.25),
     )
 
 
@@ -121,8 +125,9 @@ def test_no_setting_is_left_at_its_default_by_every_variable(
         every_variable: dict[str, str]) -> None:
     """Catches a field whose variable is not read (or not listed in EVERY_VARIABLE)."""
     given, default = Settings.from_env(every_variable), Settings.from_env({})
-    for group, base in ((given, default), (given.kafka, default.kafka),
-                        (given.smtp, default.smtp)):
+    for group, base in ((given, default), *((getattr(given, f.name), getattr(default, f.name))
+                                            for f in dataclasses.fields(given)
+                                            if dataclasses.is_dataclass(getattr(given, f.name)))):
         same = [f.name for f in dataclasses.fields(group)
                 if getattr(group, f.name) == getattr(base, f.name)]
         assert same == [], f"{type(group).__name__}: not read from the environment: {same}"
@@ -141,8 +146,8 @@ def test_blank_values_mean_the_default_and_values_are_trimmed() -> None:
                                   "SMTP_TLS": "STARTTLS", "SIGNALBOX_TEAMS": " , ops=o@x ,"})
     assert settings.kafka.partitions == 4
     assert settings.smtp.host == "127.0.0.1"
-    assert settings.tick_interval_s == 2.0
-    assert (settings.log_format, settings.smtp.tls) == ("console", "starttls")
+    assert settings.scheduler.tick_interval_s == 2.0
+    assert (settings.logging.format, settings.smtp.tls) == ("console", "starttls")
     assert settings.teams == {"ops": "o@x"}
 
 
@@ -187,7 +192,7 @@ def test_a_bad_value_fails_naming_the_variable(variable: str, value: str, messag
 
 def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
-    for obj, field in ((settings, "log_level"), (settings, "kafka"),
+    for obj, field in ((settings.logging, "level"), (settings, "kafka"),
                        (settings.kafka, "partitions"), (settings.smtp, "password")):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(obj, field, None)
@@ -271,8 +276,8 @@ def test_topic_applies_the_prefix() -> None:
     assert KafkaSettings().topic("ticks") == "ticks"
     assert KafkaSettings(topic_prefix="acme.").topic("events.billing") == "acme.events.billing"
     settings = Settings.from_env({"SIGNALBOX_TOPIC_PREFIX": "acme."})
-    assert settings.evaluator_app_id == "acme.signalbox-evaluator"
-    assert settings.dispatcher_group_id == "acme.signalbox-dispatcher"
+    assert settings.kafka.evaluator_app_id == "acme.signalbox-evaluator"
+    assert settings.kafka.dispatcher_group_id == "acme.signalbox-dispatcher"
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "evaluator.internal"])

@@ -54,16 +54,16 @@ def test_catalogue_declares_every_topic_with_its_partitions_and_policy() -> None
         "acme.signalbox-evaluator-customer-state-changelog": (p, "compact"),
         "acme.signalbox-evaluator-__assignor-__leader": (1, "delete"),
     }
-    specs = catalogue(SETTINGS)
+    specs = catalogue(SETTINGS.kafka)
     assert {n: (s.partitions, s.config["cleanup.policy"]) for n, s in specs.items()} == expected
     assert all(s.name == n and s.replication_factor == 3 and s.doc for n, s in specs.items())
 
 
 def test_every_topic_constant_and_event_type_topic_is_catalogued() -> None:
-    specs = catalogue(SETTINGS)
+    specs = catalogue(SETTINGS.kafka)
     constants = {n: v for n, v in vars(topics).items() if n.isupper() and isinstance(v, str)}
     for name, value in constants.items():
-        physical = (changelog_topic(SETTINGS, value) if name.endswith("_TABLE")
+        physical = (changelog_topic(SETTINGS.kafka, value) if name.endswith("_TABLE")
                     else SETTINGS.kafka.topic(value))
         assert physical in specs, f"topics.{name} ({value!r}) is not in the catalogue"
     for t in schemas.event_types().values():
@@ -86,7 +86,7 @@ def _literal_topic_names() -> dict[str, str]:
 
 
 def test_services_name_topics_only_through_the_catalogue() -> None:
-    specs = catalogue(SETTINGS)
+    specs = catalogue(SETTINGS.kafka)
     stray = {name: where for name, where in _literal_topic_names().items()
              if SETTINGS.kafka.topic(name) not in specs}
     assert stray == {}, "declare these topics in signalbox.common.topics"
@@ -101,7 +101,7 @@ def test_the_evaluators_faust_topics_are_catalogued() -> None:
     definitions = file_definitions(SETTINGS)
     app = create_app(SETTINGS, EvaluatorShell(SETTINGS, AvroCodec(), definitions,
                                               definitions.build()))
-    specs = catalogue(SETTINGS)
+    specs = catalogue(SETTINGS.kafka)
     leader = app._leader_assignor._leader_topic_name  # type: ignore[attr-defined]
     faust_topics = {leader: 1}
     for table in app.tables.values():
@@ -128,7 +128,7 @@ def fresh(kafka_bootstrap: str, admin: AdminClient) -> Iterator[Settings]:
         bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
         partitions=2, replication_factor=1))
     yield settings
-    for fut in admin.delete_topics(list(catalogue(settings)), request_timeout=30).values():
+    for fut in admin.delete_topics(list(catalogue(settings.kafka)), request_timeout=30).values():
         try:
             fut.result()
         except KafkaException as exc:
@@ -153,7 +153,7 @@ def _configs(admin: AdminClient, specs: dict[str, TopicSpec]) -> dict[str, dict[
 
 
 def test_apply_creates_the_catalogue_once(fresh: Settings, admin: AdminClient) -> None:
-    specs = catalogue(fresh)
+    specs = catalogue(fresh.kafka)
 
     assert sorted(apply(fresh.kafka, specs.values())) == sorted(specs)
     assert apply(fresh.kafka, specs.values()) == []
@@ -173,7 +173,7 @@ def test_apply_refuses_a_topic_with_another_partition_count(
     # Metadata lags creation. A topic apply() does not see yet, it tries to create, and
     # it takes TOPIC_ALREADY_EXISTS as a concurrent apply without comparing partitions.
     _visible(admin, [ticks])
-    specs = catalogue(fresh)
+    specs = catalogue(fresh.kafka)
 
     with pytest.raises(TopicMismatch) as err:
         apply(fresh.kafka, specs.values())
@@ -187,5 +187,5 @@ def test_apply_refuses_a_topic_with_another_partition_count(
 
 def test_a_different_prefix_is_a_different_set_of_topics() -> None:
     other = replace(SETTINGS, kafka=KafkaSettings(topic_prefix="", partitions=2))
-    assert set(catalogue(other)).isdisjoint(catalogue(SETTINGS))
-    assert "ticks" in catalogue(other)
+    assert set(catalogue(other.kafka)).isdisjoint(catalogue(SETTINGS.kafka))
+    assert "ticks" in catalogue(other.kafka)

@@ -30,7 +30,7 @@ def test_readiness_follows_the_broker_and_the_log_stays_quiet(
 ) -> None:
     settings = replace(dsettings, kafka=replace(
         dsettings.kafka, bootstrap_servers=broker.bootstrap))
-    apply(KafkaSettings(bootstrap_servers=broker.bootstrap), catalogue(settings).values())
+    apply(KafkaSettings(bootstrap_servers=broker.bootstrap), catalogue(settings.kafka).values())
     env = service_env(settings, SMTP_PORT=str(smtp.port), DISPATCHER_BACKOFF_SECONDS="0.05")
     proc = start_dispatcher(env, tmp_path)
     try:

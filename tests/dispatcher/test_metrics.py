@@ -24,7 +24,7 @@ E2E = "signalbox_dispatcher_event_to_outcome_seconds"
 
 def test_metrics_of_a_running_dispatcher(dsettings: Settings, smtp: SmtpSink,
                                          tmp_path: Path) -> None:
-    k, group = dsettings.kafka, dsettings.dispatcher_group_id
+    k, group = dsettings.kafka, dsettings.kafka.dispatcher_group_id
     proc = start_dispatcher(service_env(dsettings, SMTP_PORT=str(smtp.port)), tmp_path)
     try:
         url = proc.url("/metrics")

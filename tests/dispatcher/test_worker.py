@@ -141,7 +141,7 @@ def rewind(settings: Settings) -> None:
 
     tps = [TopicPartition(k.topic(ACTIONS_COMMANDS), p, 0) for p in range(k.partitions)]
     futures = admin.alter_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(settings.dispatcher_group_id, tps)])
+        [ConsumerGroupTopicPartitions(settings.kafka.dispatcher_group_id, tps)])
     for fut in futures.values():
         fut.result()
 

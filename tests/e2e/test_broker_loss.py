@@ -35,7 +35,7 @@ def running(name: str, env: dict[str, str], tmp_path: Path,
 def test_evaluator_and_scheduler_readiness_follow_the_broker(
         broker: PrivateBroker, settings: Settings, tmp_path: Path) -> None:
     own = replace(settings, kafka=replace(settings.kafka, bootstrap_servers=broker.bootstrap))
-    apply(KafkaSettings(bootstrap_servers=broker.bootstrap), catalogue(own).values())
+    apply(KafkaSettings(bootstrap_servers=broker.bootstrap), catalogue(own.kafka).values())
     evaluator_port, scheduler_port = free_port(), free_port()
     env = service_env(own, EVALUATOR_PORT=str(evaluator_port),
                       EVALUATOR_ADMIN_PORT=str(free_port()), SCHEDULER_PORT=str(scheduler_port),

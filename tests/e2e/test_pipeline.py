@@ -10,7 +10,7 @@ import pytest
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
-from signalbox.common.settings import Settings
+from signalbox.common.settings import RegistrySettings, Settings
 from signalbox.common.topics import ACTIONS_RESULTS, EVENTS_BILLING
 from tests.support.events import payment_failed
 from tests.support.kafka import consume, drain
@@ -92,7 +92,7 @@ def test_the_pipeline_in_schema_registry_mode(
     settings: Settings, schema_registry_url: str, tmp_path: Path
 ) -> None:
     """With SCHEMA_REGISTRY_URL every service writes the Confluent wire format."""
-    registry_settings = replace(settings, schema_registry_url=schema_registry_url)
+    registry_settings = replace(settings, registry=RegistrySettings(schema_registry_url))
     with pipeline(registry_settings, tmp_path) as p:
         response = httpx.post(p.ingest_url, json=payment_failed("evt-r1", "cus-reg", contact=True),
                               timeout=30)

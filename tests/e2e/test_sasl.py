@@ -51,7 +51,7 @@ def test_the_pipeline_runs_over_sasl(
     env = service_env(sasl_settings)
     applied = signalbox("topics", "apply", env=env)
     assert applied.returncode == 0, applied.stderr
-    assert f"created {len(catalogue(sasl_settings))}:" in applied.stdout
+    assert f"created {len(catalogue(sasl_settings.kafka))}:" in applied.stdout
 
     with pipeline(sasl_settings, tmp_path) as p:
         response = httpx.post(p.ingest_url, json=[payment_failed("evt-1", "cus-ada", contact=True)],
@@ -74,7 +74,7 @@ async def test_scram_sha_256_for_both_client_libraries(
         sasl_settings: Settings, kafka_bootstrap: str) -> None:
     k = replace(sasl_settings.kafka, sasl_mechanism="SCRAM-SHA-256")
     wait_for_broker(k, timeout_s=20)
-    apply(k, catalogue(replace(sasl_settings, kafka=k)).values())  # librdkafka
+    apply(k, catalogue(k).values())  # librdkafka
     topic = k.topic(TICKS)
     producer = AIOKafkaProducer(**aiokafka_options(k), acks="all")
     await producer.start()

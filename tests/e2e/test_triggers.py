@@ -208,7 +208,7 @@ def test_timers_are_rebuilt_from_the_changelog_after_a_restart(
         settings: Settings, evaluator: Evaluator, tmp_path: Path) -> None:
     evaluator.produce(EVENTS_USAGE, [(b"cus-r", logged_in("login-r", "cus-r", T0))], partition=1)
     k = settings.kafka  # the state is stored: the login was processed
-    consume(k.bootstrap_servers, changelog_topic(settings, CUSTOMER_STATE_TABLE), 1)
+    consume(k.bootstrap_servers, changelog_topic(settings.kafka, CUSTOMER_STATE_TABLE), 1)
     assert evaluator.proc.stop() == 0
 
     restarted = ServiceProcess("evaluator", evaluator.proc.env, tmp_path / "again",
@@ -222,7 +222,7 @@ def test_timers_are_rebuilt_from_the_changelog_after_a_restart(
     [fired] = evaluator.commands(1)
     assert fired["customer_id"] == "cus-r" and epoch_ms(fired["issued_at"]) == T0 + 7 * DAY
     # The tick's state write went to the customer's own changelog partition.
-    changelog = consume(k.bootstrap_servers, changelog_topic(settings, CUSTOMER_STATE_TABLE), 2)
+    changelog = consume(k.bootstrap_servers, changelog_topic(k, CUSTOMER_STATE_TABLE), 2)
     assert {(r.key, r.partition) for r in changelog} == {(b"cus-r", 1)}
 
 
@@ -231,7 +231,7 @@ def test_a_second_worker_takes_its_partitions_timers_with_it(
     evaluator.produce(EVENTS_USAGE, [(b"cus-p0", logged_in("l0", "cus-p0", T0))], partition=0)
     evaluator.produce(EVENTS_USAGE, [(b"cus-p1", logged_in("l1", "cus-p1", T0))], partition=1)
     k = settings.kafka
-    consume(k.bootstrap_servers, changelog_topic(settings, CUSTOMER_STATE_TABLE), 2)
+    consume(k.bootstrap_servers, changelog_topic(settings.kafka, CUSTOMER_STATE_TABLE), 2)
 
     port = free_port()
     (tmp_path / "second").mkdir()
@@ -299,7 +299,7 @@ def test_a_restart_on_the_rocksdb_store_finds_its_timer_index_on_disk(
             evaluator.produce(EVENTS_USAGE, [(b"cus-r", logged_in("login-r", "cus-r", T0))],
                               partition=1)
             consume(settings.kafka.bootstrap_servers,
-                    changelog_topic(settings, CUSTOMER_STATE_TABLE), 1)
+                    changelog_topic(settings.kafka, CUSTOMER_STATE_TABLE), 1)
             wait_for_one_login(proc)
             assert proc.stop() == 0
     indexed = [json.loads(line) for line in runs[1].log_path.read_text().splitlines()

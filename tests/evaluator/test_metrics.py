@@ -68,13 +68,13 @@ def test_a_worker_exports_only_the_partitions_it_owns(settings: Settings,
         assert partitions(alone, "signalbox_evaluator_timers") == every
         # The ticks read and committed by the Faust consumer: lag 0 from committed offsets
         # (were the group's commits not found, each ticks partition would stay at 1).
-        ticks_lag = {"group": settings.evaluator_app_id, "topic": k.topic(TICKS)}
+        ticks_lag = {"group": settings.kafka.evaluator_app_id, "topic": k.topic(TICKS)}
         until(a.url("/metrics"), lambda s: all(
             value(s, "signalbox_consumer_lag_records", partition=p, **ticks_lag) == 0
             for p in every), 30)
         assert {(x["group"], x["topic"]) for x in labelled(
             alone, "signalbox_consumer_lag_records")} == {
-            (settings.evaluator_app_id, t) for t in inputs}
+            (settings.kafka.evaluator_app_id, t) for t in inputs}
         [build] = labelled(alone, "signalbox_build_info")
         assert build["service"] == "evaluator"
         # Series of counters exist before their first event: per event type, per automation.

@@ -30,7 +30,7 @@ class Worker:
         k = settings.kafka
         self.replayed = 0
         self.app = faust.App(
-            settings.evaluator_app_id, broker=faust_broker(k), store=store, datadir=datadir,
+            settings.kafka.evaluator_app_id, broker=faust_broker(k), store=store, datadir=datadir,
             topic_partitions=k.partitions, topic_allow_declare=False, web_enabled=False,
             key_serializer="raw", value_serializer="raw", processing_guarantee="at_least_once")
         self.table = self.app.Table(CUSTOMER_STATE_TABLE, partitions=k.partitions,
@@ -67,7 +67,7 @@ async def running(settings: Settings, store: str, datadir: Path) -> AsyncIterato
 
 def changelog(settings: Settings, partition: int, records: list[tuple[bytes, bytes]]) -> None:
     k = settings.kafka
-    produce(k.bootstrap_servers, changelog_topic(settings, CUSTOMER_STATE_TABLE), records,
+    produce(k.bootstrap_servers, changelog_topic(settings.kafka, CUSTOMER_STATE_TABLE), records,
             partition=partition)
 
 
@@ -91,7 +91,7 @@ async def test_rocksdb_scan_reads_each_partition_database(
         k = settings.kafka  # a live write lands in the database of its input's partition
         produce(k.bootstrap_servers, k.topic(EVENTS_BILLING), [(b"cus-d", b"state d")], 1)
         await asyncio.to_thread(consume, k.bootstrap_servers,  # the loop runs the agent
-                                changelog_topic(settings, CUSTOMER_STATE_TABLE), 4)
+                                changelog_topic(settings.kafka, CUSTOMER_STATE_TABLE), 4)
         assert (1, b"cus-d", b"state d") in worker.scan([1])
 
 
@@ -116,7 +116,7 @@ async def test_memory_scan_yields_what_recovery_loaded(
         produce(k.bootstrap_servers, k.topic(EVENTS_BILLING), [(b"cus-a", b"state a2"),
                                                                (b"cus-e", b"state e")], 0)
         await asyncio.to_thread(consume, k.bootstrap_servers,
-                                changelog_topic(settings, CUSTOMER_STATE_TABLE), 5)
+                                changelog_topic(settings.kafka, CUSTOMER_STATE_TABLE), 5)
         # A loaded key shows its current value; a key the agent added has no partition
         # in the memory store, so the scan cannot attribute it (documented limit).
         assert worker.scan([0]) == [(0, b"cus-a", b"state a2"), (0, b"cus-c", b"state c")]

@@ -35,7 +35,7 @@ OUTAGE_S = 3.0
 def own(broker: PrivateBroker, settings: Settings) -> Settings:
     """The test's settings on its own broker, with the topic catalogue applied there."""
     s = replace(settings, kafka=replace(settings.kafka, bootstrap_servers=broker.bootstrap))
-    apply(KafkaSettings(bootstrap_servers=broker.bootstrap), catalogue(s).values())
+    apply(KafkaSettings(bootstrap_servers=broker.bootstrap), catalogue(s.kafka).values())
     return s
 
 

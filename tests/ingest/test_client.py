@@ -12,7 +12,7 @@ from signalbox.client import EventClient, EventTooLarge, InvalidEvents
 from signalbox.common import schemas
 from signalbox.common.codec import CONFLUENT_MAGIC, MAGIC
 from signalbox.common.registry import codec_for
-from signalbox.common.settings import Settings
+from signalbox.common.settings import RegistrySettings, Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE
 from signalbox.ingest import KafkaEventProducer
 from signalbox.ingest.records import PRODUCER_HEADER
@@ -31,7 +31,7 @@ async def _same_as_ingest(settings: Settings, producer: KafkaEventProducer,
     http = await make_client(settings, producer)
     response = await http.post("/v1/events", json={**event, "event_id": "via-http"})
     assert response.status == 202
-    codec = codec_for(settings)
+    codec = codec_for(settings.registry)
     client_record, http_record = await read_topic(settings, EVENTS_BILLING)
     assert client_record.key == http_record.key == b"cus_1"
     assert list(client_record.headers) == list(http_record.headers) == [(PRODUCER_HEADER, b"tests")]
@@ -52,11 +52,11 @@ async def test_records_match_ingest_in_single_object_encoding(
 async def test_records_match_ingest_with_the_registry(
         settings: Settings, schema_registry_url: str, producer: KafkaEventProducer,
         make_client: ClientFactory) -> None:
-    registry = replace(settings, schema_registry_url=schema_registry_url)
+    registry = replace(settings, registry=RegistrySettings(schema_registry_url))
     await _same_as_ingest(registry, producer, make_client, payment_failed())
     [record, _] = await read_topic(settings, EVENTS_BILLING)
     assert record.value[:1] == CONFLUENT_MAGIC
-    assert codec_for(registry).decode(schemas.EVENT, record.value)["event_id"] == "evt_1"
+    assert codec_for(registry.registry).decode(schemas.EVENT, record.value)["event_id"] == "evt_1"
 
 
 async def test_each_type_goes_to_its_topic(settings: Settings) -> None:
