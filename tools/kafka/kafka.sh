@@ -23,9 +23,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=../lib/daemon.sh
+source "$here/../lib/daemon.sh"  # repo, cache, log, running, port_open, daemon_*
 version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
-cache="${SIGNALBOX_CACHE:-$HOME/.cache/signalbox}"
 libs="$cache/kafka-$version/libs"
 home="${KAFKA_HOME_DIR:-$repo/.run/kafka}"
 port="${KAFKA_PORT:-9092}"
@@ -36,14 +36,6 @@ sasl_user="${KAFKA_SASL_USER:-signalbox}"
 sasl_password="${KAFKA_SASL_USER_PASSWORD:-signalbox-secret}"
 pidfile="$home/kafka.pid"
 logfile="$home/logs/server.log"
-
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-running() {
-  [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
-}
 
 install() {
   if [[ -f "$libs/.complete" ]]; then return 0; fi
@@ -137,6 +129,9 @@ format_storage() {
     || { cat "$home/logs/format.log" >&2; exit 1; }
 }
 
+# Both client listeners accept connections.
+listening() { port_open "$port" && { [[ -z "$sasl_port" ]] || port_open "$sasl_port"; }; }
+
 start() {
   if running && port_open "$port"; then
     log "already running (pid $(cat "$pidfile")) on 127.0.0.1:$port"
@@ -149,40 +144,10 @@ start() {
   write_config
   format_storage
   log "starting Apache Kafka $version on 127.0.0.1:$port (log: $logfile)"
-  nohup bash -c "$(declare -f java_cmd); home='$home' heap='$heap' libs='$libs' \
-    java_cmd kafka.Kafka '$home/config/server.properties'" \
-    >"$home/logs/stdout.log" 2>&1 < /dev/null &
-  echo $! > "$pidfile"
-  local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-90}))
-  until port_open "$port" && { [[ -z "$sasl_port" ]] || port_open "$sasl_port"; }; do
-    if ! running; then
-      log "broker exited during start-up; last lines of $logfile:"
-      tail -n 30 "$logfile" >&2 2>/dev/null || tail -n 30 "$home/logs/stdout.log" >&2
-      exit 1
-    fi
-    if (( SECONDS > deadline )); then log "broker did not open $port $sasl_port in time"; exit 1; fi
-    sleep 0.5
-  done
+  daemon_spawn "$home/logs/stdout.log" bash -c "$(declare -f java_cmd); home='$home' \
+    heap='$heap' libs='$libs' java_cmd kafka.Kafka '$home/config/server.properties'"
+  daemon_await "${KAFKA_START_TIMEOUT:-90}" "did not open $port $sasl_port" listening
   log "ready on 127.0.0.1:$port${sasl_port:+ (SASL_PLAINTEXT on 127.0.0.1:$sasl_port)}"
-}
-
-stop() {
-  if ! running; then log "not running"; rm -f "$pidfile"; return 0; fi
-  local pid; pid="$(cat "$pidfile")"
-  # Signal the JVM (child of the nohup shell) and the shell itself.
-  pkill -TERM -P "$pid" 2>/dev/null || true
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do
-    running || break
-    sleep 0.5
-  done
-  if running; then
-    log "did not stop in 30 s; killing"
-    pkill -KILL -P "$pid" 2>/dev/null || true
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
-  log "stopped"
 }
 
 status() {
@@ -196,7 +161,7 @@ status() {
 case "${1:-}" in
   install) install ;;
   start) start ;;
-  stop) stop ;;
+  stop) daemon_stop 30 ;;
   status) status ;;
   logs) echo "$logfile" ;;
   *) echo "usage: $0 {install|start|stop|status|logs}" >&2; exit 2 ;;

@@ -14,17 +14,14 @@
 # 9090), PROMETHEUS_HOME_DIR (default <repo>/.run/prometheus: its data and log).
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-cache="${SIGNALBOX_CACHE:-$HOME/.cache/signalbox}"
+# shellcheck source-path=SCRIPTDIR source=../lib/daemon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemon.sh"  # repo, cache, log, running, daemon_*
 dist="$cache/prometheus-debian"
 home="${PROMETHEUS_HOME_DIR:-$repo/.run/prometheus}"
 port="${PROMETHEUS_PORT:-9090}"
 pidfile="$home/prometheus.pid"
 logfile="$home/prometheus.log"
 url="http://127.0.0.1:$port"
-
-log() { printf 'prometheus.sh: %s\n' "$*" >&2; }
 
 download() {  # into the current directory; apt's lists may be missing on a new machine
   # As root, apt downloads as its sandbox user, who cannot write to a private temp dir.
@@ -57,40 +54,25 @@ install() {
   log "installed prometheus $(cat "$dist/VERSION") in $dist/bin"
 }
 
-running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
-answers() { curl -fsS -o /dev/null "$url/-/ready" 2>/dev/null; }
+answers() { http_ok "$url/-/ready"; }
 
 start() {
   if running && answers; then log "already running on $url"; return 0; fi
   install
   mkdir -p "$home"
   log "starting Prometheus on $url (log: $logfile)"
-  nohup "$dist/bin/prometheus" --config.file="$repo/deploy/prometheus/prometheus.local.yml" \
-    --storage.tsdb.path="$home/data" --web.listen-address="127.0.0.1:$port" \
-    >"$logfile" 2>&1 </dev/null &
-  echo $! > "$pidfile"
-  for _ in $(seq 1 60); do
-    answers && { log "ready on $url (alerts: $url/alerts)"; return 0; }
-    running || { log "prometheus exited; last lines:"; tail -n 20 "$logfile" >&2; exit 1; }
-    sleep 0.5
-  done
-  log "prometheus did not answer in 30 s"; exit 1
-}
-
-stop() {
-  if ! running; then log "not running"; rm -f "$pidfile"; return 0; fi
-  local pid; pid="$(cat "$pidfile")"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do running || break; sleep 0.5; done
-  running && kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$pidfile"; log "stopped"
+  daemon_spawn "$logfile" "$dist/bin/prometheus" \
+    --config.file="$repo/deploy/prometheus/prometheus.local.yml" \
+    --storage.tsdb.path="$home/data" --web.listen-address="127.0.0.1:$port"
+  daemon_await 30 "did not answer" answers
+  log "ready on $url (alerts: $url/alerts)"
 }
 
 case "${1:-}" in
   install) install ;;
   bin) install; echo "$dist/bin" ;;
   start) start ;;
-  stop) stop ;;
+  stop) daemon_stop 20 ;;
   status) if running && answers; then echo "running $url"; else echo "not running"; exit 1; fi ;;
   *) echo "usage: $0 {install|bin|start|stop|status}" >&2; exit 2 ;;
 esac

@@ -9,13 +9,12 @@
 # Clients use http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=../lib/daemon.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/daemon.sh"  # repo, cache, log, running, daemon_*
 # 3.0.x is the newest line that runs on Java 17 (3.3.x needs 21; there is no 3.1.x
 # on Maven Central). Its parent pom is not published, so the one artifact is
 # fetched on its own (non-transitively): the tar.gz is self-contained.
 version="${APICURIO_VERSION:-3.0.9}"
-cache="${SIGNALBOX_CACHE:-$HOME/.cache/signalbox}"
 dist="$cache/apicurio-$version"
 home="${REGISTRY_HOME_DIR:-$repo/.run/registry}"
 port="${REGISTRY_PORT:-8085}"
@@ -23,9 +22,7 @@ pidfile="$home/registry.pid"
 logfile="$home/registry.log"
 url="http://127.0.0.1:$port/apis/ccompat/v7"
 
-log() { printf 'registry.sh: %s\n' "$*" >&2; }
-running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
-answers() { curl -fsS -o /dev/null "$url/subjects" 2>/dev/null; }
+answers() { http_ok "$url/subjects"; }
 
 install() {
   if [[ -f "$dist/.complete" ]]; then return 0; fi
@@ -49,33 +46,17 @@ start() {
   done
   [[ -n "$jar" ]] || { log "no runnable jar in $dist"; exit 1; }
   log "starting Apicurio Registry $version on $url (log: $logfile)"
-  # Only the JVM goes to the background, with every stream redirected: a caller
-  # reading this script's output (a test fixture) must not wait on the registry.
   cd "$home"
   QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$port" \
-    nohup java -Xms64m -Xmx384m -jar "$jar" >"$logfile" 2>&1 </dev/null &
-  echo $! > "$pidfile"
-  for _ in $(seq 1 120); do
-    answers && { log "ready on $url"; return 0; }
-    running || { log "registry exited; last lines:"; tail -n 20 "$logfile" >&2; exit 1; }
-    sleep 0.5
-  done
-  log "registry did not answer in 60 s"; exit 1
-}
-
-stop() {
-  if ! running; then log "not running"; rm -f "$pidfile"; return 0; fi
-  local pid; pid="$(cat "$pidfile")"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do running || break; sleep 0.5; done
-  running && kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$pidfile"; log "stopped"
+    daemon_spawn "$logfile" java -Xms64m -Xmx384m -jar "$jar"
+  daemon_await 60 "did not answer" answers
+  log "ready on $url"
 }
 
 case "${1:-}" in
   install) install ;;
   start) start ;;
-  stop) stop ;;
+  stop) daemon_stop 20 ;;
   status) if running && answers; then echo "running $url"; else echo "not running"; exit 1; fi ;;
   *) echo "usage: $0 {install|start|stop|status}" >&2; exit 2 ;;
 esac
