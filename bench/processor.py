@@ -21,6 +21,7 @@ from typing import Any
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
+from signalbox.common.commands import command_to_record
 from signalbox.common.deadletter import Letter
 from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import (
@@ -36,7 +37,6 @@ from signalbox.evaluator.main import file_definitions
 from signalbox.evaluator.partition_timers import PartitionTimers
 from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.records import (
-    command_to_record,
     event_from_record,
     state_to_record,
 )

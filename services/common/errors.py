@@ -18,15 +18,15 @@ structured details (``errors``, ``problems``, ``status``…) next to the payload
 The tree (a test walks the package and checks that every exception derives from the root)::
 
     SignalboxError
-    ├── common:     DecodeError, EncodeError, ConfigError (ValueError); RegistryError,
-    │               TopicMismatch (RuntimeError); SettingsError (ValueError)
+    ├── common:     DecodeError, EncodeError, ConfigError, CommandError (ValueError);
+    │               RegistryError, TopicMismatch (RuntimeError); SettingsError (ValueError)
     │               └── KafkaRefused
     ├── client:     EventTooLarge (ValueError)
     ├── ingest:     InvalidJson, InvalidEvents, KeyFileError, MappingError,
     │               PayloadError (ValueError); LimitUnknown, ProduceError (RuntimeError)
     ├── evaluator:  AutomationError, InputRejected, SimulationInputError (ValueError);
     │               UnsupportedStore (TypeError); ApprovalConflict
-    └── dispatcher: CommandError, HeaderError, BadSignature,
+    └── dispatcher: HeaderError, BadSignature,
                     BadToken (ValueError); PreviewError; LedgerWriteFailed; email._Failed
                     DeliveryError
                     ├── TransientError

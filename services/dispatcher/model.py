@@ -10,6 +10,7 @@ from typing import Any
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
 from signalbox.common.codec import union_branch
+from signalbox.common.commands import MAX_ID_CHARS, CommandError
 from signalbox.common.errors import SignalboxError
 
 
@@ -69,17 +70,6 @@ class InDoubtError(DeliveryError):
     """The effect may or may not have happened (connection lost during data): never resend."""
 
     what = "delivery (in doubt)"
-
-
-#: The longest id a command may carry (ingest accepts ids up to 256 characters; command ids
-#: are 32 hex digits). Ids go into ledger keys, results and logs: bounded, they always fit.
-MAX_ID_CHARS = 256
-
-
-class CommandError(SignalboxError, ValueError):
-    """A decoded command the dispatcher must not act on (the reason says which field)."""
-
-    what = "command"
 
 
 def command_from_record(record: Mapping[str, Any]) -> Command:

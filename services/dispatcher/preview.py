@@ -31,6 +31,7 @@ from typing import Any, cast
 from signalbox.common import schemas
 from signalbox.common.clock import FixedClock, SystemClock
 from signalbox.common.codec import AvroCodec
+from signalbox.common.commands import command_to_record
 from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.email import EmailChannel
@@ -41,7 +42,6 @@ from signalbox.evaluator.definitions import load_file
 from signalbox.evaluator.engine import AutomationError, AutomationSet, Decision
 from signalbox.evaluator.engine import Command as EngineCommand
 from signalbox.evaluator.engine.model import Event
-from signalbox.evaluator.records import command_to_record
 from signalbox.evaluator.simulate import (
     Simulation,
     SimulationInputError,

@@ -47,6 +47,7 @@ from signalbox.common import schemas
 from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.clock import Clock, SystemClock
 from signalbox.common.codec import AvroCodec
+from signalbox.common.commands import CommandError
 from signalbox.common.deadletter import DEFAULT_MAX_MESSAGE_BYTES, topic_max_message_bytes
 from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import aiokafka_options
@@ -83,7 +84,6 @@ from signalbox.dispatcher.ledger import KafkaLedger, Ledger
 from signalbox.dispatcher.model import (
     ATTEMPTING,
     Command,
-    CommandError,
     Delivery,
     Outcome,
     command_from_record,

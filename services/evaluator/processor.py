@@ -40,6 +40,7 @@ import structlog
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, DecodeError, EncodeError
+from signalbox.common.commands import command_to_record
 from signalbox.common.deadletter import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Letter,
@@ -62,7 +63,7 @@ from signalbox.evaluator.engine import (
     evaluate,
 )
 from signalbox.evaluator.partition_timers import Timers, due_of, timers_digest
-from signalbox.evaluator.records import command_to_record, event_from_record, tick_from_record
+from signalbox.evaluator.records import event_from_record, tick_from_record
 from signalbox.evaluator.store import INT_MAX, StateStore
 
 log = structlog.get_logger(__name__)

@@ -1,4 +1,7 @@
-"""Avro records ↔ engine values. Pure functions; the codec does the bytes."""
+"""Avro records ↔ engine values. Pure functions; the codec does the bytes.
+
+Commands have their own codec, shared with the dispatcher: :mod:`signalbox.common.commands`.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +12,18 @@ from typing import Any
 
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
+from signalbox.common.commands import TriggerInfo, command_from_json, command_to_json
 from signalbox.evaluator.engine import (
     Agreement,
     Appointment,
-    ChannelCommand,
-    Command,
-    CrmCommand,
     CustomerState,
-    EmailCommand,
     Event,
-    ExportCommand,
     OpenInvoice,
     OpenTask,
     PendingApproval,
     Profile,
-    SmsCommand,
     Tick,
-    TriggerInfo,
     UsagePeriod,
-    WebhookCommand,
 )
 from signalbox.evaluator.engine.state import event_digest, remember
 
@@ -182,85 +178,3 @@ def _pending_from_record(r: Mapping[str, Any]) -> PendingApproval:
         expires_at=r.get("expires_at"),
         on_expiry="approve" if r.get("on_expiry") == "approve" else "reject",
     )
-
-
-# -- commands -------------------------------------------------------------------------
-
-
-def _action_record(a: ChannelCommand) -> tuple[str, dict[str, Any]]:
-    if isinstance(a, EmailCommand | SmsCommand):
-        return (schemas.EMAIL_ACTION if isinstance(a, EmailCommand) else schemas.SMS_ACTION,
-                {"to": list(a.to), "audience": a.audience, "template": a.template,
-                 "locale": a.locale, "variables": dict(a.variables)})
-    if isinstance(a, WebhookCommand):
-        return schemas.WEBHOOK_ACTION, {"endpoint": a.endpoint, "event": a.event,
-                                        "variables": dict(a.variables)}
-    if isinstance(a, CrmCommand):
-        return schemas.CRM_ACTION, {"connection": a.connection, "operation": a.operation,
-                                    "params": dict(a.params), "variables": dict(a.variables)}
-    return schemas.EXPORT_ACTION, {"target": a.target, "format": a.format,
-                                   "filename": a.filename, "record": dict(a.record)}
-
-
-def _action_value(branch: str, r: Mapping[str, Any]) -> ChannelCommand:
-    if branch in (schemas.EMAIL_ACTION, schemas.SMS_ACTION):
-        kind = EmailCommand if branch == schemas.EMAIL_ACTION else SmsCommand
-        return kind(tuple(r["to"]), r["audience"], r["template"], r.get("locale"),
-                    dict(r.get("variables") or {}))
-    if branch == schemas.WEBHOOK_ACTION:
-        return WebhookCommand(r["endpoint"], r["event"], dict(r.get("variables") or {}))
-    if branch == schemas.CRM_ACTION:
-        return CrmCommand(r["operation"], dict(r.get("params") or {}),
-                          dict(r.get("variables") or {}), r.get("connection", "default"))
-    if branch == schemas.EXPORT_ACTION:
-        return ExportCommand(r["target"], r["format"], r["filename"], dict(r["record"]))
-    raise ValueError(f"unknown action branch {branch!r}")
-
-
-def command_to_record(command: Command) -> dict[str, Any]:
-    """The ``signalbox.ActionCommand`` record (the action as a (branch, fields) pair)."""
-    return {
-        "command_id": command.command_id,
-        "automation_id": command.automation_id,
-        "automation_version": command.automation_version,
-        "action_index": command.action_index,
-        "customer_id": command.customer_id,
-        "issued_at": command.issued_at,
-        "trigger": {
-            "type": command.trigger.type,
-            "occurrence": command.trigger.occurrence,
-            "facts": dict(command.trigger.facts),
-        },
-        "action": _action_record(command.action),
-        "customer_timezone": command.customer_timezone,
-        "critical": command.critical,
-    }
-
-
-def command_from_record(record: Mapping[str, Any]) -> Command:
-    branch, fields = record["action"]
-    trigger = record["trigger"]
-    return Command(
-        command_id=record["command_id"],
-        automation_id=record["automation_id"],
-        automation_version=record["automation_version"],
-        action_index=record["action_index"],
-        customer_id=record["customer_id"],
-        issued_at=epoch_ms(record["issued_at"]),
-        trigger=TriggerInfo(trigger["type"], trigger["occurrence"],
-                            dict(trigger.get("facts") or {})),
-        action=_action_value(branch, fields),
-        customer_timezone=record.get("customer_timezone"),
-        critical=record.get("critical", False),
-    )
-
-
-def command_to_json(command: Command) -> dict[str, Any]:
-    """The command record as JSON-ready data (the action union as ``[branch, fields]``)."""
-    record = command_to_record(command)
-    record["action"] = list(record["action"])
-    return record
-
-
-def command_from_json(data: Mapping[str, Any]) -> Command:
-    return command_from_record({**data, "action": tuple(data["action"])})

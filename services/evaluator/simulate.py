@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
+from signalbox.common.commands import command_to_record
 from signalbox.common.errors import SignalboxError
 from signalbox.evaluator.engine import (
     ApprovalOutcome,
@@ -39,7 +40,7 @@ from signalbox.evaluator.engine import (
     evaluate,
     next_due,
 )
-from signalbox.evaluator.records import command_to_record, event_from_record
+from signalbox.evaluator.records import event_from_record
 from signalbox.ingest.validation import InvalidEvents, InvalidJson, decode_json, validate_batch
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")

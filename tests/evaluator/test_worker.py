@@ -10,6 +10,7 @@ import pytest
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
+from signalbox.common.commands import MessageCommand, command_from_record
 from signalbox.common.settings import Settings
 from signalbox.common.topics import (
     ACTIONS_COMMANDS,
@@ -17,7 +18,6 @@ from signalbox.common.topics import (
     EVENTS_BILLING,
     EVENTS_DLQ,
 )
-from signalbox.dispatcher.model import command_from_record
 from signalbox.evaluator.definitions import AUTOMATION, Stored, record_from_stored
 from signalbox.evaluator.main import file_definitions
 from tests.support.events import payment_failed_record
@@ -68,10 +68,10 @@ def test_poison_record_is_dead_lettered_and_processing_continues(
     assert "single-object" in garbage["reason"]
     # The good record between the two bad ones was processed: customer email + finance alert.
     commands = consume(bootstrap, k.topic(ACTIONS_COMMANDS), 2)
-    decoded_cmds = [command_from_record(codec.decode(schemas.ACTION_COMMAND, r.value))
-                    for r in commands]
-    assert {c.action["template"] for c in decoded_cmds} == {
-        "payment_failed", "payment_failed_alert"}
+    actions = [command_from_record(codec.decode(schemas.ACTION_COMMAND, r.value)).action
+               for r in commands]
+    assert {(a.channel, a.template) for a in actions if isinstance(a, MessageCommand)} == {
+        ("email", "payment_failed"), ("email", "payment_failed_alert")}
     assert all(r.key == b"cus-1" for r in commands)
     assert evaluator.proc is not None and evaluator.proc.poll() is None
 

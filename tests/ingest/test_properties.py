@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
+from signalbox.common.commands import command_to_record
 from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import CustomerState, Event, Tick, evaluate, next_due
 from signalbox.evaluator.main import file_definitions
 from signalbox.evaluator.records import (
-    command_to_record,
     event_from_record,
     state_from_record,
     state_to_record,

@@ -3,9 +3,20 @@
 No Kafka, no clock, no network: the same input gives the same output, byte for
 byte, whether it runs in the Faust agent, in ``signalbox simulate`` or in a test.
 ``next_due`` tells the shell when a customer next needs a tick and ``TimerIndex``
-finds the due customers of a tick without looking at the others.
+finds the due customers of a tick without looking at the others. The command types
+are the shared contract of :mod:`signalbox.common.commands`, re-exported here.
 """
 
+from signalbox.common.commands import (
+    ChannelCommand,
+    Command,
+    CrmCommand,
+    EmailCommand,
+    ExportCommand,
+    SmsCommand,
+    TriggerInfo,
+    WebhookCommand,
+)
 from signalbox.evaluator.engine.actions import (
     Action,
     AlertAction,
@@ -35,23 +46,15 @@ from signalbox.evaluator.engine.model import (
     Appointment,
     ApprovalOutcome,
     ApprovalRequest,
-    ChannelCommand,
-    Command,
-    CrmCommand,
     CustomerState,
     Decision,
-    EmailCommand,
     Event,
-    ExportCommand,
     OpenInvoice,
     OpenTask,
     PendingApproval,
     Profile,
-    SmsCommand,
     Tick,
-    TriggerInfo,
     UsagePeriod,
-    WebhookCommand,
 )
 from signalbox.evaluator.engine.timer_index import TimerIndex
 from signalbox.evaluator.engine.timers import NEXT_DUE_RULES, Occurrence, next_due

@@ -15,6 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from signalbox.common.commands import (
+    ChannelCommand,
+    Command,
+    CrmCommand,
+    EmailCommand,
+    ExportCommand,
+    SmsCommand,
+    TriggerInfo,
+    WebhookCommand,
+)
 from signalbox.evaluator.engine.actions import (
     Action,
     AlertAction,
@@ -29,19 +39,7 @@ from signalbox.evaluator.engine.actions import (
 )
 from signalbox.evaluator.engine.automations import Automation
 from signalbox.evaluator.engine.limits import clip
-from signalbox.evaluator.engine.model import (
-    ApprovalRequest,
-    ChannelCommand,
-    Command,
-    CrmCommand,
-    CustomerState,
-    EmailCommand,
-    ExportCommand,
-    PendingApproval,
-    SmsCommand,
-    TriggerInfo,
-    WebhookCommand,
-)
+from signalbox.evaluator.engine.model import ApprovalRequest, CustomerState, PendingApproval
 from signalbox.evaluator.engine.state import with_tags_added
 from signalbox.evaluator.engine.template_variables import TIME_SUFFIXES
 

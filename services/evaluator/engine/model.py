@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from signalbox.common.commands import Command, TriggerInfo
+
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
@@ -103,82 +105,6 @@ class OpenTask:
     title: str
     known_at: int
     due_at: int | None = None
-
-
-@dataclass(frozen=True)
-class TriggerInfo:
-    """Why a command was issued: the trigger, its occurrence and the facts that matched."""
-
-    type: str
-    occurrence: str
-    facts: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MessageCommand:
-    """A message (email or SMS): to the customer, or internal (alerts, fixed recipients)."""
-
-    to: tuple[str, ...]
-    audience: Literal["customer", "internal"]
-    template: str
-    locale: str | None
-    variables: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class EmailCommand(MessageCommand):
-    channel = "email"
-
-
-@dataclass(frozen=True)
-class SmsCommand(MessageCommand):
-    channel = "sms"
-
-
-@dataclass(frozen=True)
-class WebhookCommand:
-    endpoint: str
-    event: str
-    variables: Mapping[str, str]
-
-    channel = "webhook"
-
-
-@dataclass(frozen=True)
-class CrmCommand:
-    operation: str
-    params: Mapping[str, str]
-    variables: Mapping[str, str]
-    connection: str = "default"
-
-    channel = "crm"
-
-
-@dataclass(frozen=True)
-class ExportCommand:
-    target: str
-    format: Literal["csv", "jsonl"]
-    filename: str
-    record: Mapping[str, str]
-
-    channel = "export"
-
-
-ChannelCommand = EmailCommand | SmsCommand | WebhookCommand | CrmCommand | ExportCommand
-
-
-@dataclass(frozen=True)
-class Command:
-    command_id: str
-    automation_id: str
-    automation_version: int
-    action_index: int
-    customer_id: str
-    issued_at: int
-    trigger: TriggerInfo
-    action: ChannelCommand
-    customer_timezone: str | None = None
-    critical: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
+from signalbox.common.commands import MessageCommand, command_from_record, command_to_record
 from signalbox.evaluator.engine import (
     ApprovalOutcome,
     ApprovalRequest,
@@ -29,10 +30,8 @@ from signalbox.evaluator.engine import (
     next_due,
     parse_automations,
 )
-from signalbox.evaluator.engine.model import DAY_MS, HOUR_MS, MINUTE_MS, MessageCommand
+from signalbox.evaluator.engine.model import DAY_MS, HOUR_MS, MINUTE_MS
 from signalbox.evaluator.records import (
-    command_from_record,
-    command_to_record,
     event_from_record,
     state_from_record,
     state_to_record,

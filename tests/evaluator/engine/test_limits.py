@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signalbox.evaluator.engine import CustomerState, Decision, Event, Tick, evaluate
+from signalbox.evaluator.engine import CustomerState, Decision, Event, Tick, TriggerInfo, evaluate
 from signalbox.evaluator.engine.limits import (
     CAPS,
     MAX_APPROVALS,
@@ -29,7 +29,6 @@ from signalbox.evaluator.engine.model import (
     OpenTask,
     PendingApproval,
     Profile,
-    TriggerInfo,
     UsagePeriod,
 )
 from signalbox.evaluator.records import state_from_record, state_to_record
