@@ -62,41 +62,51 @@ def _mapping(spec: str) -> SourceMapping:
                         else spec)
 
 
+def _say(action: str, *lines: str) -> None:
+    """Each line on stderr as ``signalbox sources <action>: <line>``."""
+    for line in lines:
+        print(f"signalbox sources {action}: {line}", file=sys.stderr)
+
+
+def _refuse(action: str, *problems: str) -> int:
+    """Say why the input cannot be used; the exit status for unusable input, 2."""
+    _say(action, *problems)
+    return 2
+
+
+def _mapping_problems(exc: MappingError) -> list[str]:
+    return [f"{exc.source}: {error}" for error in exc.errors]
+
+
 def _test(args: argparse.Namespace, out: TextIO) -> int:
     try:
         mapping = _mapping(args.mapping)
     except MappingError as exc:
-        for error in exc.errors:
-            print(f"signalbox sources test: {exc.source}: {error}", file=sys.stderr)
-        return 2
+        return _refuse("test", *_mapping_problems(exc))
     try:
         payload = decode_json(Path(args.payload).read_bytes())
     except OSError as exc:
-        print(f"signalbox sources test: {args.payload}: {exc.strerror}", file=sys.stderr)
-        return 2
+        return _refuse("test", f"{args.payload}: {exc.strerror}")
     except InvalidJson as exc:
-        print(f"signalbox sources test: {args.payload}: {exc.problem.reason}", file=sys.stderr)
-        return 2
+        return _refuse("test", f"{args.payload}: {exc.problem.reason}")
     headers = dict(h.split("=", 1) for h in args.header if "=" in h)
     try:
         result = translate(mapping, payload, headers)
     except PayloadError as exc:
-        print(f"signalbox sources test: {args.payload}: {exc.where}: {exc.why}",
-              file=sys.stderr)
+        _say("test", f"{args.payload}: {exc.where}: {exc.why}")
         return 1
     if not result.events:
         why = "no rule's condition held" if result.mapped else "the mapping does not use it"
-        print(f"signalbox sources test: {result.source_type} {result.source_id}: no event "
-              f"({why}); the webhook would be answered 200", file=sys.stderr)
+        _say("test", f"{result.source_type} {result.source_id}: no event ({why}); the webhook "
+                     "would be answered 200")
         return 0
     json.dump(list(result.events), out, indent=2)
     out.write("\n")
     try:
         validate_batch(list(result.events), received_at=0)
     except InvalidEvents as exc:
-        for problem in exc.problems:
-            print(f"signalbox sources test: ingest would refuse it (400): {problem.path}: "
-                  f"{problem.reason}", file=sys.stderr)
+        _say("test", *(f"ingest would refuse it (400): {problem.path}: {problem.reason}"
+                       for problem in exc.problems))
         return 1
     return 0
 
@@ -193,29 +203,22 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
             found = load_sources().get(args.source)
             mapping = found.mapping if found is not None else None
     except MappingError as exc:
-        for error in exc.errors:
-            print(f"signalbox sources replay: {exc.source}: {error}", file=sys.stderr)
-        return 2
+        return _refuse("replay", *_mapping_problems(exc))
     if mapping is None:
-        print(f"signalbox sources replay: no source named {args.source!r} (built in: "
-              f"{', '.join(BUILTIN)}; or give --mapping)", file=sys.stderr)
-        return 2
+        return _refuse("replay", f"no source named {args.source!r} (built in: "
+                                 f"{', '.join(BUILTIN)}; or give --mapping)")
     report = ReplayReport()
     try:
         with open(args.file, encoding="utf-8") as lines:
             events = plan_replay(mapping, read_payloads(lines, args.file), report)
     except OSError as exc:
-        print(f"signalbox sources replay: {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
-    except InvalidJson as exc:
-        print(f"signalbox sources replay: {exc.problem.reason}", file=sys.stderr)
-        return 2
-    for problem in report.problems:
-        print(f"signalbox sources replay: {problem}", file=sys.stderr)
+        return _refuse("replay", f"{args.file}: {exc.strerror}")
+    except InvalidJson as exc:  # its reason starts with file:line
+        return _refuse("replay", exc.problem.reason)
+    _say("replay", *report.problems)
     asyncio.run(_produce(settings, mapping.source, events, report))
     counts = ", ".join(f"{n} {k}" for k, n in sorted(report.outcomes.items()))
-    print(f"signalbox sources replay: {report.produced} events produced "
-          f"({counts or 'no payloads'})", file=sys.stderr)
+    _say("replay", f"{report.produced} events produced ({counts or 'no payloads'})")
     return 1 if report.problems else 0
 
 
