@@ -165,6 +165,15 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 500
+    auth: str = "keys"  # keys | none (development on loopback only)
+    keys_file: str = ".run/ingest-keys.json"
+
+
+@dataclass(frozen=True)
 class SchedulerSettings:
     port: int = 8083
     tick_interval_s: float = 60.0
@@ -177,15 +186,11 @@ class Settings:
     kafka: KafkaSettings = KafkaSettings()
     registry: RegistrySettings = RegistrySettings()
     logging: LoggingSettings = LoggingSettings()
+    ingest: IngestSettings = IngestSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     smtp: SmtpSettings = SmtpSettings()
     instance_id: str = "local"
     bind_host: str = "127.0.0.1"
-    ingest_port: int = 8080
-    ingest_max_body_bytes: int = 1_048_576
-    ingest_max_batch: int = 500
-    ingest_auth: str = "keys"  # keys | none (development on loopback only)
-    ingest_keys_file: str = ".run/ingest-keys.json"
     evaluator_port: int = 8081
     evaluator_admin_port: int = 8084
     admin_token: str = field(default="", repr=False)
@@ -219,6 +224,7 @@ class Settings:
         )
         if smtp.ca_file and not os.path.isfile(smtp.ca_file):
             raise SettingsError(f"SMTP_TLS_CA_FILE: no such file: {smtp.ca_file!r}")
+        bind_host = e.text("SIGNALBOX_BIND_HOST", cls.bind_host)
         return cls(
             kafka=kafka,
             smtp=smtp,
@@ -235,11 +241,8 @@ class Settings:
                 tick_interval_s=e.number("TICK_INTERVAL_SECONDS",
                                          SchedulerSettings.tick_interval_s, minimum=0.01)),
             instance_id=e.text("SIGNALBOX_INSTANCE_ID", socket.gethostname()),
-            bind_host=e.text("SIGNALBOX_BIND_HOST", cls.bind_host),
-            ingest_port=e.integer("INGEST_PORT", cls.ingest_port, minimum=0),
-            ingest_max_body_bytes=e.integer("INGEST_MAX_BODY_BYTES", cls.ingest_max_body_bytes, 1),
-            ingest_max_batch=e.integer("INGEST_MAX_BATCH", cls.ingest_max_batch, minimum=1),
-            **_ingest_auth(e, e.text("SIGNALBOX_BIND_HOST", cls.bind_host)),
+            bind_host=bind_host,
+            ingest=_ingest_settings(e, bind_host),
             evaluator_port=e.integer("EVALUATOR_PORT", cls.evaluator_port, minimum=0),
             evaluator_admin_port=e.integer("EVALUATOR_ADMIN_PORT", cls.evaluator_admin_port,
                                            minimum=0),
@@ -272,15 +275,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _ingest_auth(e: Env, bind_host: str) -> dict[str, str]:
+def _ingest_settings(e: Env, bind_host: str) -> IngestSettings:
     """``INGEST_AUTH=none`` lets anyone post events: refused unless ingest binds to loopback."""
-    auth = e.choice("INGEST_AUTH", "keys", ("keys", "none"))
+    auth = e.choice("INGEST_AUTH", IngestSettings.auth, ("keys", "none"))
     if auth == "none" and not is_loopback(bind_host):
         raise SettingsError(
             f"INGEST_AUTH: 'none' (no API keys) is for development on loopback only, but "
             f"SIGNALBOX_BIND_HOST is {bind_host!r}; create keys with `signalbox keys create`")
-    return {"ingest_auth": auth,
-            "ingest_keys_file": e.text("INGEST_KEYS_FILE", Settings.ingest_keys_file)}
+    return IngestSettings(
+        port=e.integer("INGEST_PORT", IngestSettings.port, minimum=0),
+        max_body_bytes=e.integer("INGEST_MAX_BODY_BYTES", IngestSettings.max_body_bytes, 1),
+        max_batch=e.integer("INGEST_MAX_BATCH", IngestSettings.max_batch, minimum=1),
+        auth=auth, keys_file=e.text("INGEST_KEYS_FILE", IngestSettings.keys_file))
 
 
 def require_admin_token(settings: Settings) -> None:

@@ -16,9 +16,10 @@ from aiohttp import web
 
 from signalbox.common import schemas
 from signalbox.common.clock import now_ms
+from signalbox.common.codec import AvroCodec
 from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
-from signalbox.common.settings import Settings
+from signalbox.common.settings import IngestSettings, KafkaSettings, Settings
 from signalbox.ingest.avro_json import clip, describe_fields
 from signalbox.ingest.formats import rule_for
 from signalbox.ingest.http import error as _error
@@ -48,7 +49,7 @@ _TOO_LARGE = frozenset({"MessageSizeTooLargeError", "RecordTooLargeError"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="signalbox-ingest"'}
 
 
-def event_type_catalogue(settings: Settings) -> dict[str, Any]:
+def event_type_catalogue(kafka: KafkaSettings) -> dict[str, Any]:
     """What ``GET /v1/event-types`` answers: the envelope and every event type's fields."""
     envelope = describe_fields(envelope_fields(), rule_for)
     envelope += [
@@ -59,7 +60,7 @@ def event_type_catalogue(settings: Settings) -> dict[str, Any]:
     return {
         "envelope": envelope,
         "event_types": [
-            {"type": t.name, "topic": settings.kafka.topic(t.topic), "doc": t.doc,
+            {"type": t.name, "topic": kafka.topic(t.topic), "doc": t.doc,
              "fields": describe_fields(t.fields, rule_for)}
             for t in schemas.event_types().values()
         ],
@@ -67,15 +68,15 @@ def event_type_catalogue(settings: Settings) -> dict[str, Any]:
 
 
 class _EventsApi:
-    def __init__(self, settings: Settings, producer: EventProducer, budget: SizeBudget) -> None:
-        self._settings = settings
+    def __init__(self, kafka: KafkaSettings, ingest: IngestSettings, codec: AvroCodec,
+                 producer: EventProducer, budget: SizeBudget) -> None:
+        self._ingest = ingest
         self._producer = producer
         self._budget = budget
-        self._codec = codec_for(settings.registry)
-        self._topics = event_topics(settings.kafka)
-        self._catalogue = event_type_catalogue(settings)
-        self._auth = (Authenticator(settings.ingest_keys_file)
-                      if settings.ingest_auth == "keys" else None)
+        self._codec = codec
+        self._topics = event_topics(kafka)
+        self._catalogue = event_type_catalogue(kafka)
+        self._auth = Authenticator(ingest.keys_file) if ingest.auth == "keys" else None
 
     @property
     def topics(self) -> set[str]:
@@ -92,7 +93,7 @@ class _EventsApi:
             LATENCY.observe(time.perf_counter() - started)
 
     async def _post_events(self, request: web.Request) -> web.Response:
-        s = self._settings
+        s = self._ingest
         key: ApiKey | None = None
         if self._auth is not None:
             found = self._auth.authenticate(request.headers.get("Authorization"))
@@ -102,17 +103,17 @@ class _EventsApi:
         if request.content_type != _JSON:
             return _error(415, "unsupported_media_type",
                           f"send Content-Type: {_JSON} (got {clip(request.content_type)})")
-        body = await _read_at_most(request, s.ingest_max_body_bytes)
+        body = await _read_at_most(request, s.max_body_bytes)
         if body is None:
             return _error(413, "body_too_large",
-                          f"the body exceeds {s.ingest_max_body_bytes} bytes; send smaller batches")
+                          f"the body exceeds {s.max_body_bytes} bytes; send smaller batches")
         try:
             value = decode_json(body)
         except InvalidJson as exc:
             return _error(400, "invalid_json", exc.problem.reason, [exc.problem])
-        if isinstance(value, list) and len(value) > s.ingest_max_batch:
+        if isinstance(value, list) and len(value) > s.max_batch:
             return _error(413, "batch_too_large", f"the batch has {len(value)} events; "
-                          f"at most {s.ingest_max_batch} are accepted per request")
+                          f"at most {s.max_batch} are accepted per request")
         return await self.write(value, key)
 
     async def write(self, value: Any, key: ApiKey | None,
@@ -174,12 +175,13 @@ def create_app(settings: Settings, producer: EventProducer, budget: SizeBudget,
     """The ingest aiohttp application; ``producer`` must be started by the caller and
     ``budget`` read from the broker (:func:`signalbox.ingest.limits.read_budget`);
     ``sources``: the webhook sources (:func:`signalbox.ingest.sources.load_sources`)."""
-    api = _EventsApi(settings, producer, budget)
-    app = web.Application(client_max_size=settings.ingest_max_body_bytes)
+    api = _EventsApi(settings.kafka, settings.ingest, codec_for(settings.registry), producer,
+                     budget)
+    app = web.Application(client_max_size=settings.ingest.max_body_bytes)
     app.router.add_post("/v1/events", api.post_events)
-    add_source_routes(app, sources or {}, api.write, settings.ingest_max_body_bytes)
+    add_source_routes(app, sources or {}, api.write, settings.ingest.max_body_bytes)
     app.router.add_get("/v1/event-types", api.event_types)
-    openapi = document(settings)
+    openapi = document(settings.ingest)
 
     async def openapi_json(_: web.Request) -> web.Response:
         return web.json_response(openapi)

@@ -39,7 +39,7 @@ def add_parser(sub: Any) -> None:
 
 def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout,
         err: TextIO = sys.stderr) -> int:
-    store = KeyFile(settings.ingest_keys_file)
+    store = KeyFile(settings.ingest.keys_file)
     try:
         if args.action == "create":
             types = [t.strip() for t in args.types.split(",") if t.strip()]

@@ -47,7 +47,7 @@ async def serve(settings: Settings, stop: asyncio.Event,
                                shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
         try:
-            await web.TCPSite(runner, settings.bind_host, settings.ingest_port).start()
+            await web.TCPSite(runner, settings.bind_host, settings.ingest.port).start()
             host, port = runner.addresses[0][:2]
             log.info("ingest_listening", host=host, port=port)
             await stop.wait()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from signalbox.common import schemas
-from signalbox.common.settings import Settings
+from signalbox.common.settings import IngestSettings
 from signalbox.ingest.avro_json import MAX_TIME_MS, resolve
 from signalbox.ingest.formats import currencies, rule_for, time_zones
 from signalbox.ingest.keys import INTERNAL_TYPES
@@ -153,7 +153,7 @@ def _source_webhook(error: Any) -> dict[str, Any]:
     }
 
 
-def document(settings: Settings) -> dict[str, Any]:
+def document(ingest: IngestSettings) -> dict[str, Any]:
     """The OpenAPI 3.1 document ``GET /openapi.json`` serves."""
     types = [t for t in schemas.event_types().values() if t.name not in INTERNAL_TYPES]
     components: dict[str, Any] = {_component_name(t.name): _event(t) for t in types}
@@ -175,7 +175,7 @@ def document(settings: Settings) -> dict[str, Any]:
         "summary": "Send one event or a batch; all are written or none.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "oneOf": [{"$ref": _REF + "Event"},
-                      {"type": "array", "minItems": 1, "maxItems": settings.ingest_max_batch,
+                      {"type": "array", "minItems": 1, "maxItems": ingest.max_batch,
                        "items": {"$ref": _REF + "Event"}}]}}}},
         "responses": {
             "202": {"description": "Kafka acknowledged every event.", "content": {
@@ -191,7 +191,7 @@ def document(settings: Settings) -> dict[str, Any]:
         },
     }
     components_doc: dict[str, Any] = {"schemas": components}
-    if settings.ingest_auth == "keys":
+    if ingest.auth == "keys":
         post["security"] = [{"apiKey": []}]
         components_doc["securitySchemes"] = {"apiKey": {
             "type": "http", "scheme": "bearer",

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from signalbox.common.settings import (
+    IngestSettings,
     KafkaSettings,
     LoggingSettings,
     RegistrySettings,
@@ -83,8 +84,10 @@ def test_defaults_from_an_empty_environment_work_on_a_fresh_machine() -> None:
         smtp=SmtpSettings(host="127.0.0.1", port=2525, username="", password="", tls="none",
                           sender="signalbox <noreply@signalbox.local>", timeout_s=15.0),
         logging=LoggingSettings(level="info", format="json"), instance_id=socket.gethostname(),
-        bind_host="127.0.0.1", ingest_port=8080, ingest_max_body_bytes=1_048_576,
-        ingest_max_batch=500, evaluator_port=8081, evaluator_store="rocksdb://",
+        bind_host="127.0.0.1",
+        ingest=IngestSettings(port=8080, max_body_bytes=1_048_576, max_batch=500, auth="keys",
+                              keys_file=".run/ingest-keys.json"),
+        evaluator_port=8081, evaluator_store="rocksdb://",
         evaluator_data_dir=".run/evaluator", automations_file="",
         teams={"finance": "finance@example.com"}, dispatcher_port=8082,
         dispatcher_max_attempts=5, dispatcher_backoff_s=0.5, dispatcher_backoff_cap_s=30.0,
@@ -107,8 +110,9 @@ def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFi
                                   username="signalbox", password="s3cret"),
         logging=LoggingSettings(level="debug", format="console"), instance_id="worker-7",
         bind_host="127.0.0.2",
-        ingest_port=9080, ingest_max_body_bytes=2048, ingest_max_batch=50, ingest_auth="none",
-        ingest_keys_file="/etc/signalbox/ingest-keys.json", evaluator_port=9081,
+        ingest=IngestSettings(port=9080, max_body_bytes=2048, max_batch=50, auth="none",
+                              keys_file="/etc/signalbox/ingest-keys.json"),
+        evaluator_port=9081,
         evaluator_admin_port=9084, admin_token="admin-s3cret",
         evaluator_store="memory://", evaluator_data_dir="/var/lib/signalbox/evaluator",
         evaluator_state_cache=5000,

@@ -25,18 +25,20 @@ from tests.ingest.support import BROKER_DEFAULT_MAX_MESSAGE_BYTES, Client, Clien
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     """The shared test settings with a keys file of this test's own."""
-    return replace(settings, ingest_keys_file=str(tmp_path / "ingest-keys.json"))
+    keys_file = str(tmp_path / "ingest-keys.json")
+    return replace(settings, ingest=replace(settings.ingest, keys_file=keys_file))
 
 
 @pytest.fixture
 def offline_settings(offline_settings: Settings, tmp_path: Path) -> Settings:
     """No broker, and a keys file of this test's own."""
-    return replace(offline_settings, ingest_keys_file=str(tmp_path / "ingest-keys.json"))
+    keys_file = str(tmp_path / "ingest-keys.json")
+    return replace(offline_settings, ingest=replace(offline_settings.ingest, keys_file=keys_file))
 
 
 def _create_key(settings: Settings) -> str:
     """A key that may send every producer event type, in the settings' keys file."""
-    _, token = KeyFile(settings.ingest_keys_file).create(
+    _, token = KeyFile(settings.ingest.keys_file).create(
         "tests", ["*"], schemas.event_types(), now_ms())
     return token
 

@@ -14,7 +14,7 @@ import pytest
 from signalbox.cli import build_parser
 from signalbox.common import schemas
 from signalbox.common.clock import now_ms
-from signalbox.common.settings import Settings, SettingsError
+from signalbox.common.settings import IngestSettings, Settings, SettingsError
 from signalbox.ingest.keys import Authenticator, KeyFile, KeyFileError, Refusal
 from signalbox.ingest.keys_cli import run as keys_run
 from signalbox.testing import InMemoryEventProducer
@@ -68,7 +68,7 @@ async def test_a_key_of_another_signature_is_refused(
 async def test_a_scoped_key_gets_403_outside_its_types_and_nothing_is_written(
         offline_settings: Settings, memory_producer: InMemoryEventProducer,
         make_offline_client: ClientFactory) -> None:
-    _, token = KeyFile(offline_settings.ingest_keys_file).create(
+    _, token = KeyFile(offline_settings.ingest.keys_file).create(
         "stripe", ["payment.*", "invoice.issued"], TYPES, now_ms())
     client = await make_offline_client(offline_settings, memory_producer,
                                        {"Authorization": f"Bearer {token}"})
@@ -90,7 +90,8 @@ async def test_approval_decisions_are_refused_for_every_producer(
         make_offline_client: ClientFactory,
         auth: str) -> None:
     """Finding 1 of issue 9: a forged approval.decided must never reach the event topic."""
-    client = await make_offline_client(replace(offline_settings, ingest_auth=auth), memory_producer)
+    offline_settings = replace(offline_settings, ingest=replace(offline_settings.ingest, auth=auth))
+    client = await make_offline_client(offline_settings, memory_producer)
     response = await client.post("/v1/events", json=[payment_failed(), decided()])
     assert response.status == 403
     body = await response.json()
@@ -103,7 +104,8 @@ async def test_approval_decisions_are_refused_for_every_producer(
 async def test_without_keys_on_loopback_anyone_may_post(
         offline_settings: Settings, memory_producer: InMemoryEventProducer,
         make_offline_client: ClientFactory) -> None:
-    client = await make_offline_client(replace(offline_settings, ingest_auth="none"),
+    open_ingest = replace(offline_settings.ingest, auth="none")
+    client = await make_offline_client(replace(offline_settings, ingest=open_ingest),
                                        memory_producer, {})
     response = await client.post("/v1/events", json=payment_failed())
     assert response.status == 202
@@ -118,12 +120,12 @@ def test_the_opt_out_is_refused_beyond_loopback(host: str) -> None:
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_the_opt_out_is_allowed_on_loopback(host: str) -> None:
     settings = Settings.from_env({"INGEST_AUTH": "none", "SIGNALBOX_BIND_HOST": host})
-    assert settings.ingest_auth == "none"
+    assert settings.ingest.auth == "none"
 
 
 def test_keys_are_required_by_default() -> None:
-    assert Settings.from_env({}).ingest_auth == "keys"
-    assert Settings.from_env({"SIGNALBOX_BIND_HOST": "0.0.0.0"}).ingest_auth == "keys"
+    assert Settings.from_env({}).ingest.auth == "keys"
+    assert Settings.from_env({"SIGNALBOX_BIND_HOST": "0.0.0.0"}).ingest.auth == "keys"
 
 
 def test_only_a_digest_is_stored_and_the_file_is_private(tmp_path: Path) -> None:
@@ -178,7 +180,7 @@ def test_a_broken_keys_file_keeps_the_keys_last_read(tmp_path: Path) -> None:
 
 
 def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
-    settings = replace(Settings(), ingest_keys_file=str(tmp_path / "keys.json"))
+    settings = Settings(ingest=IngestSettings(keys_file=str(tmp_path / "keys.json")))
     parser = build_parser()
 
     def cli(*argv: str) -> tuple[int, str, str]:

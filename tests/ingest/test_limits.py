@@ -77,9 +77,9 @@ async def test_a_body_exactly_at_the_limit_with_a_huge_id_is_400_never_503(
     later', so a client following the docs retried forever."""
     event = payment_failed()
     event[bulk_in] = ""
-    event[bulk_in] = "x" * (settings.ingest_max_body_bytes - len(json.dumps(event).encode()))
+    event[bulk_in] = "x" * (settings.ingest.max_body_bytes - len(json.dumps(event).encode()))
     raw = json.dumps(event).encode()
-    assert len(raw) == settings.ingest_max_body_bytes
+    assert len(raw) == settings.ingest.max_body_bytes
     status, body = await post_bytes(client, raw)
     assert status == 400, body
     assert body["errors"] == [{"path": f"$.{bulk_in}",
@@ -90,7 +90,7 @@ async def test_a_body_exactly_at_the_limit_with_a_huge_id_is_400_never_503(
 async def test_a_body_exactly_at_the_default_limit_is_413_never_503(
         client: Client, settings: Settings) -> None:
     """The same size in a free-text field: it fits Kafka, but not the event budget."""
-    status, body = await post_bytes(client, exactly(settings.ingest_max_body_bytes))
+    status, body = await post_bytes(client, exactly(settings.ingest.max_body_bytes))
     assert status == 413, body
     assert body["error"] == "event_too_large"
     assert body["max_message_bytes"] == 1_048_588  # the broker's default, as read
@@ -103,7 +103,8 @@ async def test_a_body_exactly_at_the_default_limit_is_413_never_503(
 
 async def test_a_body_exactly_at_a_small_limit_is_accepted_one_byte_more_is_413(
         settings: Settings, producer: KafkaEventProducer, make_client: ClientFactory) -> None:
-    client = await make_client(replace(settings, ingest_max_body_bytes=4_096), producer)
+    settings = replace(settings, ingest=replace(settings.ingest, max_body_bytes=4_096))
+    client = await make_client(settings, producer)
     status, body = await post_bytes(client, exactly(4_096, event_id="at_limit"))
     assert (status, body) == (202, {"accepted": ["at_limit"]})
     status, body = await post_bytes(client, exactly(4_097, event_id="over"))
@@ -141,7 +142,7 @@ async def test_error_lists_are_capped_and_cheap(client: Client, settings: Settin
     event = payment_failed()
     event["data"].update({f"u{i}": 1 for i in range(65_000)})
     raw = json.dumps(event).encode()
-    assert len(raw) < settings.ingest_max_body_bytes
+    assert len(raw) < settings.ingest.max_body_bytes
     started = time.perf_counter()
     response = await client.post("/v1/events", data=raw,
                                  headers={"Content-Type": "application/json"})

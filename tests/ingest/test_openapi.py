@@ -32,7 +32,7 @@ from schemathesis.checks import (
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
-from signalbox.common.settings import Settings
+from signalbox.common.settings import IngestSettings, Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE
 from signalbox.evaluator.engine import evaluate
 from signalbox.evaluator.main import file_definitions
@@ -50,7 +50,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 def test_the_description_is_valid_openapi_3_1() -> None:
-    doc = document(Settings())
+    doc = document(IngestSettings())
     validate(doc)
     assert doc["openapi"] == "3.1.0"
     event_types = doc["components"]["schemas"]["Event"]["discriminator"]["mapping"]
@@ -60,7 +60,7 @@ def test_the_description_is_valid_openapi_3_1() -> None:
     assert failed["properties"]["data"]["properties"]["currency"]["enum"][:2] == ["AED", "AFN"]
     assert failed["properties"]["event_id"]["maxLength"] == 256
     assert doc["paths"]["/v1/events"]["post"]["security"] == [{"apiKey": []}]
-    assert "security" not in document(Settings(ingest_auth="none"))["paths"]["/v1/events"]["post"]
+    assert "security" not in document(IngestSettings(auth="none"))["paths"]["/v1/events"]["post"]
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def live_ingest(settings: Settings, api_key: str, tmp_path: Path) -> Iterator[st
     """``signalbox ingest`` as a process, with API keys on; its base URL."""
     port = free_port()
     env = service_env(settings, INGEST_PORT=str(port), INGEST_AUTH="keys",
-                      INGEST_KEYS_FILE=settings.ingest_keys_file)
+                      INGEST_KEYS_FILE=settings.ingest.keys_file)
     proc = ServiceProcess("ingest", env, tmp_path, port).start()
     try:
         proc.wait_ready()
@@ -79,12 +79,12 @@ def live_ingest(settings: Settings, api_key: str, tmp_path: Path) -> Iterator[st
 
 def test_ingest_serves_its_description(live_ingest: str, settings: Settings) -> None:
     served = httpx.get(f"{live_ingest}/openapi.json", timeout=10).json()
-    assert served == document(settings)
+    assert served == document(settings.ingest)
 
 
 def test_schemathesis_against_the_live_ingest(live_ingest: str, settings: Settings,
                                              api_key: str) -> None:
-    schema = schemathesis.openapi.from_dict(document(settings), config=CONFIG)
+    schema = schemathesis.openapi.from_dict(document(settings.ingest), config=CONFIG)
     operation = schema["/v1/events"]["POST"]
     statuses: Counter[str] = Counter()
     accepted: list[str] = []

@@ -87,7 +87,8 @@ async def test_other_content_types_are_a_415(client: Client, producer: InMemoryE
 
 async def test_a_body_over_the_limit_is_a_413(
         settings: Settings, producer: InMemoryEventProducer, make_client: ClientFactory) -> None:
-    client = await make_client(replace(settings, ingest_max_body_bytes=1_000), producer)
+    settings = replace(settings, ingest=replace(settings.ingest, max_body_bytes=1_000))
+    client = await make_client(settings, producer)
     batch = [payment_failed(event_id=f"evt_{i}") for i in range(10)]
     assert len(json.dumps(batch)) > 1_000
     status, body = await post(client, batch)
@@ -99,7 +100,8 @@ async def test_a_body_over_the_limit_is_a_413(
 
 async def test_a_chunked_body_over_the_limit_is_a_413(
         settings: Settings, producer: InMemoryEventProducer, make_client: ClientFactory) -> None:
-    client = await make_client(replace(settings, ingest_max_body_bytes=1_000), producer)
+    settings = replace(settings, ingest=replace(settings.ingest, max_body_bytes=1_000))
+    client = await make_client(settings, producer)
 
     async def chunks() -> Any:  # no Content-Length: the limit is found while reading
         for i in range(10):
@@ -113,7 +115,8 @@ async def test_a_chunked_body_over_the_limit_is_a_413(
 
 async def test_a_batch_over_the_limit_is_a_413(
         settings: Settings, producer: InMemoryEventProducer, make_client: ClientFactory) -> None:
-    client = await make_client(replace(settings, ingest_max_batch=2), producer)
+    settings = replace(settings, ingest=replace(settings.ingest, max_batch=2))
+    client = await make_client(settings, producer)
     response = await client.post("/v1/events",
                                  json=[payment_failed(event_id=f"evt_{i}") for i in range(3)])
     body = await refused(response, 413, "batch_too_large", producer)

@@ -9,7 +9,7 @@ import pytest
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
-from signalbox.common.settings import Settings
+from signalbox.common.settings import KafkaSettings
 from signalbox.ingest import (
     InvalidEvents,
     InvalidJson,
@@ -424,7 +424,7 @@ def test_decode_json_refuses(body: bytes, reason: str) -> None:
 
 
 def test_event_type_catalogue_is_derived_from_the_schema() -> None:
-    catalogue = event_type_catalogue(Settings())
+    catalogue = event_type_catalogue(KafkaSettings())
     by_type = {t["type"]: t for t in catalogue["event_types"]}
     assert set(by_type) == set(schemas.event_types())
     failed = by_type["payment.failed"]
