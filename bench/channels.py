@@ -21,14 +21,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.support.fakes.ftp import FtpServer
-from tests.support.fakes.hubspot import FakeHubSpot
-from tests.support.fakes.rest import FakeRest
-from tests.support.fakes.sftp import SftpServer
-from tests.support.fakes.twilio import FakeTwilio
-from tests.support.fakes.webhook import FakeReceiver
-from tests.support.smtp import SmtpSink
-
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels import (
     Channel,
@@ -48,6 +40,13 @@ from signalbox.dispatcher.providers import (
     WebhookEndpoint,
 )
 from signalbox.dispatcher.templates import TemplateStore
+from signalbox.testing.fakes.ftp import FtpServer
+from signalbox.testing.fakes.hubspot import FakeHubSpot
+from signalbox.testing.fakes.rest import FakeRest
+from signalbox.testing.fakes.sftp import SftpServer
+from signalbox.testing.fakes.twilio import FakeTwilio
+from signalbox.testing.fakes.webhook import FakeReceiver
+from signalbox.testing.smtp import SmtpSink
 
 VARIABLES = {"customer_name": "Ada", "product": "pro", "amount_minor": "4900",
              "currency": "EUR", "reason": "card declined", "payment_id": "p-1"}

@@ -31,9 +31,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
-from tests.dispatcher.records import codec, command
-from tests.support.fakes.twilio import FakeTwilio
-from tests.support.smtp import SmtpSink
 
 from bench.pipeline import broker
 from signalbox.common import schemas
@@ -42,6 +39,9 @@ from signalbox.common.telemetry import configure_logging
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RESULTS, apply, catalogue
 from signalbox.dispatcher.main import build
 from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
+from signalbox.testing.commands import codec, command
+from signalbox.testing.fakes.twilio import FakeTwilio
+from signalbox.testing.smtp import SmtpSink
 
 
 def write_commands(s: Settings, mix: list[str], n: int) -> None:

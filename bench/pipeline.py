@@ -28,11 +28,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
-from tests.support.broker import TEST_KAFKA_PORT, kafka_script
-from tests.support.pipeline import pipeline
 
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue, wait_for_broker
+from signalbox.testing.broker import TEST_KAFKA_PORT, kafka_script
+from signalbox.testing.pipeline import pipeline
 
 
 def broker() -> str:

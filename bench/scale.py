@@ -59,7 +59,6 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
     AdminClient,
     NewTopic,
 )
-from tests.support.processes import ServiceProcess
 
 from bench.pipeline import broker
 from signalbox.common import schemas
@@ -83,6 +82,7 @@ from signalbox.evaluator.partition_timers import due_of, timers_digest
 from signalbox.evaluator.records import state_to_record
 from signalbox.scheduler.ticks import tick_records
 from signalbox.testing import free_port, service_env
+from signalbox.testing.processes import ServiceProcess
 
 T0 = 1_790_000_000_000  # when the due customers' past-due streak started
 STREAK_DAYS = 14  # the default past-due-dunning automation's first threshold

@@ -32,7 +32,7 @@ from confluent_kafka.admin import AdminClient
 
 from signalbox.common.settings import KafkaSettings, LoggingSettings, SchedulerSettings, Settings
 from signalbox.common.topics import apply, catalogue, wait_for_broker
-from tests.support.broker import (
+from signalbox.testing.broker import (
     REPO,
     SASL_PASSWORD,
     SASL_USER,
@@ -40,8 +40,8 @@ from tests.support.broker import (
     TEST_KAFKA_SASL_PORT,
     kafka_script,
 )
-from tests.support.fakes.twilio import FakeTwilio
-from tests.support.smtp import SmtpSink
+from signalbox.testing.fakes.twilio import FakeTwilio
+from signalbox.testing.smtp import SmtpSink
 
 #: The ``broker`` fixture: a broker of a test's own, to kill.
 pytest_plugins = ["tests.support.private_broker"]
@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """No service process outlives the session: a leftover is killed and named."""
-    from tests.support.processes import kill_leftovers
+    from signalbox.testing.processes import kill_leftovers
 
     left = kill_leftovers()
     if left:

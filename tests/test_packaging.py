@@ -15,7 +15,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-from tests.support.broker import REPO
+from signalbox.testing.broker import REPO
 
 #: What the build reads: pyproject names README.md as the readme.
 BUILD_INPUTS = ("pyproject.toml", "setup.py", "README.md")

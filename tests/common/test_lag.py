@@ -13,8 +13,8 @@ from prometheus_client import REGISTRY
 from signalbox.common.lag import LagCollector, lag_of
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import ACTIONS_COMMANDS
+from signalbox.testing import free_port
 from tests.support.kafka import produce
-from tests.support.processes import free_port
 
 LAG = "signalbox_consumer_lag_records"
 

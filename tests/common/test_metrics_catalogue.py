@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from tests.support.broker import REPO
+from signalbox.testing.broker import REPO
 
 DOC = REPO / "docs" / "operations.md"
 SOURCES = REPO / "services"

@@ -12,8 +12,7 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.registry import ConfluentRegistry, RegistryError, codec_for
 from signalbox.common.settings import RegistrySettings
-from signalbox.testing import InMemoryRegistry
-from tests.support.processes import free_port
+from signalbox.testing import InMemoryRegistry, free_port
 
 # The registry marker follows the schema_registry_url fixture (tests/conftest.py): the
 # tests below that need no registry process run in `make unit`.

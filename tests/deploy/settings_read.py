@@ -8,7 +8,7 @@ from pathlib import Path
 
 import faust
 
-from tests.support.broker import REPO
+from signalbox.testing.broker import REPO
 
 
 def unread(names: Iterable[str]) -> list[str]:

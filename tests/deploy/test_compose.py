@@ -19,8 +19,8 @@ import yaml
 
 from signalbox.common.settings import Settings
 from signalbox.dispatcher.providers import parse as parse_dispatcher_config
+from signalbox.testing.broker import REPO
 from tests.deploy.settings_read import unread
-from tests.support.broker import REPO
 
 SCHEMA = Path(__file__).with_name("compose-spec.schema.json")
 SIGNALBOX = ("ingest", "evaluator", "dispatcher", "scheduler")

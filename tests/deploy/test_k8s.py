@@ -20,8 +20,8 @@ from cloudcoil.models.keda import v1alpha1 as keda
 from cloudcoil.models.prometheus_operator import v1 as prometheus_operator
 
 from signalbox.dispatcher.providers import parse as parse_dispatcher_config
+from signalbox.testing.broker import REPO
 from tests.deploy.settings_read import unread
-from tests.support.broker import REPO
 
 K8S = REPO / "deploy" / "k8s"
 KUBERNETES = "1.32.0"  # the oldest version still supported upstream when this was written

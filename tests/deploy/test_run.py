@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from signalbox.common.settings import Settings
-from signalbox.testing import eventually_sync
-from tests.support.broker import REPO
-from tests.support.processes import free_port, service_env
+from signalbox.testing import eventually_sync, free_port, service_env
+from signalbox.testing.broker import REPO
 
 pytestmark = pytest.mark.kafka
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from signalbox.common.settings import Settings, SmtpSettings
-from tests.support.smtp import SmtpSink
+from signalbox.testing.smtp import SmtpSink
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ import pytest
 
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue
-from tests.dispatcher.records import command, send
+from signalbox.testing import service_env
+from signalbox.testing.commands import command
+from signalbox.testing.smtp import SmtpSink
+from tests.dispatcher.records import send
 from tests.dispatcher.test_worker import start_dispatcher
 from tests.support.metrics import scrape, value
 from tests.support.private_broker import PrivateBroker, until
-from tests.support.processes import service_env
-from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
 

@@ -20,10 +20,11 @@ from signalbox.dispatcher.main import build
 from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.worker import Dispatcher
 from signalbox.testing import ManualClock, eventually
-from tests.dispatcher.records import all_results, codec, command, results, send
-from tests.support.fakes.twilio import FakeTwilio
+from signalbox.testing.commands import codec, command
+from signalbox.testing.fakes.twilio import FakeTwilio
+from signalbox.testing.smtp import SmtpSink
+from tests.dispatcher.records import all_results, results, send
 from tests.support.kafka import consume
-from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
 

@@ -20,11 +20,12 @@ from signalbox.common.settings import Settings, SettingsError
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, EVENTS_DLQ
 from signalbox.dispatcher import dlq
 from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
-from tests.dispatcher.records import all_results, codec, command, results, send
+from signalbox.testing import free_port
+from signalbox.testing.commands import codec, command
+from signalbox.testing.fakes.twilio import FakeTwilio
+from tests.dispatcher.records import all_results, results, send
 from tests.dispatcher.test_delivery_policy import dispatching
-from tests.support.fakes.twilio import FakeTwilio
 from tests.support.kafka import consume, drain, produce
-from tests.support.processes import free_port
 
 NOW = 1_790_000_000_000
 

@@ -27,11 +27,12 @@ from signalbox.dispatcher.policy.retry import (
 )
 from signalbox.dispatcher.providers import DispatcherConfig
 from signalbox.testing import ManualClock
-from tests.dispatcher.records import codec, command, results, send
+from signalbox.testing.commands import codec, command
+from signalbox.testing.smtp import SmtpSink
+from tests.dispatcher.records import results, send
 from tests.dispatcher.test_delivery_policy import dispatching
 from tests.dispatcher.test_dlq import cli
 from tests.support.kafka import consume
-from tests.support.smtp import SmtpSink
 
 GOOD = DeliveryState(attempts=1, first_attempt_ms=1, due_ms=1).headers()
 

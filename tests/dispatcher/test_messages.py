@@ -35,9 +35,9 @@ from signalbox.evaluator.engine import (
 )
 from signalbox.evaluator.template_check import TemplateCheck
 from signalbox.testing import ManualClock
+from signalbox.testing.fakes.twilio import FakeTwilio
+from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.trigger_samples import AT, template_variables, triggers
-from tests.support.fakes.twilio import FakeTwilio
-from tests.support.smtp import SmtpSink
 
 SECRET = "unsubscribe-secret"
 SENT_AT = 1_796_400_000_000  # 2026-12-04T16:00:00Z, days after the events of the samples

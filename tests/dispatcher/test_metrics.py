@@ -12,11 +12,11 @@ from confluent_kafka import Producer
 from signalbox.common.metrics import RECEIVED_AT_HEADER
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RETRY
-from tests.dispatcher.records import command
+from signalbox.testing import service_env
+from signalbox.testing.commands import command
+from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.test_worker import start_dispatcher
 from tests.support.metrics import labelled, scrape, until, value
-from tests.support.processes import service_env
-from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
 E2E = "signalbox_dispatcher_event_to_outcome_seconds"

@@ -17,12 +17,12 @@ from signalbox.dispatcher.optout_api import twilio_signature
 from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.suppressions import SUPPRESSION, KafkaSuppressions
 from signalbox.dispatcher.unsubscribe import make_token
-from signalbox.testing import ManualClock
-from tests.dispatcher.records import codec, command, results, send
-from tests.support.fakes.twilio import FakeTwilio
+from signalbox.testing import ManualClock, free_port
+from signalbox.testing.commands import codec, command
+from signalbox.testing.fakes.twilio import FakeTwilio
+from signalbox.testing.smtp import SmtpSink
+from tests.dispatcher.records import results, send
 from tests.support.kafka import consume
-from tests.support.processes import free_port
-from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
 SECRET = "unsubscribe-secret"

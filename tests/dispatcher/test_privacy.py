@@ -14,10 +14,11 @@ from signalbox.common.topics import ACTIONS_DLQ, ACTIONS_LEDGER, ACTIONS_RESULTS
 from signalbox.dispatcher.main import build
 from signalbox.dispatcher.privacy import Privacy, mask, mask_email, mask_phone
 from signalbox.dispatcher.providers import ConfigError, DispatcherConfig, parse
-from tests.dispatcher.records import codec, command, send
+from signalbox.testing.commands import codec, command
+from signalbox.testing.smtp import SmtpSink
+from tests.dispatcher.records import send
 from tests.dispatcher.test_worker import process_env, start_dispatcher  # noqa: F401
 from tests.support.kafka import consume, drain
-from tests.support.smtp import SmtpSink
 
 
 def test_masks_keep_enough_to_tell_recipients_apart_and_no_more() -> None:

@@ -15,10 +15,12 @@ from signalbox.common import schemas
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_LEDGER, ACTIONS_RESULTS
 from signalbox.dispatcher.main import build
-from tests.dispatcher.records import codec, command, send
+from signalbox.testing import free_port, service_env
+from signalbox.testing.commands import codec, command
+from signalbox.testing.processes import ServiceProcess
+from signalbox.testing.smtp import SmtpSink
+from tests.dispatcher.records import send
 from tests.support.kafka import consume, drain, produce
-from tests.support.processes import ServiceProcess, free_port, service_env
-from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
 

@@ -13,9 +13,10 @@ import pytest
 
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue
+from signalbox.testing import free_port, service_env
+from signalbox.testing.processes import ServiceProcess
 from tests.support.metrics import scrape, value
 from tests.support.private_broker import PrivateBroker, until
-from tests.support.processes import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.kafka
 

@@ -16,10 +16,11 @@ import pytest
 from signalbox.common import schemas
 from signalbox.common.settings import Settings, SmtpSettings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RESULTS
-from tests.dispatcher.records import codec, command
+from signalbox.testing import free_port, service_env
+from signalbox.testing.commands import codec, command
+from signalbox.testing.processes import ServiceProcess
+from signalbox.testing.smtp import SmtpSink
 from tests.support.kafka import consume, drain, produce
-from tests.support.processes import ServiceProcess, free_port, service_env
-from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
 

@@ -12,10 +12,10 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import RegistrySettings, Settings
 from signalbox.common.topics import ACTIONS_RESULTS, EVENTS_BILLING
+from signalbox.testing.pipeline import pipeline
 from tests.support.events import payment_failed
 from tests.support.kafka import consume, drain
 from tests.support.metrics import labelled, scrape, until, value
-from tests.support.pipeline import pipeline
 
 pytestmark = pytest.mark.kafka
 codec = AvroCodec()

@@ -31,10 +31,11 @@ from signalbox.common.topics import (
     catalogue,
     wait_for_broker,
 )
+from signalbox.testing import free_port, service_env
+from signalbox.testing.pipeline import pipeline
+from signalbox.testing.processes import ServiceProcess
 from tests.support.events import payment_failed
 from tests.support.kafka import consume, end_offsets
-from tests.support.pipeline import pipeline
-from tests.support.processes import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.kafka
 codec = AvroCodec()

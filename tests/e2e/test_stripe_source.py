@@ -10,6 +10,7 @@ import pytest
 
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_RESULTS, EVENTS_BILLING
+from signalbox.testing.pipeline import pipeline
 from tests.ingest.sources.support import (
     STRIPE_DUNNING,
     STRIPE_SECRET,
@@ -17,7 +18,6 @@ from tests.ingest.sources.support import (
     stripe_signed,
 )
 from tests.support.kafka import consume, drain
-from tests.support.pipeline import pipeline
 
 pytestmark = pytest.mark.kafka
 

@@ -30,11 +30,11 @@ from signalbox.common.topics import (
     changelog_topic,
 )
 from signalbox.evaluator.approvals import decided_event
-from signalbox.testing import eventually_sync
+from signalbox.testing import eventually_sync, free_port, service_env
+from signalbox.testing.processes import ServiceProcess
 from tests.support.events import payment_failed_record
 from tests.support.kafka import Record, consume, drain, produce
 from tests.support.metrics import until, value
-from tests.support.processes import ServiceProcess, free_port, service_env
 from tests.support.templates import TEMPLATES_DIR
 
 pytestmark = pytest.mark.kafka

@@ -31,10 +31,10 @@ from signalbox.common.topics import APPROVALS, EVENTS_USAGE
 from signalbox.evaluator.admin_openapi import document
 from signalbox.evaluator.definitions import from_file
 from signalbox.evaluator.shell import EvaluatorShell
-from signalbox.testing import eventually
+from signalbox.testing import eventually, free_port, service_env
+from signalbox.testing.processes import ServiceProcess
 from tests.evaluator.test_source import FILE
 from tests.support.kafka import consume, produce
-from tests.support.processes import ServiceProcess, free_port, service_env
 from tests.support.templates import templates_check
 
 codec = AvroCodec()

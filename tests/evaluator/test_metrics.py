@@ -16,9 +16,10 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE, TICKS
+from signalbox.testing import free_port, service_env
+from signalbox.testing.processes import ServiceProcess
 from tests.support.kafka import produce
 from tests.support.metrics import Samples, labelled, scrape, until, value
-from tests.support.processes import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.kafka
 TOKEN = "metrics-test-token"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from signalbox.common.settings import Settings
-from tests.support.processes import service_env
+from signalbox.testing import service_env
 from tests.support.templates import TEMPLATES_DIR
 
 pytestmark = pytest.mark.kafka

@@ -20,10 +20,11 @@ from signalbox.common.topics import (
 )
 from signalbox.evaluator.definitions import AUTOMATION, Stored, record_from_stored
 from signalbox.evaluator.main import file_definitions
+from signalbox.testing import free_port, service_env
+from signalbox.testing.processes import ServiceProcess
 from tests.support.events import payment_failed_record
 from tests.support.kafka import consume, drain, produce
 from tests.support.metrics import labelled, until, value
-from tests.support.processes import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.kafka
 codec = AvroCodec()

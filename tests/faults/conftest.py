@@ -10,9 +10,10 @@ import pytest
 
 from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING
+from signalbox.testing import free_port, service_env
+from signalbox.testing.processes import ServiceProcess
+from signalbox.testing.smtp import SmtpSink
 from tests.faults.load import Load, PacedProducer
-from tests.support.processes import ServiceProcess, free_port, service_env
-from tests.support.smtp import SmtpSink
 
 #: One line per fault test that counted, for the session's summary.
 COUNTS: list[str] = []

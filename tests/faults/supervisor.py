@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tests.support.processes import ServiceProcess
+from signalbox.testing.processes import ServiceProcess
 
 
 @dataclass(frozen=True)

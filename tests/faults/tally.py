@@ -27,8 +27,8 @@ from signalbox.common.topics import (
     ACTIONS_LEDGER,
     ACTIONS_RESULTS,
 )
+from signalbox.testing.smtp import SmtpSink
 from tests.support.kafka import drain
-from tests.support.smtp import SmtpSink
 
 codec = AvroCodec()
 

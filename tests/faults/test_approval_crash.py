@@ -22,12 +22,11 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import APPROVALS, EVENTS_BILLING
 from signalbox.evaluator.approvals import merge
-from signalbox.testing import eventually_sync
+from signalbox.testing import eventually_sync, free_port
 from tests.faults.conftest import Rig, report
 from tests.faults.load import payment_failures
 from tests.faults.tally import tally
 from tests.support.kafka import drain, produce
-from tests.support.processes import free_port
 
 pytestmark = pytest.mark.kafka
 codec = AvroCodec()

@@ -18,12 +18,12 @@ import pytest
 
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue
+from signalbox.testing.smtp import SmtpSink
 from tests.faults.conftest import Rig, report, rig_for
 from tests.faults.load import LOAD, RATE
 from tests.faults.supervisor import Restarting
 from tests.faults.tally import tally
 from tests.support.private_broker import PrivateBroker
-from tests.support.smtp import SmtpSink
 
 pytestmark = pytest.mark.kafka
 

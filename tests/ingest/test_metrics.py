@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 
 from signalbox.common import schemas
 from signalbox.ingest.metrics import REJECTIONS, initialise_series
-from tests.support.broker import REPO
+from signalbox.testing.broker import REPO
 
 _ANSWER = re.compile(r"(?:\b|_)error\(\s*(\d{3}),\s*\"([a-z_]+)\"")
 

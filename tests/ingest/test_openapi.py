@@ -38,8 +38,9 @@ from signalbox.evaluator.engine import evaluate
 from signalbox.evaluator.main import file_definitions
 from signalbox.evaluator.records import event_from_record
 from signalbox.ingest.openapi import document
+from signalbox.testing import free_port, service_env
+from signalbox.testing.processes import ServiceProcess
 from tests.ingest.support import read_topic
-from tests.support.processes import ServiceProcess, free_port, service_env
 
 #: Refusals of a request the description calls invalid: 413 too (a batch over maxItems is
 #: answered 413 batch_too_large, as the description says).

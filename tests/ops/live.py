@@ -12,10 +12,9 @@ from typing import Any
 import httpx
 import yaml
 
-from signalbox.testing import eventually_sync, http_answer
+from signalbox.testing import eventually_sync, free_port, http_answer
+from signalbox.testing.broker import REPO
 from tests.ops.promtools import RULES, prometheus_bin
-from tests.support.broker import REPO
-from tests.support.processes import free_port
 
 COMPOSE_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 

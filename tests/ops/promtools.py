@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.broker import REPO
+from signalbox.testing.broker import REPO
 
 RULES = REPO / "deploy" / "prometheus" / "rules" / "signalbox.rules.yml"
 RULE_TESTS = sorted((REPO / "deploy" / "prometheus" / "tests").glob("*.test.yml"))

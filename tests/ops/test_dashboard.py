@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from signalbox.testing.broker import REPO
 from tests.ops.promtools import DASHBOARD, dashboard_queries, promtool
-from tests.support.broker import REPO
 
 GRAFANA = REPO / "deploy" / "grafana"
 

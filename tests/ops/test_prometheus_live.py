@@ -11,11 +11,11 @@ import pytest
 
 from signalbox.common.settings import Settings
 from signalbox.testing import eventually_sync
+from signalbox.testing.pipeline import pipeline
 from tests.ops.live import Prometheus, prometheus, selectors
 from tests.ops.promtools import alert_rules, dashboard_queries
 from tests.ops.test_dashboard import promql_of
 from tests.support.events import payment_failed
-from tests.support.pipeline import pipeline
 
 pytestmark = pytest.mark.kafka
 

@@ -11,8 +11,9 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import TICKS
 from signalbox.scheduler.ticks import aligned, next_due, tick_records
+from signalbox.testing import free_port, service_env
+from signalbox.testing.processes import ServiceProcess
 from tests.support.kafka import consume, drain
-from tests.support.processes import ServiceProcess, free_port, service_env
 
 codec = AvroCodec()
 

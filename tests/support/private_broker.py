@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from signalbox.testing import eventually_sync, http_answer
-from tests.support.broker import REPO
-from tests.support.processes import free_port
+from signalbox.testing import eventually_sync, free_port, http_answer
+from signalbox.testing.broker import REPO
 
 
 class PrivateBroker:

@@ -12,9 +12,9 @@ from signalbox.dispatcher.channels.crm import CrmChannel
 from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import CrmConnection, RestOperation
 from signalbox.dispatcher.templates import TemplateStore
+from signalbox.testing.fakes.hubspot import FakeHubSpot
+from signalbox.testing.fakes.rest import FakeRest
 from tests.dispatcher.channels.support import make_command
-from tests.support.fakes.hubspot import FakeHubSpot
-from tests.support.fakes.rest import FakeRest
 
 
 def crm(operation: str, connection: str = "default", customer: str = "cus-1",

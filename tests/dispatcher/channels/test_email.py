@@ -12,9 +12,9 @@ from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.model import Command, PermanentError, TransientError
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.dispatcher.unsubscribe import read_token
+from signalbox.testing import free_port
+from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.channels.support import email_command
-from tests.support.processes import free_port
-from tests.support.smtp import SmtpSink
 
 SECRET = "unsubscribe-secret"
 

@@ -14,12 +14,11 @@ from signalbox.dispatcher.channels.export import ExportChannel, file_body
 from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import ExportTarget
 from signalbox.dispatcher.templates import TemplateStore
-from signalbox.testing import eventually
+from signalbox.testing import eventually, free_port
+from signalbox.testing.fakes.ftp import FtpServer
+from signalbox.testing.fakes.sftp import SftpServer
+from signalbox.testing.fakes.silent import SilentServer
 from tests.dispatcher.channels.support import make_command
-from tests.support.fakes.ftp import FtpServer
-from tests.support.fakes.sftp import SftpServer
-from tests.support.fakes.silent import SilentServer
-from tests.support.processes import free_port
 
 RECORD = {"customer_id": "cus-1", "name": "Ada, \"the first\"", "amount": "49.00"}
 

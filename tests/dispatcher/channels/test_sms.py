@@ -12,8 +12,8 @@ from signalbox.dispatcher.channels.sms import SmsChannel, e164_problem
 from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import SmsProvider
 from signalbox.dispatcher.templates import TemplateStore
+from signalbox.testing.fakes.twilio import FakeTwilio
 from tests.dispatcher.channels.support import sms_command
-from tests.support.fakes.twilio import FakeTwilio
 
 
 def provider(twilio: FakeTwilio, auth_token: str | None = None) -> SmsProvider:

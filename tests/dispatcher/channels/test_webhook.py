@@ -19,8 +19,8 @@ from signalbox.dispatcher.channels.webhook import (
 )
 from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import WebhookEndpoint
+from signalbox.testing.fakes.webhook import FakeReceiver
 from tests.dispatcher.channels.support import make_command
-from tests.support.fakes.webhook import FakeReceiver
 
 SECRET = "receiver-secret-0123456789"
 

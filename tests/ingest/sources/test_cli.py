@@ -15,9 +15,9 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING
+from signalbox.testing import service_env
 from tests.ingest.sources.support import FIXTURES, fixture
 from tests.support.kafka import drain
-from tests.support.processes import service_env
 
 PAYMENT_FAILED = str(FIXTURES / "stripe" / "invoice.payment_failed.json")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.support.processes import free_port
+from signalbox.testing import free_port
 
 
 class SilentServer:

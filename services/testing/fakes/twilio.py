@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.fakes.server import FakeServer
+from signalbox.testing.fakes.server import FakeServer
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 

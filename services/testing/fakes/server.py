@@ -19,7 +19,7 @@ from typing import Any, Self
 import trustme
 from aiohttp import web
 
-from tests.support.processes import free_port
+from signalbox.testing import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from tests.support.fakes.server import FakeServer
+from signalbox.testing.fakes.server import FakeServer
 
 
 @dataclass(frozen=True)

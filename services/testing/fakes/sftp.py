@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncssh
 
-from tests.support.processes import free_port
+from signalbox.testing import free_port
 
 
 class SftpServer:

@@ -1,7 +1,8 @@
 """The project's test broker: tools/kafka/kafka.sh on 19092, with its own data dir.
 
 It always has the SASL_PLAINTEXT listener too (PLAIN and SCRAM-SHA-256, one user),
-so whoever starts it (the test session or a benchmark) starts the same broker.
+so whoever starts it (the test session or a benchmark) starts the same broker. It runs
+from a checkout (an editable install): ``REPO`` is the checkout's root.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any, cast
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.support.processes import free_port
+from signalbox.testing import free_port
 
 
 @dataclass(frozen=True)

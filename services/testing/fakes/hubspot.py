@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.fakes.server import FakeServer
+from signalbox.testing.fakes.server import FakeServer
 
 OBJECTS = ("contacts", "deals", "tasks", "notes")
 REQUIRED = {"contacts": ("email",), "deals": ("dealname", "pipeline", "dealstage"),

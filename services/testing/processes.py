@@ -7,10 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Shared with bench/: they live in signalbox.testing (the names stay importable here).
 from signalbox.testing import eventually_sync, http_answer
-from signalbox.testing import free_port as free_port
-from signalbox.testing import service_env as service_env
 
 #: Every service process a test started, so the session can make sure none outlives it.
 STARTED: list[ServiceProcess] = []

@@ -18,7 +18,7 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
 
-from tests.support.processes import free_port
+from signalbox.testing import free_port
 
 # No line per FTP command; a handler of its own keeps pyftpdlib from configuring logging.
 logging.getLogger("pyftpdlib").setLevel(logging.WARNING)

@@ -1,7 +1,19 @@
 """Helpers for tests and benchmarks of signalbox (as ``structlog.testing`` is for structlog).
 
 Shipped with the package so that tests/ and bench/ share one copy; production code
-never imports this module.
+never imports this package. This module needs only signalbox's own dependencies; its
+submodules are the real parts tests and benchmarks run against:
+
+* :mod:`.processes`: the services as processes; :mod:`.pipeline`: all four around one
+  SMTP sink; :mod:`.broker`: the project's test broker (tools/kafka/kafka.sh, from a
+  checkout);
+* :mod:`.smtp` and :mod:`.fakes`: an SMTP sink and fake providers (Twilio, HubSpot,
+  REST, webhook receivers, FTP, SFTP). They need the ``dev`` extra (aiosmtpd,
+  pyftpdlib, trustme);
+* :mod:`.commands`: ActionCommand records as the evaluator writes them.
+
+Helpers only tests use (Kafka readers, metrics scrapes, a private broker) stay in
+tests/support.
 """
 
 from __future__ import annotations

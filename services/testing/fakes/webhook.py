@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from signalbox.dispatcher.channels.webhook import SIGNATURE_HEADER, BadSignature, verify_signature
-from tests.support.fakes.server import FakeServer
+from signalbox.testing.fakes.server import FakeServer
 
 
 @dataclass(frozen=True)

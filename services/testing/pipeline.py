@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signalbox.common.settings import Settings
-from tests.support.processes import ServiceProcess, free_port, service_env
-from tests.support.smtp import SmtpSink
+from signalbox.testing import free_port, service_env
+from signalbox.testing.processes import ServiceProcess
+from signalbox.testing.smtp import SmtpSink
 
 SERVICES = ("ingest", "evaluator", "dispatcher", "scheduler")
 
