@@ -22,11 +22,13 @@ Commands are handled concurrently (bounded per channel); for each one:
 4. one transaction (:mod:`signalbox.dispatcher.commit`) writes the terminal
    ledger entry, the result, the dead letter for failures — or, for a retry,
    the command's copy in a retry tier — together with consumer offsets that
-   never pass a command still in flight.
+   never pass a command still in flight (the records are built, without I/O, by
+   :mod:`signalbox.dispatcher.outcome_records`).
 
 A retry tier's record is handled once it is due; until then its partition is
-paused (see :mod:`signalbox.dispatcher.policy.retry`), so waiting costs nothing
-and never holds up ``actions.commands``.
+paused (decided, without I/O, by :mod:`signalbox.dispatcher.flow_control`; see
+:mod:`signalbox.dispatcher.policy.retry`), so waiting costs nothing and never
+holds up ``actions.commands``.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ from signalbox.dispatcher.delivery import (
     settled,
     unexpected_outcome,
 )
+from signalbox.dispatcher.flow_control import FlowControl, Hold
 from signalbox.dispatcher.ledger import KafkaLedger, Ledger
 from signalbox.dispatcher.model import (
     ATTEMPTING,
@@ -97,13 +100,7 @@ from signalbox.dispatcher.outcome_records import (
 )
 from signalbox.dispatcher.policy.breaker import Breakers
 from signalbox.dispatcher.policy.limits import ChannelLimiter
-from signalbox.dispatcher.policy.retry import (
-    DUE,
-    DeliveryState,
-    HeaderError,
-    ripe_at,
-    state_from_headers,
-)
+from signalbox.dispatcher.policy.retry import DeliveryState
 from signalbox.dispatcher.policy.rules import ChannelPolicy, PolicyConfig, policy_from_mapping
 from signalbox.dispatcher.privacy import Privacy
 from signalbox.dispatcher.suppressions import Suppressions
@@ -218,7 +215,6 @@ class Dispatcher:
                        (ACTIONS_COMMANDS, ACTIONS_RESULTS, ACTIONS_LEDGER, ACTIONS_DLQ,
                         ACTIONS_CONTACTS)}
         self.retry_topics = [k.topic(n) for n in ACTIONS_RETRY]
-        self._tier = {name: i for i, name in enumerate(self.retry_topics)}
         self.ledger: Ledger = ledger or KafkaLedger(
             k, self.topics[ACTIONS_LEDGER], self.codec)
         self.contacts = Contacts(k, self.topics[ACTIONS_CONTACTS], self.codec)
@@ -230,8 +226,8 @@ class Dispatcher:
         self.assigned = asyncio.Event()
         #: Partitions whose ledger is restored; only their commands may be handled.
         self.loaded: set[int] = set()
-        self._recheck_s = recheck_s
-        self._max_in_flight = max_in_flight
+        self.flow = FlowControl(self.clock, self.retry_topics, self.policy, recheck_s,
+                                max_in_flight)
         self._rng = random.Random()
         self._tasks: dict[asyncio.Task[None], int] = {}  # task → partition
         #: Ledger keys being handled now, each done once its handling is committed.
@@ -379,7 +375,7 @@ class Dispatcher:
                 async with self.lock:
                     for tp, records in batch.items():
                         self._take(tp, records)
-                    while len(self._tasks) >= self._max_in_flight and not self._stop.is_set():
+                    while self.flow.full(len(self._tasks)) and not self._stop.is_set():
                         await asyncio.wait(list(self._tasks),
                                            return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -393,51 +389,33 @@ class Dispatcher:
             if tp in self._consumer.assignment():
                 self._consumer.seek(tp, records[0].offset)
             return
-        tier = self._tier.get(tp.topic)
         for record in records:
             if tp not in self._consumer.assignment():
                 return
-            try:
-                state, poison = self._state(record, tier), ""
-            except HeaderError as exc:
-                state, poison = DeliveryState(), exc.why
-            hop = False
-            if tier is not None and not poison:
-                now = self.clock.now_ms()
-                ripe = ripe_at(state.due_ms, record.timestamp, tier)
-                if now < ripe:
-                    self._pause(tp, record.offset, ripe - now)
-                    return
-                hop = state.due_ms > now  # ripe, not due: on to the tier that fits
+            look = self.flow.look(tp.topic, record.timestamp, record.headers)
+            if isinstance(look, Hold):
+                self._pause(tp, record.offset, look.resume_in_s)
+                return
             self.offsets.start(tp, record.offset)
-            work = _Work(tp, record, state, hop=hop, poison=poison)
+            work = _Work(tp, record, look.state, hop=look.hop, poison=look.poison)
             task = asyncio.create_task(self._run(work))
             self._tasks[task] = tp.partition
             task.add_done_callback(self._task_done)
             metrics.IN_FLIGHT.set(len(self._tasks))
 
-    def _state(self, record: ConsumerRecord[bytes, bytes], tier: int | None) -> DeliveryState:
-        """The record's delivery state; :class:`HeaderError` for one it cannot act on."""
-        state = state_from_headers(record.headers, retry=tier is not None)
-        longest = self.policy.longest_wait_s()
-        if state.due_ms > self.clock.now_ms() + longest * 1000:
-            raise HeaderError(f"header {DUE}: {state.due_ms} is more than {longest:g}s ahead, "
-                              "further than any wait this dispatcher sets")
-        return state
-
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
         metrics.IN_FLIGHT.set(len(self._tasks))
 
-    def _pause(self, tp: TopicPartition, offset: int, wait_ms: float) -> None:
+    def _pause(self, tp: TopicPartition, offset: int, delay_s: float) -> None:
+        """Hold ``tp`` at ``offset`` (not yet ripe): fetched again after ``delay_s``."""
         assert self._consumer is not None
         self._consumer.seek(tp, offset)
         self._consumer.pause(tp)
-        delay = max(0.01, min(wait_ms / 1000, self._recheck_s))
         old = self._resume_at.pop(tp, None)
         if old is not None:
             old.cancel()
-        self._resume_at[tp] = asyncio.get_running_loop().call_later(delay, self._resume, tp)
+        self._resume_at[tp] = asyncio.get_running_loop().call_later(delay_s, self._resume, tp)
 
     def _resume(self, tp: TopicPartition) -> None:
         assert self._consumer is not None
