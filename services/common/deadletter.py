@@ -22,6 +22,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from signalbox.common.clock import now_ms
+from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import librdkafka_config
 from signalbox.common.settings import KafkaSettings
 
@@ -137,15 +138,22 @@ def _bounded(reason: str) -> str:
     return f"{reason[:MAX_REASON_CHARS]}… ({len(reason)} characters)"
 
 
+class LimitUnknown(SignalboxError, RuntimeError):
+    """The broker did not say a topic's message limit; signalbox does not guess one."""
+
+    what = "broker message limit"
+
+
 def topic_max_message_bytes(kafka: KafkaSettings, topic: str, timeout_s: float = 15.0) -> int:
     """The topic's ``max.message.bytes`` as the broker applies it (its own setting or the
-    broker's default); blocking, so call it off the event loop.
+    broker's default); blocking, so call it off the event loop. Every service reads its
+    limits here: ingest's size budget, the evaluator's and the dispatcher's dead letters.
 
     A topic created a moment ago may be unknown to the broker answering for a while:
-    asked again until ``timeout_s``; then a :class:`RuntimeError` says which topic.
+    asked again until ``timeout_s``; then a :class:`LimitUnknown` says which topic.
     """
-    # log_level 3: librdkafka's informational lines would go raw to stderr, between the
-    # service's JSON log lines.
+    # log_level 3: librdkafka's informational lines (a purged background queue on close)
+    # would go raw to stderr, between the service's JSON log lines.
     admin = AdminClient({**librdkafka_config(kafka), "log_level": 3})
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     deadline = time.monotonic() + timeout_s
@@ -153,9 +161,15 @@ def topic_max_message_bytes(kafka: KafkaSettings, topic: str, timeout_s: float =
         try:
             configs = admin.describe_configs([resource], request_timeout=timeout_s)[
                 resource].result(timeout=timeout_s)
-            return int(configs["max.message.bytes"].value)
+            break
         except KafkaException as exc:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"cannot read max.message.bytes of topic {topic!r}: "
-                                   f"{exc} (does it exist? signalbox topics apply)") from exc
+                raise LimitUnknown(f"cannot read max.message.bytes of topic {topic!r}: "
+                                   f"{exc} (does it exist? signalbox topics apply)",
+                                   where=topic) from exc
             time.sleep(0.2)
+    entry = configs.get("max.message.bytes")
+    if entry is None or entry.value is None:
+        raise LimitUnknown(f"topic {topic!r}: the broker did not report max.message.bytes",
+                           where=topic)
+    return int(entry.value)

@@ -19,11 +19,12 @@ The tree (a test walks the package and checks that every exception derives from 
 
     SignalboxError
     ├── common:     DecodeError, EncodeError, ConfigError, CommandError (ValueError);
-    │               RegistryError, TopicMismatch (RuntimeError); SettingsError (ValueError)
+    │               RegistryError, TopicMismatch, LimitUnknown (RuntimeError);
+    │               SettingsError (ValueError)
     │               └── KafkaRefused
     ├── client:     EventTooLarge (ValueError)
     ├── ingest:     InvalidJson, InvalidEvents, KeyFileError, MappingError,
-    │               PayloadError (ValueError); LimitUnknown, ProduceError (RuntimeError)
+    │               PayloadError (ValueError); ProduceError (RuntimeError)
     ├── evaluator:  AutomationError, InputRejected, SimulationInputError (ValueError);
     │               UnsupportedStore (TypeError); ApprovalConflict
     └── dispatcher: HeaderError, BadSignature,
