@@ -174,6 +174,19 @@ class IngestSettings:
 
 
 @dataclass(frozen=True)
+class EvaluatorSettings:
+    port: int = 8081
+    admin_port: int = 8084
+    admin_token: str = field(default="", repr=False)
+    store: str = "rocksdb://"  # or memory:// (state rebuilt from the changelog)
+    data_dir: str = ".run/evaluator"
+    #: Decoded states of the most recently active customers kept in memory.
+    state_cache: int = 20_000
+    automations_file: str = ""  # none: the built-in default automations
+    teams: Mapping[str, str] = field(default_factory=lambda: {"finance": "finance@example.com"})
+
+
+@dataclass(frozen=True)
 class SchedulerSettings:
     port: int = 8083
     tick_interval_s: float = 60.0
@@ -187,19 +200,11 @@ class Settings:
     registry: RegistrySettings = RegistrySettings()
     logging: LoggingSettings = LoggingSettings()
     ingest: IngestSettings = IngestSettings()
+    evaluator: EvaluatorSettings = EvaluatorSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     smtp: SmtpSettings = SmtpSettings()
     instance_id: str = "local"
     bind_host: str = "127.0.0.1"
-    evaluator_port: int = 8081
-    evaluator_admin_port: int = 8084
-    admin_token: str = field(default="", repr=False)
-    evaluator_store: str = "rocksdb://"  # or memory:// (state rebuilt from the changelog)
-    evaluator_data_dir: str = ".run/evaluator"
-    #: Decoded states of the most recently active customers kept in memory.
-    evaluator_state_cache: int = 20_000
-    automations_file: str = ""
-    teams: Mapping[str, str] = field(default_factory=dict)
     dispatcher_port: int = 8082
     dispatcher_max_attempts: int = 5
     dispatcher_backoff_s: float = 0.5
@@ -243,16 +248,7 @@ class Settings:
             instance_id=e.text("SIGNALBOX_INSTANCE_ID", socket.gethostname()),
             bind_host=bind_host,
             ingest=_ingest_settings(e, bind_host),
-            evaluator_port=e.integer("EVALUATOR_PORT", cls.evaluator_port, minimum=0),
-            evaluator_admin_port=e.integer("EVALUATOR_ADMIN_PORT", cls.evaluator_admin_port,
-                                           minimum=0),
-            admin_token=e.text("SIGNALBOX_ADMIN_TOKEN", ""),
-            evaluator_store=e.choice("EVALUATOR_STORE", cls.evaluator_store, EVALUATOR_STORES),
-            evaluator_data_dir=str(Path(e.text("EVALUATOR_DATA_DIR", cls.evaluator_data_dir))),
-            evaluator_state_cache=e.integer("EVALUATOR_STATE_CACHE", cls.evaluator_state_cache,
-                                            minimum=1),
-            automations_file=e.text("SIGNALBOX_AUTOMATIONS_FILE", ""),
-            teams=e.pairs("SIGNALBOX_TEAMS", "finance=finance@example.com"),
+            evaluator=_evaluator_settings(e),
             dispatcher_port=e.integer("DISPATCHER_PORT", cls.dispatcher_port, minimum=0),
             dispatcher_max_attempts=e.integer(
                 "DISPATCHER_MAX_ATTEMPTS", cls.dispatcher_max_attempts, minimum=1),
@@ -289,11 +285,25 @@ def _ingest_settings(e: Env, bind_host: str) -> IngestSettings:
         auth=auth, keys_file=e.text("INGEST_KEYS_FILE", IngestSettings.keys_file))
 
 
+def _evaluator_settings(e: Env) -> EvaluatorSettings:
+    d = EvaluatorSettings()
+    return EvaluatorSettings(
+        port=e.integer("EVALUATOR_PORT", d.port, minimum=0),
+        admin_port=e.integer("EVALUATOR_ADMIN_PORT", d.admin_port, minimum=0),
+        admin_token=e.text("SIGNALBOX_ADMIN_TOKEN", d.admin_token),
+        store=e.choice("EVALUATOR_STORE", d.store, EVALUATOR_STORES),
+        data_dir=str(Path(e.text("EVALUATOR_DATA_DIR", d.data_dir))),
+        state_cache=e.integer("EVALUATOR_STATE_CACHE", d.state_cache, minimum=1),
+        automations_file=e.text("SIGNALBOX_AUTOMATIONS_FILE", d.automations_file),
+        teams=e.pairs("SIGNALBOX_TEAMS", ",".join(f"{k}={v}" for k, v in d.teams.items())),
+    )
+
+
 def require_admin_token(settings: Settings) -> None:
     """The evaluator's admin API changes automations and decides approvals: beyond loopback
     it needs a token. Checked where the API is served (not in :meth:`Settings.from_env`), so
     the other services and the CLI do not need the admin secret."""
-    if not settings.admin_token and not is_loopback(settings.bind_host):
+    if not settings.evaluator.admin_token and not is_loopback(settings.bind_host):
         raise SettingsError(
             f"SIGNALBOX_ADMIN_TOKEN: required, because SIGNALBOX_BIND_HOST is "
             f"{settings.bind_host!r} (not loopback) and without a token anyone who reaches "

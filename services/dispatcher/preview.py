@@ -102,7 +102,8 @@ def add_parser(sub: Any) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        automations_file = args.automations or settings.automations_file or _default_file()
+        automations_file = (args.automations or settings.evaluator.automations_file
+                            or _default_file())
         automation = _automation(automations_file, args.automation, settings)
         with open(args.event, encoding="utf-8") as f:
             events = read_events(_event_lines(f.read(), args.event), source=args.event)

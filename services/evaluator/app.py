@@ -111,8 +111,8 @@ def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAU
         settings.kafka.evaluator_app_id,
         broker=faust_broker(k),
         broker_credentials=faust_credentials(k),
-        store=settings.evaluator_store,
-        datadir=settings.evaluator_data_dir,
+        store=settings.evaluator.store,
+        datadir=settings.evaluator.data_dir,
         processing_guarantee="at_least_once",
         topic_partitions=k.partitions,
         topic_replication_factor=k.replication_factor,
@@ -235,7 +235,7 @@ class _Wiring:
         """Built on first use: the table's store exists only once the app runs."""
         if self._states is None:
             self._states = StateStore(self.shell.codec, local_store_of(self.table),
-                                      self.shell.settings.evaluator_state_cache)
+                                      self.shell.settings.evaluator.state_cache)
         return self._states
 
     @property
@@ -245,7 +245,7 @@ class _Wiring:
         if self._timers is None:
             states = self.states
             if isinstance(states.local, RocksLocalStore):
-                directory = Path(self.shell.settings.evaluator_data_dir) / "timers"
+                directory = Path(self.shell.settings.evaluator.data_dir) / "timers"
                 self._timers = DiskTimers(directory, lambda ps: scan(self.table, ps),
                                           states.summary, states.decode)
             else:

@@ -150,7 +150,7 @@ def from_file(text: str, source: str, event_types: Collection[str],
 def configured(settings: Settings) -> Definitions:
     """No automations yet, with what every set is checked against: the event types, the
     teams of ``SIGNALBOX_TEAMS`` and the templates of ``SIGNALBOX_TEMPLATES_DIR``."""
-    return Definitions(schemas.event_types(), dict(settings.teams),
+    return Definitions(schemas.event_types(), dict(settings.evaluator.teams),
                        templates=TemplateCheck.configured(settings.templates_dir))
 
 

@@ -35,7 +35,7 @@ def default_automations_path() -> str:
 def file_definitions(settings: Settings) -> Definitions:
     """The automations file (``SIGNALBOX_AUTOMATIONS_FILE`` or the built-in default),
     validated whole; the automations topic overrides it by id once it is read."""
-    return load_file(settings.automations_file or default_automations_path(), settings)
+    return load_file(settings.evaluator.automations_file or default_automations_path(), settings)
 
 
 def topic_limits(settings: Settings) -> Limits:

@@ -79,7 +79,7 @@ class EvaluatorShell(Service):
         return await self.approvals.ready()
 
     async def on_start(self) -> None:
-        self._ops = OpsServer(self.settings.bind_host, self.settings.evaluator_port,
+        self._ops = OpsServer(self.settings.bind_host, self.settings.evaluator.port,
                               self._checks)
         await self._ops.start()
         await self.writer.start()
@@ -89,15 +89,15 @@ class EvaluatorShell(Service):
         await self.source.reader.start()
         await self.approvals.start()
         admin = create_admin_app(AutomationsApi(self.source, self.writer),
-                                 ApprovalsApi(self.approvals), self.settings.admin_token)
+                                 ApprovalsApi(self.approvals), self.settings.evaluator.admin_token)
         add_metrics_route(admin)  # the same registry as the ops port's /metrics
         self._runner = web.AppRunner(admin, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.bind_host,
-                          self.settings.evaluator_admin_port).start()
+                          self.settings.evaluator.admin_port).start()
         log.info("admin_api_listening", host=self.settings.bind_host,
-                 port=self.settings.evaluator_admin_port,
-                 auth="bearer" if self.settings.admin_token else "none")
+                 port=self.settings.evaluator.admin_port,
+                 auth="bearer" if self.settings.evaluator.admin_token else "none")
 
     async def on_stop(self) -> None:
         self._stopping.set()

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from signalbox.common.settings import (
+    EvaluatorSettings,
     IngestSettings,
     KafkaSettings,
     LoggingSettings,
@@ -87,9 +88,10 @@ def test_defaults_from_an_empty_environment_work_on_a_fresh_machine() -> None:
         bind_host="127.0.0.1",
         ingest=IngestSettings(port=8080, max_body_bytes=1_048_576, max_batch=500, auth="keys",
                               keys_file=".run/ingest-keys.json"),
-        evaluator_port=8081, evaluator_store="rocksdb://",
-        evaluator_data_dir=".run/evaluator", automations_file="",
-        teams={"finance": "finance@example.com"}, dispatcher_port=8082,
+        evaluator=EvaluatorSettings(port=8081, store="rocksdb://", data_dir=".run/evaluator",
+                                    automations_file="",
+                                    teams={"finance": "finance@example.com"}),
+        dispatcher_port=8082,
         dispatcher_max_attempts=5, dispatcher_backoff_s=0.5, dispatcher_backoff_cap_s=30.0,
         templates_dir="", scheduler=SchedulerSettings(port=8083, tick_interval_s=60.0),
     )
@@ -112,12 +114,11 @@ def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFi
         bind_host="127.0.0.2",
         ingest=IngestSettings(port=9080, max_body_bytes=2048, max_batch=50, auth="none",
                               keys_file="/etc/signalbox/ingest-keys.json"),
-        evaluator_port=9081,
-        evaluator_admin_port=9084, admin_token="admin-s3cret",
-        evaluator_store="memory://", evaluator_data_dir="/var/lib/signalbox/evaluator",
-        evaluator_state_cache=5000,
-        automations_file="/etc/signalbox/automations.yaml",
-        teams={"finance": "ar@acme.example", "support": "help@acme.example"},
+        evaluator=EvaluatorSettings(
+            port=9081, admin_port=9084, admin_token="admin-s3cret", store="memory://",
+            data_dir="/var/lib/signalbox/evaluator", state_cache=5000,
+            automations_file="/etc/signalbox/automations.yaml",
+            teams={"finance": "ar@acme.example", "support": "help@acme.example"}),
         dispatcher_port=9082, dispatcher_max_attempts=9, dispatcher_backoff_s=0.0,
         dispatcher_backoff_cap_s=120.0, templates_dir="/etc/signalbox/templates",
         public_url="https://signalbox.acme.example", unsubscribe_secret="unsubscribe-s3cret",
@@ -152,11 +153,11 @@ def test_blank_values_mean_the_default_and_values_are_trimmed() -> None:
     assert settings.smtp.host == "127.0.0.1"
     assert settings.scheduler.tick_interval_s == 2.0
     assert (settings.logging.format, settings.smtp.tls) == ("console", "starttls")
-    assert settings.teams == {"ops": "o@x"}
+    assert settings.evaluator.teams == {"ops": "o@x"}
 
 
 def test_a_team_address_may_contain_equals_signs() -> None:
-    assert Settings.from_env({"SIGNALBOX_TEAMS": "ops=a=b@x"}).teams == {"ops": "a=b@x"}
+    assert Settings.from_env({"SIGNALBOX_TEAMS": "ops=a=b@x"}).evaluator.teams == {"ops": "a=b@x"}
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), [
@@ -299,4 +300,4 @@ def test_the_admin_api_beyond_loopback_is_refused_without_a_token(host: str) -> 
 def test_the_admin_api_starts_on_loopback_or_with_a_token(host: str, token: str) -> None:
     settings = Settings.from_env({"SIGNALBOX_BIND_HOST": host, "SIGNALBOX_ADMIN_TOKEN": token})
     require_admin_token(settings)
-    assert settings.admin_token == token
+    assert settings.evaluator.admin_token == token

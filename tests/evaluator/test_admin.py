@@ -51,8 +51,8 @@ def automation(aid: str, **extra: Any) -> dict[str, Any]:
 
 async def started_shell(settings: Settings) -> EvaluatorShell:
     # Its ops port free too: another test worker may hold the default 8081.
-    settings = replace(settings, evaluator_port=free_port())
-    definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.teams,
+    settings = replace(settings, evaluator=replace(settings.evaluator, port=free_port()))
+    definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.evaluator.teams,
                             templates_check())
     shell = EvaluatorShell(settings, codec, definitions, definitions.build())
     await shell.start()
@@ -64,7 +64,7 @@ async def started_shell(settings: Settings) -> EvaluatorShell:
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, EvaluatorShell]]:
     port = free_port()
-    s = replace(settings, evaluator_admin_port=port, admin_token=TOKEN)
+    s = replace(settings, evaluator=replace(settings.evaluator, admin_port=port, admin_token=TOKEN))
     shell = await started_shell(s)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
@@ -128,7 +128,7 @@ async def test_every_v1_request_needs_the_bearer_token(
 
 def test_the_evaluator_refuses_to_serve_the_admin_api_beyond_loopback_without_a_token(
         settings: Settings) -> None:
-    definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.teams,
+    definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.evaluator.teams,
                             templates_check())
     with pytest.raises(SettingsError, match=r"^SIGNALBOX_ADMIN_TOKEN: required, because "
                                             r"SIGNALBOX_BIND_HOST is '0\.0\.0\.0'"):

@@ -76,7 +76,8 @@ def test_simulate_and_apply_give_the_same_verdict_and_errors(
     assert code == (0 if valid else 2), errors
     settings = Settings.from_env(operator_env)
     try:
-        file_definitions(replace(settings, automations_file=str(path))).build()
+        evaluator = replace(settings.evaluator, automations_file=str(path))
+        file_definitions(replace(settings, evaluator=evaluator)).build()
         started = []
     except AutomationError as exc:
         started = [f"{exc.source}: {e}" for e in exc.errors]
@@ -98,8 +99,9 @@ def test_simulate_runs_the_shipped_defaults_with_signalbox_teams(
 @pytest.mark.kafka
 def test_apply_accepts_the_valid_files(settings: Settings, operator_env: dict[str, str],
                                        tmp_path: Path) -> None:
-    configured = replace(settings, teams=Settings.from_env(operator_env).teams,
-                         templates_dir=operator_env["SIGNALBOX_TEMPLATES_DIR"])
+    teams = Settings.from_env(operator_env).evaluator.teams
+    configured = replace(settings, templates_dir=operator_env["SIGNALBOX_TEMPLATES_DIR"],
+                         evaluator=replace(settings.evaluator, teams=teams))
     for name, (text, valid) in FILES.items():
         if valid:
             path = tmp_path / "automations.yaml"

@@ -39,7 +39,7 @@ def stored(aid: str, **kw: Any) -> Stored:
 
 
 def file_definitions(settings: Settings) -> Definitions:
-    return from_file(FILE, "test.yaml", schemas.event_types(), settings.teams,
+    return from_file(FILE, "test.yaml", schemas.event_types(), settings.evaluator.teams,
                      templates_check())
 
 
