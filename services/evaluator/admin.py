@@ -67,6 +67,16 @@ def _problem(status: int, reason: str, **extra: Any) -> web.Response:
     return web.json_response({"error": reason, **extra}, status=status)
 
 
+def _invalid(errors: list[dict[str, str]]) -> web.Response:
+    """400 for a request that cannot be applied: every problem as ``{"path", "reason"}``."""
+    return web.json_response({"errors": errors}, status=400)
+
+
+def _invalid_at(path: str, reason: str) -> web.Response:
+    """400 for one problem of a request (``path`` ``""``: the body as a whole)."""
+    return _invalid([{"path": path, "reason": reason}])
+
+
 class AutomationsApi:
     def __init__(self, source: AutomationsSource, writer: AutomationsWriter) -> None:
         self.source, self.writer = source, writer
@@ -110,15 +120,12 @@ class AutomationsApi:
         try:
             body = await _body(request)
         except ValueError as exc:
-            return web.json_response({"errors": [{"path": "", "reason": str(exc)}]}, status=400)
+            return _invalid_at("", str(exc))
         if not isinstance(body, dict):
-            return web.json_response(
-                {"errors": [{"path": "", "reason": "expected one automation as an object"}]},
-                status=400)
+            return _invalid_at("", "expected one automation as an object")
         body.setdefault("id", aid)
         if body["id"] != aid:
-            return web.json_response({"errors": [{"path": "id", "reason": (
-                f"{body['id']!r} differs from the id in the URL, {aid!r}")}]}, status=400)
+            return _invalid_at("id", f"{body['id']!r} differs from the id in the URL, {aid!r}")
         created = aid not in self.source.definitions.effective()
         return await self._store(request, body, 201 if created else 200)
 
@@ -129,7 +136,7 @@ class AutomationsApi:
         try:
             self.source.definitions.with_change(Change(aid, stored)).build()
         except AutomationError as exc:
-            return web.json_response({"errors": error_items(exc.errors)}, status=400)
+            return _invalid(error_items(exc.errors))
         partition, offset = await self.writer.put(stored)
         await self.source.reader.wait_for(partition, offset)
         log.info("automation_written", automation_id=aid, by=stored.updated_by)
@@ -149,7 +156,7 @@ class AutomationsApi:
         try:
             defs.with_change(Change(aid, None)).build()
         except AutomationError as exc:
-            return web.json_response({"errors": error_items(exc.errors)}, status=400)
+            return _invalid(error_items(exc.errors))
         partition, offset = await self.writer.delete(aid)
         await self.source.reader.wait_for(partition, offset)
         log.info("automation_deleted", automation_id=aid, by=_actor(request))
@@ -184,8 +191,8 @@ class ApprovalsApi:
     async def list(self, request: web.Request) -> web.Response:
         status = request.query.get("status")
         if status is not None and status not in STATUSES:
-            return web.json_response({"errors": [{"path": "status", "reason": (
-                f"expected one of {', '.join(STATUSES)}, got {status[:100]!r}")}]}, status=400)
+            return _invalid_at("status",
+                               f"expected one of {', '.join(STATUSES)}, got {status[:100]!r}")
         items = [a for a in self.approvals.all() if status is None or a["status"] == status]
         return web.json_response({"approvals": items})
 
@@ -206,10 +213,9 @@ class ApprovalsApi:
         try:
             body = await _body(request) if request.can_read_body else {}
         except ValueError as exc:
-            return web.json_response({"errors": [{"path": "", "reason": str(exc)}]}, status=400)
+            return _invalid_at("", str(exc))
         if not isinstance(body, dict):
-            return web.json_response({"errors": [{"path": "", "reason": "expected an object"}]},
-                                     status=400)
+            return _invalid_at("", "expected an object")
         errors = [{"path": key, "reason": _NOT_IN_BODY.get(key, "unknown field")}
                   for key in sorted({str(k) for k in body} - {"reason"})]
         reason = body.get("reason")
@@ -221,7 +227,7 @@ class ApprovalsApi:
         if not decided_by:
             errors.append({"path": ACTOR_HEADER, "reason": "required: who decides"})
         if errors:
-            return web.json_response({"errors": errors}, status=400)
+            return _invalid(errors)
         try:
             decided = await self.approvals.decide(approval_id, decision, decided_by, reason)
         except KeyError:
@@ -243,8 +249,7 @@ async def actor_header(request: web.Request, handler: Handler) -> web.StreamResp
     name = request.headers.get(ACTOR_HEADER, "").strip()
     problem = ACTOR.check(name)
     if problem is not None:
-        return web.json_response({"errors": [{"path": ACTOR_HEADER, "reason": problem}]},
-                                 status=400)
+        return _invalid_at(ACTOR_HEADER, problem)
     request[_ACTOR] = name
     return await handler(request)
 
