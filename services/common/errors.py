@@ -22,10 +22,13 @@ The tree (a test walks the package and checks that every exception derives from 
     │               RegistryError, TopicMismatch, LimitUnknown (RuntimeError);
     │               SettingsError (ValueError)
     │               └── KafkaRefused
+    │               FileProblems (ValueError): a file's every problem
+    │               ├── AutomationError (evaluator)
+    │               └── MappingError (ingest)
     ├── client:     EventTooLarge (ValueError)
-    ├── ingest:     InvalidJson, InvalidEvents, KeyFileError, MappingError,
+    ├── ingest:     InvalidJson, InvalidEvents, KeyFileError,
     │               PayloadError (ValueError); ProduceError (RuntimeError)
-    ├── evaluator:  AutomationError, InputRejected, SimulationInputError (ValueError);
+    ├── evaluator:  InputRejected, SimulationInputError (ValueError);
     │               UnsupportedStore (TypeError); ApprovalConflict
     └── dispatcher: HeaderError, BadSignature,
                     BadToken (ValueError); PreviewError; LedgerWriteFailed; email._Failed
@@ -60,3 +63,15 @@ class SignalboxError(Exception):
     def why(self) -> str:
         """The reason without the place: given at construction, else the message."""
         return self._why if self._why is not None else str(self)
+
+
+class FileProblems(SignalboxError, ValueError):
+    """A file that cannot be used; ``errors`` lists every problem found in it, so one
+    run of a check reports them all. Subclasses name the kind of file in ``what``."""
+
+    what = "file"
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: " + "; ".join(errors), where=source, why="; ".join(errors))

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from signalbox.common.errors import SignalboxError
+from signalbox.common.errors import FileProblems
 from signalbox.evaluator.engine.actions import (
     Action,
     AlertAction,
@@ -65,15 +65,10 @@ _FIELDS = ("id", "version", "name", "enabled", "critical", "trigger", "condition
 __all__ = ["FORMAT", "Action", "AlertAction", "ApprovalAction", "EmailAction", "Team"]
 
 
-class AutomationError(SignalboxError, ValueError):
-    """An automation file that cannot be applied; ``errors`` lists every problem found."""
+class AutomationError(FileProblems):
+    """An automation file that cannot be applied."""
 
     what = "automation file"
-
-    def __init__(self, source: str, errors: list[str]) -> None:
-        self.source = source
-        self.errors = errors
-        super().__init__(f"{source}: " + "; ".join(errors), where=source, why="; ".join(errors))
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
 from signalbox.common import schemas
-from signalbox.common.errors import SignalboxError
+from signalbox.common.errors import FileProblems, SignalboxError
 from signalbox.common.schemas import EventType
 from signalbox.ingest.avro_json import suggest
 from signalbox.ingest.catalogue import profile_fields
@@ -74,15 +74,10 @@ _RULE = ("type", "when", "id_suffix", "customer_id", "occurred_at", "customer", 
          "data", "doc")
 
 
-class MappingError(SignalboxError, ValueError):
-    """A mapping file that cannot be used; ``errors`` lists every problem found."""
+class MappingError(FileProblems):
+    """A mapping file that cannot be used."""
 
     what = "mapping file"
-
-    def __init__(self, source: str, errors: list[str]) -> None:
-        self.source = source
-        self.errors = errors
-        super().__init__(f"{source}: " + "; ".join(errors), where=source, why="; ".join(errors))
 
 
 @dataclass(frozen=True)
