@@ -19,8 +19,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
+from signalbox.common.commands import (
+    ChannelCommand,
+    Command,
+    CrmCommand,
+    EmailCommand,
+    ExportCommand,
+    SmsCommand,
+    TriggerInfo,
+    WebhookCommand,
+)
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels import (
     Channel,
@@ -31,7 +40,6 @@ from signalbox.dispatcher.channels import (
     SmsChannel,
     WebhookChannel,
 )
-from signalbox.dispatcher.model import Command
 from signalbox.dispatcher.providers import (
     CrmConnection,
     ExportTarget,
@@ -52,10 +60,11 @@ VARIABLES = {"customer_name": "Ada", "product": "pro", "amount_minor": "4900",
              "currency": "EUR", "reason": "card declined", "payment_id": "p-1"}
 
 
-def command(channel: str, action: dict[str, Any], i: int) -> Command:
-    return Command(command_id=uuid.uuid4().hex[:32], customer_id=f"cus-{i}",
-                   automation_id="bench", channel=channel, action=action,
-                   issued_at=1_790_000_000_000, trigger_type="payment.failed")
+def command(action: ChannelCommand, i: int) -> Command:
+    return Command(command_id=uuid.uuid4().hex[:32], automation_id="bench",
+                   automation_version=1, action_index=0, customer_id=f"cus-{i}",
+                   issued_at=1_790_000_000_000, trigger=TriggerInfo("payment.failed", f"e-{i}"),
+                   action=action)
 
 
 Make = Callable[[int], Command]
@@ -76,33 +85,29 @@ def cases(root: Path) -> Iterator[list[Case]]:
         record = {"customer_id": "cus-1", "amount": "49.00", "plan": "pro"}
 
         def export(target: str) -> Make:
-            return lambda i: command("export", {"target": target, "format": "csv",
-                                                "filename": "{{ command_id }}.csv",
-                                                "record": record}, i)
+            return lambda i: command(
+                ExportCommand(target, "csv", "{{ command_id }}.csv", record), i)
 
         yield [
             ("email (SMTP)", EmailChannel(SmtpSettings(port=smtp.port, timeout_s=10), templates),
-             lambda i: command("email", {"to": [f"c{i}@example.com"], "audience": "customer",
-                                         "template": "payment_failed", "variables": VARIABLES},
-                               i)),
+             lambda i: command(EmailCommand((f"c{i}@example.com",), "customer",
+                                            "payment_failed", None, VARIABLES), i)),
             ("sms (Twilio format)", SmsChannel(SmsProvider(
                 twilio.account_sid, twilio.auth_token, "+14155550100", twilio.url), templates),
-             lambda i: command("sms", {"to": ["+14155552671"], "audience": "customer",
-                                       "template": "payment_failed", "variables": VARIABLES}, i)),
+             lambda i: command(SmsCommand(("+14155552671",), "customer", "payment_failed",
+                                          None, VARIABLES), i)),
             ("webhook (signed)", WebhookChannel({"hook": WebhookEndpoint(
                 "hook", f"{receiver.url}/in", receiver.secret, allow_private=True)}),
-             lambda i: command("webhook", {"endpoint": "hook", "event": "customer.past_due",
-                                           "variables": {"days": "14"}}, i)),
+             lambda i: command(WebhookCommand("hook", "customer.past_due", {"days": "14"}), i)),
             ("crm (HubSpot add_tag)", CrmChannel({"default": CrmConnection(
                 "default", "hubspot", hubspot.url, token=hubspot.token)}, templates),
-             lambda i: command("crm", {"operation": "add_tag", "params": {"tag": "past-due"},
-                                       "variables": {"customer_email": f"c{i}@example.com"}}, i)),
+             lambda i: command(CrmCommand("add_tag", {"tag": "past-due"},
+                                          {"customer_email": f"c{i}@example.com"}), i)),
             ("crm (generic REST)", CrmChannel({"default": CrmConnection(
                 "default", "rest", rest.url, operations={"add_tag": RestOperation(
                     "POST", "/contacts/{{ customer_id }}/tags", {"tag": "{{ tag }}"})})},
                 templates),
-             lambda i: command("crm", {"operation": "add_tag", "params": {"tag": "x"},
-                                       "variables": {}}, i)),
+             lambda i: command(CrmCommand("add_tag", {"tag": "x"}, {}), i)),
             ("export (FTP)", ExportChannel({"ftp": ExportTarget(
                 "ftp", "ftp", "127.0.0.1", ftp.port, ftp.user, ftp.password)}, templates),
              export("ftp")),
@@ -111,9 +116,8 @@ def cases(root: Path) -> Iterator[list[Case]]:
                 known_hosts=sftp.known_hosts)}, templates),
              export("sftp")),
             ("outbox (files)", OutboxChannel("email", root / "outbox", templates),
-             lambda i: command("email", {"to": [f"c{i}@example.com"], "audience": "customer",
-                                         "template": "payment_failed", "variables": VARIABLES},
-                               i)),
+             lambda i: command(EmailCommand((f"c{i}@example.com",), "customer",
+                                            "payment_failed", None, VARIABLES), i)),
         ]
 
 

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from signalbox.common.commands import Command, MessageCommand
 from signalbox.dispatcher.model import (
     ATTEMPTING,
-    Command,
     Delivery,
     InDoubtError,
     Outcome,
@@ -150,7 +150,7 @@ def decide(command: Command, state: DeliveryState, now_ms: int, policy: PolicyCo
         return Suppress("no recipient address is known")
     pol = policy.channel(command.channel)
     capped = False
-    if command.action.get("audience") == "customer":
+    if isinstance(command.action, MessageCommand) and command.action.audience == "customer":
         reason = view.opted_out(command, recipients)
         if reason is not None:
             return Suppress(f"opted out: {reason}")

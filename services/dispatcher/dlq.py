@@ -36,7 +36,7 @@ from typing import Any, TextIO
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms, now_ms
 from signalbox.common.codec import AvroCodec, DecodeError
-from signalbox.common.commands import CommandError
+from signalbox.common.commands import CommandError, command_from_record
 from signalbox.common.registry import codec_for
 from signalbox.common.replays import Mark, Replayer, Write, mark_key, read_marks, read_to_end
 from signalbox.common.settings import Settings, SettingsError
@@ -48,7 +48,6 @@ from signalbox.common.topics import (
     EVENTS_USAGE,
     wait_for_broker,
 )
-from signalbox.dispatcher.model import command_from_record
 from signalbox.dispatcher.policy.retry import REPLAY
 
 HELP = (__doc__ or "").replace("``", "")

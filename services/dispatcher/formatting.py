@@ -50,7 +50,7 @@ from babel.dates import (
 )
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 
-from signalbox.dispatcher.model import Command
+from signalbox.common.commands import Command, MessageCommand
 from signalbox.dispatcher.policy.protection import zone
 
 DEFAULT_LOCALE = "en"
@@ -83,8 +83,8 @@ def reader(locale: str | None, timezone: str | None) -> Reader:
 def reader_of(command: Command) -> Reader:
     """Whose conventions a message follows: the customer's, or the default for a team."""
     a = command.action
-    if a.get("audience") == "customer":
-        return reader(a.get("locale"), command.customer_timezone)
+    if isinstance(a, MessageCommand) and a.audience == "customer":
+        return reader(a.locale, command.customer_timezone)
     return reader(None, None)
 
 

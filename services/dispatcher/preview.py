@@ -31,16 +31,20 @@ from typing import Any, cast
 from signalbox.common import schemas
 from signalbox.common.clock import FixedClock, SystemClock
 from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import command_to_record
+from signalbox.common.commands import (
+    Command,
+    MessageCommand,
+    command_from_record,
+    command_to_record,
+)
 from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.sms import render_sms
-from signalbox.dispatcher.model import Command, DeliveryError, command_from_record
+from signalbox.dispatcher.model import DeliveryError
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.evaluator.definitions import load_file
 from signalbox.evaluator.engine import AutomationError, AutomationSet, Decision
-from signalbox.evaluator.engine import Command as EngineCommand
 from signalbox.evaluator.engine.model import Event
 from signalbox.evaluator.simulate import (
     Simulation,
@@ -52,7 +56,6 @@ from signalbox.evaluator.simulate import (
 
 PROG = "signalbox templates render"
 HORIZON_MS = 366 * 86_400_000  # how far a time trigger is ticked on by default
-MESSAGE_CHANNELS = ("email", "sms")
 
 
 class PreviewError(SignalboxError):
@@ -165,13 +168,13 @@ def _event_lines(text: str, source: str) -> list[str]:
 
 
 def _issued(automations: AutomationSet, events: list[Event], tick_ms: int,
-            until: int | None) -> Iterator[tuple[EngineCommand, str]]:
+            until: int | None) -> Iterator[tuple[Command, str]]:
     """The automation's commands over the events, each with the approval holding it ("")
     or none; a time trigger is ticked on to ``until``, or until it first fires."""
     sim = Simulation(automations, tick_ms)
     fired = False
 
-    def commands(decision: Decision) -> Iterator[tuple[EngineCommand, str]]:
+    def commands(decision: Decision) -> Iterator[tuple[Command, str]]:
         nonlocal fired
         for command in decision.commands:
             fired = True
@@ -206,13 +209,13 @@ def render(settings: Settings, automations: AutomationSet, events: list[Event], 
     for issued, held_by in _issued(automations, events, tick_ms, until):
         wire = codec.encode(schemas.ACTION_COMMAND, command_to_record(issued))
         command = command_from_record(codec.decode(schemas.ACTION_COMMAND, wire))
-        if command.channel not in MESSAGE_CHANNELS:
+        if not isinstance(command.action, MessageCommand):
             continue
         try:
             previews.append(_preview(command, held_by, email, templates))
         except (DeliveryError, ValueError) as exc:  # a template problem, a bad header
             raise PreviewError(f"{command.channel} command {command.command_id} "
-                               f"({command.trigger_type}): {exc}") from exc
+                               f"({command.trigger.type}): {exc}") from exc
     if not previews:
         ticked = _iso(until) if until is not None else "a year after the last event"
         raise PreviewError(f"automation {automations.automations[0].id!r} sends no email or "
@@ -226,12 +229,12 @@ def _iso(ms: int) -> str:
 
 def _preview(command: Command, held_by: str, email: EmailChannel,
              templates: TemplateStore) -> Preview:
-    to = tuple(command.action.get("to") or ())
+    to = command.action.to if isinstance(command.action, MessageCommand) else ()
     if command.channel == "sms":
-        return Preview(command.channel, command.command_id, command.trigger_type,
+        return Preview(command.channel, command.command_id, command.trigger.type,
                        command.issued_at, held_by, to=to, text=render_sms(templates, command))
     message = email.build(command)
-    return Preview(command.channel, command.command_id, command.trigger_type,
+    return Preview(command.channel, command.command_id, command.trigger.type,
                    command.issued_at, held_by, to=to,
                    headers=tuple((k, str(v)) for k, v in message.items()),
                    text=_part(message, "plain") or "", html=_part(message, "html"))

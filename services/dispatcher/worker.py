@@ -49,7 +49,7 @@ from signalbox.common import schemas
 from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.clock import Clock, SystemClock
 from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import CommandError
+from signalbox.common.commands import Command, CommandError, command_from_record
 from signalbox.common.deadletter import DEFAULT_MAX_MESSAGE_BYTES, topic_max_message_bytes
 from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import aiokafka_options
@@ -84,13 +84,7 @@ from signalbox.dispatcher.delivery import (
 )
 from signalbox.dispatcher.flow_control import FlowControl, Hold
 from signalbox.dispatcher.ledger import KafkaLedger, Ledger
-from signalbox.dispatcher.model import (
-    ATTEMPTING,
-    Command,
-    Delivery,
-    Outcome,
-    command_from_record,
-)
+from signalbox.dispatcher.model import ATTEMPTING, Delivery, Outcome
 from signalbox.dispatcher.outcome_records import (
     DEAD_LETTERED,
     OutcomeRecords,

@@ -11,10 +11,18 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
+from signalbox.common.commands import (
+    ChannelCommand,
+    Command,
+    EmailCommand,
+    SmsCommand,
+    TriggerInfo,
+    WebhookCommand,
+)
 from signalbox.dispatcher.delivery import (
     Attempt,
     Decision,
@@ -32,7 +40,6 @@ from signalbox.dispatcher.delivery import (
 )
 from signalbox.dispatcher.model import (
     ATTEMPTING,
-    Command,
     Delivery,
     DeliveryError,
     InDoubtError,
@@ -94,11 +101,15 @@ class World:
         return self.breaker_s
 
 
-def command(channel: str = "email", audience: str = "customer", critical: bool = False,
-            timezone: str | None = "Europe/Berlin") -> Command:
-    action: dict[str, Any] = {"audience": audience, "template": "payment_failed"}
-    return Command("c-1", "cus_1", "dunning", channel, action, NOON,
-                   customer_timezone=timezone, critical=critical)
+def command(channel: str = "email", audience: Literal["customer", "internal"] = "customer",
+            critical: bool = False, timezone: str | None = "Europe/Berlin") -> Command:
+    action: ChannelCommand = (
+        WebhookCommand("crm-sync", "customer.past_due", {}) if channel == "webhook"
+        else SmsCommand(("+14155552671",), audience, "payment_failed", None, {})
+        if channel == "sms"
+        else EmailCommand(("ada@example.com",), audience, "payment_failed", None, {}))
+    return Command("c-1", "dunning", 1, 0, "cus_1", NOON, TriggerInfo("payment.failed", "e-1"),
+                   action, customer_timezone=timezone, critical=critical)
 
 
 QUIET = QuietHours(time(21), time(8), "Europe/Berlin", frozenset({"sms", "email"}))
@@ -116,8 +127,8 @@ EXPIRED = DeliveryState(attempts=4, first_attempt_ms=NOON - HOUR_MS, reason="503
 # (name, command, state, now, world, expected): an exact decision, or (Defer kind, low, high).
 DECISIONS: list[tuple[str, Command, DeliveryState, int, World,
                       Decision | tuple[str, float, float]]] = [
-    ("no driver", command("pigeon"), FRESH, NOON, World(),
-     Fail("no driver for channel 'pigeon'")),
+    ("no driver", command("webhook"), FRESH, NOON, World(drivers=frozenset({"email"})),
+     Fail("no driver for channel 'webhook'")),
     ("nobody to send to", command(), FRESH, NOON, World(to=()),
      Suppress("no recipient address is known")),
     ("opted out", command(), FRESH, NOON, World(opt_out="unsubscribed"),
@@ -126,7 +137,7 @@ DECISIONS: list[tuple[str, Command, DeliveryState, int, World,
      Suppress("opted out: bounced")),
     ("critical still honours opt-out", command(critical=True), FRESH, NOON,
      World(opt_out="unsubscribed"), Suppress("opted out: unsubscribed")),
-    ("operator audience ignores opt-out", command(audience="team"), FRESH, NOON,
+    ("operator audience ignores opt-out", command(audience="internal"), FRESH, NOON,
      World(opt_out="unsubscribed"), Attempt("email.example.com:443")),
     ("quiet hours defer to their end", command(), FRESH, NIGHT, World(),
      ("quiet_hours", 9.5 * 3600, 9.5 * 3600)),
@@ -136,7 +147,7 @@ DECISIONS: list[tuple[str, Command, DeliveryState, int, World,
      Attempt("email.example.com:443")),
     ("quiet hours skip other channels", command("webhook"), FRESH, NIGHT, World(),
      Attempt("webhook.example.com:443")),
-    ("quiet hours skip the team", command(audience="team"), FRESH, NIGHT, World(),
+    ("quiet hours skip the team", command(audience="internal"), FRESH, NIGHT, World(),
      Attempt("email.example.com:443")),
     ("cap reached", command(), FRESH, NOON, World(sent_at=(NOON - HOUR_MS, NOON - 2 * HOUR_MS)),
      Suppress("frequency cap: already 2 email in 86400s")),

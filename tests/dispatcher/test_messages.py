@@ -7,16 +7,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from signalbox.common import schemas
+from signalbox.common.commands import (
+    ChannelCommand,
+    Command,
+    EmailCommand,
+    SmsCommand,
+    TriggerInfo,
+)
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.sms import SmsChannel
 from signalbox.dispatcher.formatting import datetime_ as datetime_filter
 from signalbox.dispatcher.formatting import money, reader, reading_as
-from signalbox.dispatcher.model import Command
 from signalbox.dispatcher.providers import SmsProvider
 from signalbox.dispatcher.templates import (
     NEUTRAL,
@@ -47,17 +54,20 @@ NEUTRAL_TRIGGERS = {"approval.decided", "custom_field.changed", "feature.used",
                     "user.logged_in"}
 
 
-def command(trigger: str, channel: str = "email", audience: str = "customer",
+def command(trigger: str, channel: str = "email",
+            audience: Literal["customer", "internal"] = "customer",
             locale: str | None = "en-US", timezone: str | None = "America/New_York",
             template: str | None = None, to: str = "ada@example.com",
             **variables: str) -> Command:
+    message = EmailCommand((to,), audience, template or trigger_template(trigger),
+                           locale if audience == "customer" else None,
+                           {**template_variables(trigger), **variables})
+    action: ChannelCommand = (SmsCommand(**vars(message)) if channel == "sms" else message)
     return Command(
-        command_id=f"cmd-{trigger}-{channel}", customer_id="cus-1", automation_id="auto-1",
-        channel=channel, issued_at=AT, trigger_type=trigger, customer_timezone=timezone,
-        action={"to": [to], "audience": audience,
-                "template": template or trigger_template(trigger),
-                "locale": locale if audience == "customer" else None,
-                "variables": {**template_variables(trigger), **variables}})
+        command_id=f"cmd-{trigger}-{channel}", automation_id="auto-1", automation_version=1,
+        action_index=0, customer_id="cus-1", issued_at=AT,
+        trigger=TriggerInfo(trigger, f"evt-{trigger}"), action=action,
+        customer_timezone=timezone)
 
 
 @pytest.mark.parametrize(("locale", "amount", "currency", "expected"), [

@@ -9,11 +9,12 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from signalbox.common import schemas
+from signalbox.common.commands import Command, command_from_record
 from signalbox.common.deadletter import VALUE_BYTES, VALUE_SHA256, record_bytes
 from signalbox.common.metrics import RECEIVED_AT_HEADER
 from signalbox.dispatcher.commit import Write
 from signalbox.dispatcher.delivery import Result, Retry
-from signalbox.dispatcher.model import Command, Outcome, command_from_record
+from signalbox.dispatcher.model import Outcome
 from signalbox.dispatcher.outcome_records import (
     MAX_DETAIL_CHARS,
     OutcomeRecords,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from signalbox.dispatcher.model import Command, Delivery
+from signalbox.common.commands import ChannelCommand, Command
+from signalbox.dispatcher.model import Delivery, PermanentError
+
+A = TypeVar("A", bound=ChannelCommand)
 
 
 class Channel(Protocol):
@@ -35,3 +38,13 @@ class Channel(Protocol):
     async def aclose(self) -> None:
         """Release connections and clients; the channel is not used afterwards."""
         ...
+
+
+def action_of(command: Command, kind: type[A]) -> A:
+    """The command's action as the driver's own kind. The worker routes by
+    ``command.channel``, so another kind is a routing mistake: refused, never sent."""
+    a = command.action
+    if not isinstance(a, kind):
+        raise PermanentError(f"{kind.channel} driver given a {command.channel} command",
+                             where="action")
+    return a

@@ -19,17 +19,19 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from signalbox.common.commands import Command, CrmCommand
+from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.hubspot import HubSpot
 from signalbox.dispatcher.channels.recipients import recipients_of
-from signalbox.dispatcher.model import Command, Delivery, PermanentError
+from signalbox.dispatcher.model import Delivery, PermanentError
 from signalbox.dispatcher.providers import CrmConnection
 from signalbox.dispatcher.templates import TemplateStore
 
 
 def variables_of(command: Command) -> dict[str, Any]:
     """What templates in a command's parameters may use."""
-    return {**(command.action.get("variables") or {}), "customer_id": command.customer_id,
+    return {**action_of(command, CrmCommand).variables, "customer_id": command.customer_id,
             "command_id": command.command_id, "automation_id": command.automation_id}
 
 
@@ -41,7 +43,7 @@ class RestCrm:
         self._templates = templates
 
     async def perform(self, command: Command, params: Mapping[str, str]) -> Delivery:
-        op = command.action["operation"]
+        op = action_of(command, CrmCommand).operation
         spec = self._c.operations.get(op)
         if spec is None:
             raise PermanentError(f"crm {self._c.name}: operation {op!r} is not configured "
@@ -91,7 +93,7 @@ class CrmChannel:
         return recipients_of(command)
 
     def _name(self, command: Command) -> str:
-        return str(command.action.get("connection") or "default")
+        return action_of(command, CrmCommand).connection or "default"
 
     def endpoint(self, command: Command) -> str:
         c = self._connections.get(self._name(command))
@@ -101,7 +103,7 @@ class CrmChannel:
         """The operation's parameters, each rendered in the sandbox."""
         values = variables_of(command)
         return {k: self._templates.inline(str(v), values, f"crm.params.{k}")
-                for k, v in (command.action.get("params") or {}).items()}
+                for k, v in action_of(command, CrmCommand).params.items()}
 
     async def send(self, command: Command) -> Delivery:
         name = self._name(command)

@@ -35,13 +35,14 @@ import aiosmtplib
 import email_validator
 
 from signalbox.common.clock import Clock, SystemClock
+from signalbox.common.commands import Command, EmailCommand
 from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import SmtpSettings
+from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.channels.tls import untrusted
 from signalbox.dispatcher.formatting import reader_of
 from signalbox.dispatcher.model import (
-    Command,
     Delivery,
     InDoubtError,
     PermanentError,
@@ -83,7 +84,8 @@ class EmailChannel:
 
     def unsubscribe_link(self, command: Command) -> str:
         """The customer's one-click unsubscribe URL, or "" (internal mail, or not configured)."""
-        if command.action.get("audience") != "customer" or not (self._public_url and self._secret):
+        if action_of(command, EmailCommand).audience != "customer" or not (
+                self._public_url and self._secret):
             return ""
         return unsubscribe_url(self._public_url, self._secret, command.customer_id, self.name)
 
@@ -157,10 +159,10 @@ class EmailChannel:
 def render_email(templates: TemplateStore, command: Command, link: str) -> RenderedEmail:
     """Subject, text and HTML of an email command, the unsubscribe ``link`` in both bodies
     when there is one (a footer is added where the template does not show it)."""
-    a = command.action
-    variables: dict[str, Any] = {**a["variables"], "unsubscribe_url": link}
-    rendered = templates.email(a["template"], a.get("locale"), variables,
-                               command.trigger_type, reader_of(command))
+    a = action_of(command, EmailCommand)
+    variables: dict[str, Any] = {**a.variables, "unsubscribe_url": link}
+    rendered = templates.email(a.template, a.locale, variables, command.trigger.type,
+                               reader_of(command))
     if not link:
         return rendered
     text, html = rendered.text, rendered.html
@@ -178,7 +180,7 @@ def render_email(templates: TemplateStore, command: Command, link: str) -> Rende
 def compose(command: Command, rendered: RenderedEmail, sender: str, link: str,
             now_ms: int) -> EmailMessage:
     """The MIME message: headers (``Date`` = ``now_ms``, one-click unsubscribe) and parts."""
-    a = command.action
+    a = action_of(command, EmailCommand)
     msg = EmailMessage()
     name, address = parseaddr(sender)
     msg["From"] = formataddr((name, address))
@@ -189,7 +191,7 @@ def compose(command: Command, rendered: RenderedEmail, sender: str, link: str,
     msg["Message-ID"] = f"<{command.command_id}@signalbox>"
     msg["X-Signalbox-Command-Id"] = command.command_id
     msg["X-Signalbox-Automation"] = command.automation_id
-    if a.get("audience") == "internal":
+    if a.audience == "internal":
         msg["Auto-Submitted"] = "auto-generated"
     if link:
         msg["List-Unsubscribe"] = f"<{link}>"

@@ -31,10 +31,11 @@ from datetime import UTC, datetime
 import aioftp
 import asyncssh
 
+from signalbox.common.commands import Command, ExportCommand
+from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.channels.tls import untrusted
 from signalbox.dispatcher.model import (
-    Command,
     Delivery,
     InDoubtError,
     PermanentError,
@@ -153,7 +154,7 @@ class ExportChannel:
         return recipients_of(command)
 
     def _target(self, command: Command) -> ExportTarget:
-        name = command.action["target"]
+        name = action_of(command, ExportCommand).target
         try:
             return self._targets[name]
         except KeyError:
@@ -161,25 +162,27 @@ class ExportChannel:
                                  f"{', '.join(sorted(self._targets)) or 'none'})") from None
 
     def endpoint(self, command: Command) -> str:
-        t = self._targets.get(command.action["target"])
-        return f"{t.host}:{t.port}" if t else f"export:{command.action['target']}"
+        name = action_of(command, ExportCommand).target
+        t = self._targets.get(name)
+        return f"{t.host}:{t.port}" if t else f"export:{name}"
 
     def filename(self, command: Command) -> str:
-        a = command.action
+        a = action_of(command, ExportCommand)
         day = datetime.fromtimestamp(command.issued_at / 1000, UTC).date().isoformat()
-        values = {**a["record"], "command_id": command.command_id, "date": day,
+        values = {**a.record, "command_id": command.command_id, "date": day,
                   "customer_id": command.customer_id, "automation_id": command.automation_id}
-        name = self._templates.inline(a["filename"], values, "export.filename").strip()
+        name = self._templates.inline(a.filename, values, "export.filename").strip()
         if not name or "/" in name or "\\" in name or name.startswith(".") or \
                 any(ord(c) < 32 for c in name):
-            raise PermanentError(f"export filename {name!r} (from {a['filename']!r}) is not a "
+            raise PermanentError(f"export filename {name!r} (from {a.filename!r}) is not a "
                                  f"plain file name")
         return name
 
     async def send(self, command: Command) -> Delivery:
         target = self._target(command)
         name = self.filename(command)
-        data = file_body(command.action["format"], command.action["record"])
+        a = action_of(command, ExportCommand)
+        data = file_body(a.format, a.record)
         final = posixpath.join(target.directory, name)
         temp = posixpath.join(target.directory, f".{name}.{command.command_id[:16]}.part")
         upload: Uploader = _sftp if target.protocol == "sftp" else _ftp

@@ -29,8 +29,10 @@ from typing import Any
 
 import httpx
 
+from signalbox.common.commands import Command, CrmCommand
+from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.http import HttpRefused, call
-from signalbox.dispatcher.model import Command, Delivery, PermanentError, TransientError
+from signalbox.dispatcher.model import Delivery, PermanentError, TransientError
 from signalbox.dispatcher.providers import CrmConnection
 
 # HubSpot-defined association type ids, from the object to a contact.
@@ -138,8 +140,9 @@ class HubSpot:
         return {self._c.tag_property: ";".join(wanted)}
 
     async def perform(self, command: Command, params: Mapping[str, str]) -> Delivery:
-        op = command.action["operation"]
-        email = params.get("email") or command.action.get("variables", {}).get("customer_email")
+        action = action_of(command, CrmCommand)
+        op = action.operation
+        email = params.get("email") or action.variables.get("customer_email")
         if not email:
             raise PermanentError(f"crm {self._c.name} {op}: no email to find the HubSpot "
                                  f"contact by (params.email or the customer's email)")
@@ -198,6 +201,7 @@ def _by_marker(prop: str, command: Command) -> dict[str, str]:
 def _need(params: Mapping[str, str], key: str, command: Command) -> str:
     value = params.get(key)
     if not value:
-        raise PermanentError(f"crm {command.action['operation']}: params.{key} is required")
+        raise PermanentError(f"crm {action_of(command, CrmCommand).operation}: params.{key} "
+                             f"is required")
     return value
 

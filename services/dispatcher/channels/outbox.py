@@ -16,10 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from signalbox.common.commands import Command, action_fields
 from signalbox.dispatcher.channels.email import render_email
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.channels.sms import render_sms
-from signalbox.dispatcher.model import Command, Delivery, TransientError
+from signalbox.dispatcher.model import Delivery, TransientError
 from signalbox.dispatcher.templates import TemplateStore
 
 
@@ -67,8 +68,8 @@ class OutboxChannel:
             "channel": self.name, "command_id": command.command_id,
             "customer_id": command.customer_id, "automation_id": command.automation_id,
             "automation_version": command.automation_version,
-            "trigger_type": command.trigger_type, "issued_at": command.issued_at,
-            "recipients": list(self.recipients(command)), "action": dict(command.action),
+            "trigger_type": command.trigger.type, "issued_at": command.issued_at,
+            "recipients": list(self.recipients(command)), "action": action_fields(command.action),
             "rendered": self._rendered(command),
         }
 

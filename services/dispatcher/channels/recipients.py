@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signalbox.dispatcher.model import Command
+from signalbox.common.commands import Command, CrmCommand, MessageCommand, WebhookCommand
 
 
 def recipients_of(command: Command) -> tuple[str, ...]:
@@ -12,12 +12,10 @@ def recipients_of(command: Command) -> tuple[str, ...]:
     records the command as suppressed.
     """
     a = command.action
-    if command.channel in ("email", "sms"):
-        return tuple(str(x) for x in a.get("to", ()) if x)
-    if command.channel == "webhook":
-        return (str(a["endpoint"]),)
-    if command.channel == "crm":
-        return (f"{a.get('connection') or 'default'}:{command.customer_id}",)
-    if command.channel == "export":
-        return (str(a["target"]),)
-    return ()
+    if isinstance(a, MessageCommand):
+        return tuple(x for x in a.to if x)
+    if isinstance(a, WebhookCommand):
+        return (a.endpoint,)
+    if isinstance(a, CrmCommand):
+        return (f"{a.connection or 'default'}:{command.customer_id}",)
+    return (a.target,)

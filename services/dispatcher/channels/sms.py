@@ -20,11 +20,12 @@ from urllib.parse import quote, urlsplit
 import httpx
 import phonenumbers
 
+from signalbox.common.commands import Command, SmsCommand
+from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.formatting import reader_of
 from signalbox.dispatcher.model import (
-    Command,
     Delivery,
     DeliveryError,
     InDoubtError,
@@ -107,13 +108,13 @@ class SmsChannel:
 
 def render_sms(templates: TemplateStore, command: Command) -> str:
     """The text of an SMS command, checked: not empty, within the provider's limit."""
-    a = command.action
-    body = templates.sms(a["template"], a.get("locale"), a["variables"], command.trigger_type,
+    a = action_of(command, SmsCommand)
+    body = templates.sms(a.template, a.locale, a.variables, command.trigger.type,
                          reader_of(command)).translate(_PLAIN_SPACES)
     if not body:
-        raise PermanentError(f"template sms/{a['template']}: rendered to an empty text")
+        raise PermanentError(f"template sms/{a.template}: rendered to an empty text")
     if len(body) > MAX_BODY:
-        raise PermanentError(f"template sms/{a['template']}: {len(body)} characters, "
+        raise PermanentError(f"template sms/{a.template}: {len(body)} characters, "
                              f"over the provider's limit of {MAX_BODY}")
     return body
 

@@ -39,11 +39,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from signalbox.common.commands import Command, WebhookCommand
 from signalbox.common.errors import SignalboxError
 from signalbox.dispatcher.channels.addresses import refusal
+from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
-from signalbox.dispatcher.model import Command, Delivery, PermanentError, TransientError
+from signalbox.dispatcher.model import Delivery, PermanentError, TransientError
 from signalbox.dispatcher.providers import WebhookEndpoint
 
 SIGNATURE_HEADER = "Signalbox-Signature"
@@ -94,14 +96,14 @@ def _trust(ep: WebhookEndpoint) -> ssl.SSLContext | bool:
 
 
 def body_of(command: Command) -> bytes:
-    a = command.action
+    a = action_of(command, WebhookCommand)
     issued = datetime.fromtimestamp(command.issued_at / 1000, UTC)
     return json.dumps({
-        "id": command.command_id, "event": a["event"], "customer_id": command.customer_id,
+        "id": command.command_id, "event": a.event, "customer_id": command.customer_id,
         "automation": {"id": command.automation_id, "version": command.automation_version},
-        "trigger": command.trigger_type,
+        "trigger": command.trigger.type,
         "issued_at": issued.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "data": dict(a.get("variables") or {}),
+        "data": dict(a.variables),
     }, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -120,7 +122,7 @@ class WebhookChannel:
         return recipients_of(command)
 
     def _endpoint_of(self, command: Command) -> WebhookEndpoint:
-        name = command.action["endpoint"]
+        name = action_of(command, WebhookCommand).endpoint
         try:
             return self._endpoints[name]
         except KeyError:
@@ -129,7 +131,7 @@ class WebhookChannel:
                                  f"(configured: {known})") from None
 
     def endpoint(self, command: Command) -> str:
-        name = command.action["endpoint"]
+        name = action_of(command, WebhookCommand).endpoint
         configured = self._endpoints.get(name)
         return urlsplit(configured.url).netloc if configured else f"webhook:{name}"
 
@@ -166,7 +168,8 @@ class WebhookChannel:
         headers = {
             "Host": parts.netloc.rsplit("@", 1)[-1], "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(ep.secret, body, int(self._clock())),
-            "Signalbox-Event": command.action["event"], "Idempotency-Key": command.command_id,
+            "Signalbox-Event": action_of(command, WebhookCommand).event,
+            "Idempotency-Key": command.command_id,
         }
         response = await call(
             self._clients[ep.name], "POST", url, f"webhook {ep.name} POST {parts.netloc}",

@@ -9,12 +9,12 @@ import pytest
 
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.email import EmailChannel
-from signalbox.dispatcher.model import Command, PermanentError, TransientError
+from signalbox.dispatcher.model import PermanentError, TransientError
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.dispatcher.unsubscribe import read_token
 from signalbox.testing import free_port
 from signalbox.testing.smtp import SmtpSink
-from tests.dispatcher.channels.support import email_command
+from tests.dispatcher.channels.support import email_command, without_variables
 
 SECRET = "unsubscribe-secret"
 
@@ -48,19 +48,14 @@ async def test_customer_mail_has_parts_and_one_click_unsubscribe(
 ])
 async def test_anything_but_one_valid_address_is_refused_before_the_relay(
         smtp: SmtpSink, channel: EmailChannel, address: str) -> None:
-    command = email_command()
-    bad = Command(**{**command.__dict__,
-                     "action": {**command.action, "to": ["grace@example.com", address]}})
+    bad = email_command(to=("grace@example.com", address))
     with pytest.raises(PermanentError, match=r"email to\[1\]: not a single valid email address"):
         await channel.send(bad)
     assert smtp.messages == [] and smtp.peers == set()  # nothing reached the relay
 
 
 async def test_internal_mail_has_no_unsubscribe(smtp: SmtpSink, channel: EmailChannel) -> None:
-    command = email_command()
-    internal = Command(**{**command.__dict__,
-                          "action": {**command.action, "audience": "internal"}})
-    await channel.send(internal)
+    await channel.send(email_command(audience="internal"))
     [mail] = smtp.messages
     assert mail.message["List-Unsubscribe"] is None
     assert mail.message["Auto-Submitted"] == "auto-generated"
@@ -142,8 +137,7 @@ async def test_reply_classes(smtp: SmtpSink, channel: EmailChannel) -> None:
 async def test_template_errors_name_the_template(channel: EmailChannel) -> None:
     with pytest.raises(PermanentError, match=r"template email/nope\.subject: not found"):
         await channel.send(email_command(template="nope"))
-    command = email_command()
-    del command.action["variables"]["currency"]
+    command = without_variables(email_command(), {"currency"})
     with pytest.raises(PermanentError, match=r"email/payment_failed\.txt: undefined variable: "
                                              r"'currency' is undefined"):
         await channel.send(command)

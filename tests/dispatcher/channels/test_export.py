@@ -7,11 +7,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
+from signalbox.common.commands import Command, ExportCommand
 from signalbox.dispatcher.channels.export import ExportChannel, file_body
-from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import ExportTarget
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.testing import eventually, free_port
@@ -23,11 +25,9 @@ from tests.dispatcher.channels.support import make_command
 RECORD = {"customer_id": "cus-1", "name": "Ada, \"the first\"", "amount": "49.00"}
 
 
-def export(fmt: str = "csv", filename: str = "{{ date }}-{{ command_id }}.{{ fmt }}",
-           target: str = "t") -> Command:
-    return make_command("export", {"target": target, "format": fmt,
-                                   "filename": filename.replace("{{ fmt }}", fmt),
-                                   "record": RECORD})
+def export(fmt: Literal["csv", "jsonl"] = "csv",
+           filename: str = "{{ date }}-{{ command_id }}.{{ fmt }}", target: str = "t") -> Command:
+    return make_command(ExportCommand(target, fmt, filename.replace("{{ fmt }}", fmt), RECORD))
 
 
 def channel(target: ExportTarget) -> ExportChannel:

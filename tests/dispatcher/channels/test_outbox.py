@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from signalbox.common.commands import ExportCommand
 from signalbox.dispatcher.channels import OutboxChannel
 from signalbox.dispatcher.model import PermanentError
 from signalbox.dispatcher.templates import TemplateStore
@@ -31,8 +32,7 @@ async def test_writes_the_command_and_the_rendered_message(tmp_path: Path) -> No
 
 async def test_other_channels_keep_the_action(tmp_path: Path) -> None:
     channel = OutboxChannel("export", tmp_path, TemplateStore())
-    command = make_command("export", {"target": "dwh", "format": "csv", "filename": "x.csv",
-                                      "record": {"a": "1"}})
+    command = make_command(ExportCommand("dwh", "csv", "x.csv", {"a": "1"}))
     await channel.send(command)
     doc = json.loads((tmp_path / "export" / f"{command.command_id}.json").read_text())
     assert doc["action"]["record"] == {"a": "1"}

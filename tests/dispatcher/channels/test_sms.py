@@ -13,7 +13,7 @@ from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientEr
 from signalbox.dispatcher.providers import SmsProvider
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.testing.fakes.twilio import FakeTwilio
-from tests.dispatcher.channels.support import sms_command
+from tests.dispatcher.channels.support import sms_command, without_variables
 
 
 def provider(twilio: FakeTwilio, auth_token: str | None = None) -> SmsProvider:
@@ -119,8 +119,7 @@ async def test_failure_after_a_partial_send_is_in_doubt(twilio: FakeTwilio,
 async def test_template_errors_are_permanent(twilio: FakeTwilio, channel: SmsChannel) -> None:
     with pytest.raises(PermanentError, match=r"template sms/nope\.txt: not found"):
         await channel.send(sms_command(template="nope"))
-    command = sms_command()
-    del command.action["variables"]["product"]
+    command = without_variables(sms_command(), {"product"})
     with pytest.raises(PermanentError, match=r"sms/payment_failed\.txt: undefined variable: "
                                              r"'product' is undefined"):
         await channel.send(command)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from signalbox.common.commands import Command, WebhookCommand
 from signalbox.dispatcher.channels.addresses import refusal
 from signalbox.dispatcher.channels.webhook import (
     BadSignature,
@@ -17,7 +18,7 @@ from signalbox.dispatcher.channels.webhook import (
     sign,
     verify_signature,
 )
-from signalbox.dispatcher.model import Command, InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import WebhookEndpoint
 from signalbox.testing.fakes.webhook import FakeReceiver
 from tests.dispatcher.channels.support import make_command
@@ -26,8 +27,8 @@ SECRET = "receiver-secret-0123456789"
 
 
 def hook(endpoint: str = "crm-sync") -> Command:
-    return make_command("webhook", {"endpoint": endpoint, "event": "customer.past_due",
-                                    "variables": {"days": "14", "plan": "pro"}})
+    return make_command(WebhookCommand(endpoint, "customer.past_due",
+                                       {"days": "14", "plan": "pro"}))
 
 
 @pytest.fixture
