@@ -34,7 +34,13 @@ from confluent_kafka.admin import AdminClient
 
 from bench.pipeline import broker
 from signalbox.common import schemas
-from signalbox.common.settings import KafkaSettings, LoggingSettings, Settings, SmtpSettings
+from signalbox.common.settings import (
+    DispatcherSettings,
+    KafkaSettings,
+    LoggingSettings,
+    Settings,
+    SmtpSettings,
+)
 from signalbox.common.telemetry import configure_logging
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RESULTS, apply, catalogue
 from signalbox.dispatcher.main import build
@@ -81,15 +87,16 @@ def count_results(s: Settings, n: int, started: float, timeout: float) -> dict[s
 async def scenario(name: str, bootstrap: str, partitions: int, n: int) -> None:
     s = replace(Settings.from_env({}), kafka=KafkaSettings(
         bootstrap_servers=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
-        partitions=partitions), logging=LoggingSettings(level="warning"), dispatcher_backoff_s=0.05,
-        dispatcher_backoff_cap_s=0.5)
+        partitions=partitions), logging=LoggingSettings(level="warning"),
+        dispatcher=DispatcherSettings(backoff_s=0.05, backoff_cap_s=0.5))
     apply(s.kafka, catalogue(s.kafka).values())
     mix = {"email": ["email"], "sms": ["sms"], "email+failing-sms": ["email", "sms"]}[name]
     with SmtpSink() as smtp, FakeTwilio() as twilio:
         if name == "email+failing-sms":
             for _ in range(n):
                 twilio.fail_next(1, 503, skip=1)
-        s = replace(s, smtp=SmtpSettings(port=smtp.port, timeout_s=10))
+        smtp_settings = SmtpSettings(port=smtp.port, timeout_s=10)
+        s = replace(s, dispatcher=replace(s.dispatcher, smtp=smtp_settings))
         cfg = DispatcherConfig(sms=SmsProvider(
             account_sid=twilio.account_sid, auth_token=twilio.auth_token,
             from_number="+14155550100", base_url=twilio.url), policy={

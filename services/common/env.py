@@ -69,11 +69,7 @@ class Env:
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         """One of ``choices``, in any case; returned as spelled in ``choices``."""
-        value = self._read(name, default) or default
-        for choice in choices:
-            if value.lower() == choice.lower():
-                return choice
-        raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+        return one_of(name, self._read(name, default) or default, choices)
 
     def items(self, name: str) -> tuple[str, ...]:
         """``a, b,`` → ``("a", "b")`` (blank items dropped); none when unset."""
@@ -89,3 +85,11 @@ class Env:
                 raise SettingsError(f"{name}: expected name=value pairs, got {item!r}")
             out[key.strip()] = value.strip()
         return out
+
+
+def one_of(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value`` of variable ``name`` as spelled in ``choices`` (any case matches)."""
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise SettingsError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")

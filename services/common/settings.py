@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from signalbox.common.env import Env
+from signalbox.common.env import Env, one_of
 from signalbox.common.env import SettingsError as SettingsError
 
 EVALUATOR_STORES = ("memory://", "rocksdb://")  # the Faust table stores signalbox ships
@@ -74,12 +74,14 @@ _TLS_VARIABLES = ("KAFKA_SSL_CA_FILE", "KAFKA_SSL_CERT_FILE", "KAFKA_SSL_KEY_FIL
 
 
 def _kafka_settings(e: Env) -> KafkaSettings:
-    protocol = e.choice("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", SECURITY_PROTOCOLS)
+    protocol = e.choice("KAFKA_SECURITY_PROTOCOL", KafkaSettings.security_protocol,
+                        SECURITY_PROTOCOLS)
     base = KafkaSettings(
         bootstrap_servers=e.text("KAFKA_BOOTSTRAP_SERVERS", KafkaSettings.bootstrap_servers),
-        topic_prefix=e.text("SIGNALBOX_TOPIC_PREFIX", ""),
+        topic_prefix=e.text("SIGNALBOX_TOPIC_PREFIX", KafkaSettings.topic_prefix),
         partitions=e.integer("SIGNALBOX_PARTITIONS", KafkaSettings.partitions, minimum=1),
-        replication_factor=e.integer("SIGNALBOX_REPLICATION_FACTOR", 1, minimum=1),
+        replication_factor=e.integer("SIGNALBOX_REPLICATION_FACTOR",
+                                     KafkaSettings.replication_factor, minimum=1),
         security_protocol=protocol,
     )
     sasl = _used_with(e, _SASL_VARIABLES, base.uses_sasl, protocol, "SASL_PLAINTEXT or SASL_SSL")
@@ -88,7 +90,8 @@ def _kafka_settings(e: Env) -> KafkaSettings:
         for name, value in sasl.items():
             if not value:
                 raise SettingsError(f"{name}: required when KAFKA_SECURITY_PROTOCOL is {protocol}")
-        sasl["KAFKA_SASL_MECHANISM"] = e.choice("KAFKA_SASL_MECHANISM", "", SASL_MECHANISMS)
+        sasl["KAFKA_SASL_MECHANISM"] = one_of("KAFKA_SASL_MECHANISM", sasl["KAFKA_SASL_MECHANISM"],
+                                              SASL_MECHANISMS)
     if base.uses_tls:
         _check_tls_files(tls)
     return replace(
@@ -193,6 +196,22 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class DispatcherSettings:
+    """What the dispatcher reads from the environment; its providers and policy are in the
+    file ``config_file`` names (:mod:`signalbox.dispatcher.providers`)."""
+
+    port: int = 8082
+    #: Attempts and back-off of every channel unless the policy says otherwise.
+    max_attempts: int = 5
+    backoff_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    public_url: str = ""  # where customers reach signalbox (unsubscribe links)
+    unsubscribe_secret: str = field(default="", repr=False)  # signs unsubscribe links
+    config_file: str = ""  # the providers file; none: every channel but email to the outbox
+    smtp: SmtpSettings = SmtpSettings()
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every service's settings, composed for the CLI: each module takes its section."""
 
@@ -201,38 +220,22 @@ class Settings:
     logging: LoggingSettings = LoggingSettings()
     ingest: IngestSettings = IngestSettings()
     evaluator: EvaluatorSettings = EvaluatorSettings()
+    dispatcher: DispatcherSettings = DispatcherSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
-    smtp: SmtpSettings = SmtpSettings()
     instance_id: str = "local"
-    bind_host: str = "127.0.0.1"
-    dispatcher_port: int = 8082
-    dispatcher_max_attempts: int = 5
-    dispatcher_backoff_s: float = 0.5
-    dispatcher_backoff_cap_s: float = 30.0
+    bind_host: str = "127.0.0.1"  # every service's HTTP servers
+    #: The operator's templates: the dispatcher renders them, the evaluator checks
+    #: automations against them.
     templates_dir: str = ""
-    public_url: str = ""  # where customers reach signalbox (unsubscribe links)
-    unsubscribe_secret: str = field(default="", repr=False)  # signs unsubscribe links
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        e = Env(environ)
-        kafka = _kafka_settings(e)
-        smtp = SmtpSettings(
-            host=e.text("SMTP_HOST", SmtpSettings.host),
-            port=e.integer("SMTP_PORT", SmtpSettings.port, minimum=1),
-            username=e.text("SMTP_USERNAME", ""),
-            password=e.text("SMTP_PASSWORD", ""),
-            tls=e.choice("SMTP_TLS", "none", ("none", "starttls", "implicit")),
-            sender=e.text("SMTP_FROM", SmtpSettings.sender),
-            timeout_s=e.number("SMTP_TIMEOUT_SECONDS", SmtpSettings.timeout_s, minimum=0.1),
-            ca_file=e.text("SMTP_TLS_CA_FILE", ""),
-        )
-        if smtp.ca_file and not os.path.isfile(smtp.ca_file):
-            raise SettingsError(f"SMTP_TLS_CA_FILE: no such file: {smtp.ca_file!r}")
+    def from_env(cls, environ: Env | Mapping[str, str] | None = None) -> Settings:
+        """Every section from the environment (the process's by default): the one place
+        each variable is read and given its default."""
+        e = Env.of(environ)
         bind_host = e.text("SIGNALBOX_BIND_HOST", cls.bind_host)
         return cls(
-            kafka=kafka,
-            smtp=smtp,
+            kafka=_kafka_settings(e),
             registry=RegistrySettings(
                 url=e.text("SCHEMA_REGISTRY_URL", RegistrySettings.url),
                 username=e.text("SCHEMA_REGISTRY_USERNAME", RegistrySettings.username),
@@ -241,24 +244,47 @@ class Settings:
                 level=e.choice("LOG_LEVEL", LoggingSettings.level,
                                ("debug", "info", "warning", "error")),
                 format=e.choice("LOG_FORMAT", LoggingSettings.format, ("json", "console"))),
+            ingest=_ingest_settings(e, bind_host),
+            evaluator=_evaluator_settings(e),
+            dispatcher=_dispatcher_settings(e),
             scheduler=SchedulerSettings(
                 port=e.integer("SCHEDULER_PORT", SchedulerSettings.port, minimum=0),
                 tick_interval_s=e.number("TICK_INTERVAL_SECONDS",
                                          SchedulerSettings.tick_interval_s, minimum=0.01)),
             instance_id=e.text("SIGNALBOX_INSTANCE_ID", socket.gethostname()),
             bind_host=bind_host,
-            ingest=_ingest_settings(e, bind_host),
-            evaluator=_evaluator_settings(e),
-            dispatcher_port=e.integer("DISPATCHER_PORT", cls.dispatcher_port, minimum=0),
-            dispatcher_max_attempts=e.integer(
-                "DISPATCHER_MAX_ATTEMPTS", cls.dispatcher_max_attempts, minimum=1),
-            dispatcher_backoff_s=e.number("DISPATCHER_BACKOFF_SECONDS", cls.dispatcher_backoff_s),
-            dispatcher_backoff_cap_s=e.number("DISPATCHER_BACKOFF_CAP_SECONDS",
-                                             cls.dispatcher_backoff_cap_s),
-            templates_dir=e.text("SIGNALBOX_TEMPLATES_DIR", ""),
-            public_url=e.text("SIGNALBOX_PUBLIC_URL", ""),
-            unsubscribe_secret=e.text("SIGNALBOX_UNSUBSCRIBE_SECRET", ""),
+            templates_dir=e.text("SIGNALBOX_TEMPLATES_DIR", cls.templates_dir),
         )
+
+
+def _smtp_settings(e: Env) -> SmtpSettings:
+    smtp = SmtpSettings(
+        host=e.text("SMTP_HOST", SmtpSettings.host),
+        port=e.integer("SMTP_PORT", SmtpSettings.port, minimum=1),
+        username=e.text("SMTP_USERNAME", SmtpSettings.username),
+        password=e.text("SMTP_PASSWORD", SmtpSettings.password),
+        tls=e.choice("SMTP_TLS", SmtpSettings.tls, ("none", "starttls", "implicit")),
+        sender=e.text("SMTP_FROM", SmtpSettings.sender),
+        timeout_s=e.number("SMTP_TIMEOUT_SECONDS", SmtpSettings.timeout_s, minimum=0.1),
+        ca_file=e.text("SMTP_TLS_CA_FILE", SmtpSettings.ca_file),
+    )
+    if smtp.ca_file and not os.path.isfile(smtp.ca_file):
+        raise SettingsError(f"SMTP_TLS_CA_FILE: no such file: {smtp.ca_file!r}")
+    return smtp
+
+
+def _dispatcher_settings(e: Env) -> DispatcherSettings:
+    d = DispatcherSettings
+    return DispatcherSettings(
+        port=e.integer("DISPATCHER_PORT", d.port, minimum=0),
+        max_attempts=e.integer("DISPATCHER_MAX_ATTEMPTS", d.max_attempts, minimum=1),
+        backoff_s=e.number("DISPATCHER_BACKOFF_SECONDS", d.backoff_s),
+        backoff_cap_s=e.number("DISPATCHER_BACKOFF_CAP_SECONDS", d.backoff_cap_s),
+        public_url=e.text("SIGNALBOX_PUBLIC_URL", d.public_url),
+        unsubscribe_secret=e.text("SIGNALBOX_UNSUBSCRIBE_SECRET", d.unsubscribe_secret),
+        config_file=e.text("SIGNALBOX_DISPATCHER_CONFIG", d.config_file),
+        smtp=_smtp_settings(e),
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -286,7 +312,7 @@ def _ingest_settings(e: Env, bind_host: str) -> IngestSettings:
 
 
 def _evaluator_settings(e: Env) -> EvaluatorSettings:
-    d = EvaluatorSettings()
+    d = EvaluatorSettings()  # an instance: the teams default is a factory
     return EvaluatorSettings(
         port=e.integer("EVALUATOR_PORT", d.port, minimum=0),
         admin_port=e.integer("EVALUATOR_ADMIN_PORT", d.admin_port, minimum=0),

@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 
 def build(settings: Settings, config: DispatcherConfig | None = None,
           clock: Clock | None = None, recheck_s: float = 5.0) -> Dispatcher:
-    config = config if config is not None else load_config()
+    config = config if config is not None else load_config(settings.dispatcher.config_file)
     if config.full_recipients and not is_loopback(settings.bind_host):
         raise ConfigError(f"{config.source}: privacy.recipients: full puts customers' "
                           f"addresses in logs and results; development only, refused while "
@@ -35,8 +35,9 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
     codec = codec_for(settings.registry)
     clock = clock or SystemClock()  # one clock: the policy's time is the mail's Date
     return Dispatcher(
-        settings, build_channels(settings, config, clock), codec=codec,
-        policy=policy_from_mapping(config.policy, settings, config.source),
+        settings, build_channels(settings.dispatcher, settings.templates_dir, config, clock),
+        codec=codec,
+        policy=policy_from_mapping(config.policy, settings.dispatcher, config.source),
         suppressions=KafkaSuppressions(settings.kafka,
                                        settings.kafka.topic(ACTIONS_SUPPRESSIONS), codec, clock),
         clock=clock, recheck_s=recheck_s, privacy=Privacy(full=config.full_recipients))
@@ -44,8 +45,8 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
 
 def optout_api(settings: Settings, config: DispatcherConfig, dispatcher: Dispatcher) -> OptOutApi:
     """The opt-out endpoints, writing to the dispatcher's suppression list."""
-    return OptOutApi(dispatcher.suppressions, settings.unsubscribe_secret,
-                     config.sms.auth_token if config.sms else "", settings.public_url)
+    return OptOutApi(dispatcher.suppressions, settings.dispatcher.unsubscribe_secret,
+                     config.sms.auth_token if config.sms else "", settings.dispatcher.public_url)
 
 
 async def serve(settings: Settings, dispatcher: Dispatcher, optout_api: OptOutApi,
@@ -57,7 +58,7 @@ async def serve(settings: Settings, dispatcher: Dispatcher, optout_api: OptOutAp
     optout_api.routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.bind_host, settings.dispatcher_port).start()
+    await web.TCPSite(runner, settings.bind_host, settings.dispatcher.port).start()
     try:
         await dispatcher.run(stop)
     finally:
@@ -67,11 +68,12 @@ async def serve(settings: Settings, dispatcher: Dispatcher, optout_api: OptOutAp
 def main(settings: Settings) -> None:
     runtime.prepare("dispatcher", settings)
     try:  # a bad file stops start-up like a bad variable: exit 2 with the reason
-        config = load_config()
+        config = load_config(settings.dispatcher.config_file)
         dispatcher = build(settings, config)
     except ConfigError as exc:
         raise SettingsError(str(exc)) from None
     endpoints = optout_api(settings, config, dispatcher)
-    log.info("dispatcher_started", smtp=f"{settings.smtp.host}:{settings.smtp.port}",
-             port=settings.dispatcher_port, channels=sorted(dispatcher.channels))
+    smtp = settings.dispatcher.smtp
+    log.info("dispatcher_started", smtp=f"{smtp.host}:{smtp.port}",
+             port=settings.dispatcher.port, channels=sorted(dispatcher.channels))
     runtime.run(lambda stop: serve(settings, dispatcher, endpoints, stop))

@@ -203,8 +203,8 @@ def render(settings: Settings, automations: AutomationSet, events: list[Event], 
     ``now_ms``; a template problem is a :class:`PreviewError`."""
     codec = AvroCodec()  # the record the evaluator writes, as the dispatcher reads it
     templates = TemplateStore([settings.templates_dir] if settings.templates_dir else [])
-    email = EmailChannel(settings.smtp, templates, settings.public_url,
-                         settings.unsubscribe_secret, clock=FixedClock(now_ms))
+    email = EmailChannel(settings.dispatcher.smtp, templates, settings.dispatcher.public_url,
+                         settings.dispatcher.unsubscribe_secret, clock=FixedClock(now_ms))
     previews: list[Preview] = []
     for issued, held_by in _issued(automations, events, tick_ms, until):
         wire = codec.encode(schemas.ACTION_COMMAND, command_to_record(issued))

@@ -259,11 +259,10 @@ def _privacy(r: Fields) -> bool:
     return r.choice("recipients", ("masked", "full"), "masked") == "full"
 
 
-def load(path: str | Path | None = None,
-         environ: Env | Mapping[str, str] | None = None) -> DispatcherConfig:
-    """Read ``path`` (default: ``SIGNALBOX_DISPATCHER_CONFIG``; none: built-in defaults)."""
+def load(path: str | Path, environ: Env | Mapping[str, str] | None = None) -> DispatcherConfig:
+    """Read ``path`` (``SIGNALBOX_DISPATCHER_CONFIG``, in :class:`DispatcherSettings`
+    ``.config_file``; empty: built-in defaults); ``${NAME}`` is read from ``environ``."""
     env = Env.of(environ)
-    path = path or env.text("SIGNALBOX_DISPATCHER_CONFIG", "")
     if not path:
         return DispatcherConfig()
     try:

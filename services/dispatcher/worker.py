@@ -201,7 +201,7 @@ class Dispatcher:
         self.settings = settings
         self.codec = codec or codec_for(settings.registry)
         self.channels = dict(channels)
-        self.policy = policy or policy_from_mapping(None, settings)
+        self.policy = policy or policy_from_mapping(None, settings.dispatcher)
         self.clock: Clock = clock or SystemClock()
         self.suppressions = suppressions or Suppressions()
         self.privacy = privacy or Privacy()

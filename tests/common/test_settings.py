@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from signalbox.common.settings import (
+    DispatcherSettings,
     EvaluatorSettings,
     IngestSettings,
     KafkaSettings,
@@ -66,6 +67,7 @@ EVERY_VARIABLE = {
     "SIGNALBOX_TEMPLATES_DIR": "/etc/signalbox/templates",
     "SIGNALBOX_PUBLIC_URL": "https://signalbox.acme.example",
     "SIGNALBOX_UNSUBSCRIBE_SECRET": "unsubscribe-s3cret",
+    "SIGNALBOX_DISPATCHER_CONFIG": "/etc/signalbox/dispatcher.yaml",
     "SCHEDULER_PORT": "9083",
     "TICK_INTERVAL_SECONDS": "0.25",
 }
@@ -82,8 +84,6 @@ def test_defaults_from_an_empty_environment_work_on_a_fresh_machine() -> None:
     assert Settings.from_env({}) == Settings(
         kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9092", topic_prefix="", partitions=4,
                             replication_factor=1),
-        smtp=SmtpSettings(host="127.0.0.1", port=2525, username="", password="", tls="none",
-                          sender="signalbox <noreply@signalbox.local>", timeout_s=15.0),
         logging=LoggingSettings(level="info", format="json"), instance_id=socket.gethostname(),
         bind_host="127.0.0.1",
         ingest=IngestSettings(port=8080, max_body_bytes=1_048_576, max_batch=500, auth="keys",
@@ -91,8 +91,10 @@ def test_defaults_from_an_empty_environment_work_on_a_fresh_machine() -> None:
         evaluator=EvaluatorSettings(port=8081, store="rocksdb://", data_dir=".run/evaluator",
                                     automations_file="",
                                     teams={"finance": "finance@example.com"}),
-        dispatcher_port=8082,
-        dispatcher_max_attempts=5, dispatcher_backoff_s=0.5, dispatcher_backoff_cap_s=30.0,
+        dispatcher=DispatcherSettings(
+            port=8082, max_attempts=5, backoff_s=0.5, backoff_cap_s=30.0, config_file="",
+            smtp=SmtpSettings(host="127.0.0.1", port=2525, username="", password="", tls="none",
+                              sender="signalbox <noreply@signalbox.local>", timeout_s=15.0)),
         templates_dir="", scheduler=SchedulerSettings(port=8083, tick_interval_s=60.0),
     )
 
@@ -104,10 +106,6 @@ def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFi
                             sasl_mechanism="SCRAM-SHA-512", sasl_username="signalbox",
                             sasl_password="kafka-s3cret", ssl_ca_file=tls_files.cert,
                             ssl_cert_file=tls_files.cert, ssl_key_file=tls_files.key),
-        smtp=SmtpSettings(host="smtp.example.com", port=465, username="mailer",
-                          password="hunter2", tls="implicit",
-                          sender="Acme Billing <billing@acme.example>", timeout_s=2.5,
-                          ca_file=tls_files.cert),
         registry=RegistrySettings(url="https://registry.example.com/apis/ccompat/v7",
                                   username="signalbox", password="s3cret"),
         logging=LoggingSettings(level="debug", format="console"), instance_id="worker-7",
@@ -119,9 +117,15 @@ def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFi
             data_dir="/var/lib/signalbox/evaluator", state_cache=5000,
             automations_file="/etc/signalbox/automations.yaml",
             teams={"finance": "ar@acme.example", "support": "help@acme.example"}),
-        dispatcher_port=9082, dispatcher_max_attempts=9, dispatcher_backoff_s=0.0,
-        dispatcher_backoff_cap_s=120.0, templates_dir="/etc/signalbox/templates",
-        public_url="https://signalbox.acme.example", unsubscribe_secret="unsubscribe-s3cret",
+        dispatcher=DispatcherSettings(
+            port=9082, max_attempts=9, backoff_s=0.0, backoff_cap_s=120.0,
+            public_url="https://signalbox.acme.example", unsubscribe_secret="unsubscribe-s3cret",
+            config_file="/etc/signalbox/dispatcher.yaml",
+            smtp=SmtpSettings(host="smtp.example.com", port=465, username="mailer",
+                              password="hunter2", tls="implicit",
+                              sender="Acme Billing <billing@acme.example>", timeout_s=2.5,
+                              ca_file=tls_files.cert)),
+        templates_dir="/etc/signalbox/templates",
         scheduler=SchedulerSettings(port=9083, tick_interval_s=0.25),
     )
 
@@ -129,13 +133,19 @@ def test_every_variable_is_read(every_variable: dict[str, str], tls_files: TlsFi
 def test_no_setting_is_left_at_its_default_by_every_variable(
         every_variable: dict[str, str]) -> None:
     """Catches a field whose variable is not read (or not listed in EVERY_VARIABLE)."""
-    given, default = Settings.from_env(every_variable), Settings.from_env({})
-    for group, base in ((given, default), *((getattr(given, f.name), getattr(default, f.name))
-                                            for f in dataclasses.fields(given)
-                                            if dataclasses.is_dataclass(getattr(given, f.name)))):
-        same = [f.name for f in dataclasses.fields(group)
-                if getattr(group, f.name) == getattr(base, f.name)]
-        assert same == [], f"{type(group).__name__}: not read from the environment: {same}"
+    def same(given: object, default: object) -> list[str]:
+        """Fields of ``given`` (and of its sections) equal to the default's."""
+        found = []
+        for f in dataclasses.fields(given):  # type: ignore[arg-type]
+            mine, theirs = getattr(given, f.name), getattr(default, f.name)
+            if dataclasses.is_dataclass(mine):
+                found += [f"{f.name}.{name}" for name in same(mine, theirs)]
+            elif mine == theirs:
+                found.append(f.name)
+        return found
+
+    assert same(Settings.from_env(every_variable), Settings.from_env({})) == [], \
+        "not read from the environment"
 
 
 def test_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,9 +160,9 @@ def test_blank_values_mean_the_default_and_values_are_trimmed() -> None:
                                   "TICK_INTERVAL_SECONDS": " 2 ", "LOG_FORMAT": " Console ",
                                   "SMTP_TLS": "STARTTLS", "SIGNALBOX_TEAMS": " , ops=o@x ,"})
     assert settings.kafka.partitions == 4
-    assert settings.smtp.host == "127.0.0.1"
+    assert settings.dispatcher.smtp.host == "127.0.0.1"
     assert settings.scheduler.tick_interval_s == 2.0
-    assert (settings.logging.format, settings.smtp.tls) == ("console", "starttls")
+    assert (settings.logging.format, settings.dispatcher.smtp.tls) == ("console", "starttls")
     assert settings.evaluator.teams == {"ops": "o@x"}
 
 
@@ -198,15 +208,16 @@ def test_a_bad_value_fails_naming_the_variable(variable: str, value: str, messag
 def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     for obj, field in ((settings.logging, "level"), (settings, "kafka"),
-                       (settings.kafka, "partitions"), (settings.smtp, "password")):
+                       (settings.kafka, "partitions"), (settings.dispatcher.smtp, "password")):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(obj, field, None)
 
 
 def test_the_passwords_stay_out_of_the_repr(every_variable: dict[str, str]) -> None:
     settings = Settings.from_env(every_variable)
-    assert (settings.smtp.password, settings.kafka.sasl_password) == ("hunter2", "kafka-s3cret")
-    for secret in ("hunter2", "kafka-s3cret", "s3cret"):
+    assert (settings.dispatcher.smtp.password, settings.kafka.sasl_password) == (
+        "hunter2", "kafka-s3cret")
+    for secret in ("hunter2", "kafka-s3cret", "s3cret", "admin-s3cret", "unsubscribe-s3cret"):
         assert secret not in repr(settings)
 
 

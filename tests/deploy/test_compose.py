@@ -38,7 +38,7 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def port_of(name: str) -> int:
-    return int(getattr(DEFAULT_PORTS, f"{name}_port"))
+    return int(getattr(DEFAULT_PORTS, name).port)
 
 
 def mounts(service: dict[str, Any]) -> dict[str, str]:

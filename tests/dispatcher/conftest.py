@@ -13,6 +13,6 @@ from signalbox.testing.smtp import SmtpSink
 @pytest.fixture
 def dsettings(settings: Settings, smtp: SmtpSink) -> Settings:
     """``settings`` with the SMTP sink as relay and back-off in tens of milliseconds."""
-    return replace(settings, smtp=SmtpSettings(port=smtp.port, timeout_s=5),
-                   dispatcher_backoff_s=0.05, dispatcher_backoff_cap_s=0.5,
-                   dispatcher_max_attempts=4)
+    return replace(settings, dispatcher=replace(
+        settings.dispatcher, smtp=SmtpSettings(port=smtp.port, timeout_s=5), backoff_s=0.05,
+        backoff_cap_s=0.5, max_attempts=4))

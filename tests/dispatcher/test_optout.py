@@ -38,8 +38,9 @@ class Running:
 @pytest.fixture
 async def running(dsettings: Settings, twilio: FakeTwilio) -> AsyncIterator[Running]:
     port = free_port()
-    s = replace(dsettings, dispatcher_port=port, unsubscribe_secret=SECRET,
-                public_url=f"http://127.0.0.1:{port}")
+    s = replace(dsettings, dispatcher=replace(dsettings.dispatcher, port=port,
+                                              unsubscribe_secret=SECRET,
+                                              public_url=f"http://127.0.0.1:{port}"))
     cfg = DispatcherConfig(sms=SmsProvider(
         account_sid=twilio.account_sid, auth_token=twilio.auth_token,
         from_number="+14155550100", base_url=twilio.url))
@@ -47,7 +48,7 @@ async def running(dsettings: Settings, twilio: FakeTwilio) -> AsyncIterator[Runn
     stop = asyncio.Event()
     task = asyncio.create_task(serve(s, dispatcher, optout_api(s, cfg, dispatcher), stop))
     await asyncio.wait_for(dispatcher.assigned.wait(), 30)
-    yield Running(s, s.public_url, twilio)
+    yield Running(s, s.dispatcher.public_url, twilio)
     stop.set()
     await asyncio.wait_for(task, 30)
 

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from signalbox.common.fields import ConfigError
-from signalbox.common.settings import Settings
+from signalbox.common.settings import DispatcherSettings, Settings
 from signalbox.dispatcher.commit import OffsetTracker
 from signalbox.dispatcher.policy.backoff import backoff_seconds
 from signalbox.dispatcher.policy.breaker import Breakers
@@ -30,7 +30,7 @@ from signalbox.dispatcher.policy.rules import (
 )
 from signalbox.testing import ManualClock
 
-SETTINGS = Settings(dispatcher_max_attempts=7, dispatcher_backoff_s=0.2)
+SETTINGS = DispatcherSettings(max_attempts=7, backoff_s=0.2)
 
 
 def ms(text: str) -> int:
@@ -173,5 +173,5 @@ def test_offsets_never_pass_a_command_in_flight() -> None:
 def test_a_channel_policy_defaults_to_what_an_unconfigured_dispatcher_does() -> None:
     """One default each: the back-off cap is DISPATCHER_BACKOFF_CAP_SECONDS' 30 s, whether
     the policy is built from settings or constructed directly."""
-    assert ChannelPolicy() == policy_from_mapping(None, Settings.from_env({})).defaults
+    assert ChannelPolicy() == policy_from_mapping(None, Settings.from_env({}).dispatcher).defaults
     assert ChannelPolicy().backoff_cap_seconds == 30.0

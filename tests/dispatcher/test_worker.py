@@ -123,7 +123,7 @@ async def test_interrupted_attempt_ends_in_doubt_and_is_not_resent(
 
 @pytest.fixture
 def process_env(dsettings: Settings) -> dict[str, str]:
-    return service_env(dsettings, SMTP_PORT=str(dsettings.smtp.port),
+    return service_env(dsettings, SMTP_PORT=str(dsettings.dispatcher.smtp.port),
                        DISPATCHER_BACKOFF_SECONDS="0.05")
 
 

@@ -61,7 +61,8 @@ def env(settings: Settings, smtp: SmtpSink, tmp_path: Path) -> dict[str, str]:
                       "policy:\n"
                       "  defaults: {max_attempts: 200, backoff_seconds: 0.2,\n"
                       "             backoff_cap_seconds: 1, breaker: {failures: 0}}\n")
-    s = replace(settings, smtp=SmtpSettings(port=smtp.port))
+    s = replace(settings, dispatcher=replace(settings.dispatcher,
+                                             smtp=SmtpSettings(port=smtp.port)))
     return service_env(s, SMTP_PORT=str(smtp.port), SMTP_TIMEOUT_SECONDS="5",
                        SIGNALBOX_DISPATCHER_CONFIG=str(config))
 

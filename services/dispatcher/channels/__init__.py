@@ -7,7 +7,7 @@ the outbox (a JSON file per side effect) for a channel with none configured.
 from __future__ import annotations
 
 from signalbox.common.clock import Clock
-from signalbox.common.settings import Settings
+from signalbox.common.settings import DispatcherSettings
 from signalbox.dispatcher.channels.base import Channel
 from signalbox.dispatcher.channels.crm import CrmChannel
 from signalbox.dispatcher.channels.email import EmailChannel
@@ -22,7 +22,7 @@ __all__ = ["Channel", "CrmChannel", "EmailChannel", "ExportChannel", "OutboxChan
            "SmsChannel", "WebhookChannel", "build_channels"]
 
 
-def _driver(name: str, settings: Settings, config: DispatcherConfig,
+def _driver(name: str, settings: DispatcherSettings, config: DispatcherConfig,
             templates: TemplateStore, clock: Clock | None) -> Channel | None:
     if name == "email":
         return EmailChannel(settings.smtp, templates, settings.public_url,
@@ -38,11 +38,12 @@ def _driver(name: str, settings: Settings, config: DispatcherConfig,
     return None
 
 
-def build_channels(settings: Settings, config: DispatcherConfig,
+def build_channels(settings: DispatcherSettings, templates_dir: str, config: DispatcherConfig,
                    clock: Clock | None = None) -> dict[str, Channel]:
-    """A driver for every channel (``email``, ``sms``, ``webhook``, ``crm``, ``export``);
-    ``clock`` dates the mail (the dispatcher's, so a test's clock is the ``Date``)."""
-    templates = TemplateStore([settings.templates_dir] if settings.templates_dir else [])
+    """A driver for every channel (``email``, ``sms``, ``webhook``, ``crm``, ``export``),
+    rendering ``templates_dir``'s templates before the built-in ones; ``clock`` dates the
+    mail (the dispatcher's, so a test's clock is the ``Date``)."""
+    templates = TemplateStore([templates_dir] if templates_dir else [])
     channels: dict[str, Channel] = {}
     for name in CHANNEL_NAMES:
         configured = config.configured(name)

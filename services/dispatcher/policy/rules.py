@@ -39,7 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signalbox.common.fields import Fields
-from signalbox.common.settings import Settings
+from signalbox.common.settings import DispatcherSettings
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,9 @@ class ChannelPolicy:
     """How one channel retries and is protected; attempts and back-off default to the
     ``DISPATCHER_*`` settings' defaults (the one place they are defined)."""
 
-    max_attempts: int = Settings.dispatcher_max_attempts
-    backoff_seconds: float = Settings.dispatcher_backoff_s
-    backoff_cap_seconds: float = Settings.dispatcher_backoff_cap_s
+    max_attempts: int = DispatcherSettings.max_attempts
+    backoff_seconds: float = DispatcherSettings.backoff_s
+    backoff_cap_seconds: float = DispatcherSettings.backoff_cap_s
     deadline_seconds: float = 86_400.0
     timeout_seconds: float = 60.0
     breaker_failures: int = 5
@@ -136,15 +136,14 @@ def _quiet_hours(f: Fields) -> QuietHours:
     return QuietHours(_clock_time(f, "start"), _clock_time(f, "end"), zone, frozenset(channels))
 
 
-def policy_from_mapping(raw: Mapping[str, Any] | None, settings: Settings,
+def policy_from_mapping(raw: Mapping[str, Any] | None, settings: DispatcherSettings,
                         source: str = "") -> PolicyConfig:
     """The checked policy; every problem names its path under ``policy`` (and ``source``,
     the file it came from, when given)."""
     root = Fields(raw, "policy", source)
     root.only("defaults", "channels", "frequency_caps", "quiet_hours")
-    base = ChannelPolicy(max_attempts=settings.dispatcher_max_attempts,
-                         backoff_seconds=settings.dispatcher_backoff_s,
-                         backoff_cap_seconds=settings.dispatcher_backoff_cap_s)
+    base = ChannelPolicy(max_attempts=settings.max_attempts, backoff_seconds=settings.backoff_s,
+                         backoff_cap_seconds=settings.backoff_cap_s)
     defaults = _channel(root.child("defaults"), base)
     channels = {name: _channel(c, defaults) for name, c in root.child("channels").items()}
     caps: dict[str, FrequencyCap] = {}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from signalbox.common.settings import Settings
+from signalbox.common.settings import DispatcherSettings, Settings
 from signalbox.dispatcher.channels import (
     CrmChannel,
     EmailChannel,
@@ -52,9 +52,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_no_file_means_outbox_for_everything_but_email(tmp_path: Path) -> None:
-    config = load(environ={})
+    config = load(Settings.from_env({}).dispatcher.config_file, {})
     assert config == DispatcherConfig()
-    channels = build_channels(Settings.from_env({}), config)
+    channels = build_channels(DispatcherSettings(), "", config)
     assert set(channels) == {"email", "sms", "webhook", "crm", "export"}
     assert isinstance(channels["email"], EmailChannel)
     assert all(isinstance(channels[c], OutboxChannel) for c in ("sms", "webhook", "crm", "export"))
@@ -62,7 +62,8 @@ def test_no_file_means_outbox_for_everything_but_email(tmp_path: Path) -> None:
 
 async def test_full_file_with_secrets_from_the_environment(tmp_path: Path) -> None:
     path = write(tmp_path, FULL.format(outbox=tmp_path / "out"))
-    config = load(environ={**ENV, "SIGNALBOX_DISPATCHER_CONFIG": str(path)})
+    env = {**ENV, "SIGNALBOX_DISPATCHER_CONFIG": str(path)}
+    config = load(Settings.from_env(env).dispatcher.config_file, env)
     assert config.outbox_dir == str(tmp_path / "out")
     assert config.sms is not None
     assert (config.sms.auth_token, config.sms.base_url) == ("tok", "http://127.0.0.1:1")
@@ -75,7 +76,7 @@ async def test_full_file_with_secrets_from_the_environment(tmp_path: Path) -> No
     assert config.exports["dwh"].port == 22
     assert config.policy == {"anything": ["goes", "here"]}
     assert all(config.configured(c) for c in ("email", "sms", "webhook", "crm", "export"))
-    channels = build_channels(Settings.from_env({}), config)
+    channels = build_channels(DispatcherSettings(), "", config)
     assert {n: type(c) for n, c in channels.items()} == {
         "email": EmailChannel, "sms": SmsChannel, "webhook": WebhookChannel,
         "crm": CrmChannel, "export": ExportChannel}
@@ -85,7 +86,7 @@ async def test_full_file_with_secrets_from_the_environment(tmp_path: Path) -> No
 
 def test_forced_outbox_channels(tmp_path: Path) -> None:
     path = write(tmp_path, "outbox_channels: [email]\n")
-    channels = build_channels(Settings.from_env({}), load(path, {}))
+    channels = build_channels(DispatcherSettings(), "", load(path, {}))
     assert isinstance(channels["email"], OutboxChannel)
 
 
