@@ -39,7 +39,7 @@ from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms, now_ms
 from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.errors import SignalboxError
-from signalbox.common.settings import Settings
+from signalbox.common.settings import KafkaSettings
 from signalbox.common.topics import APPROVALS
 from signalbox.evaluator import metrics
 from signalbox.evaluator.compacted import CompactedReader, Entry, Producer
@@ -158,15 +158,15 @@ def _decision(record: Mapping[str, Any]) -> tuple[Any, ...]:
 class ApprovalsService:
     """Reads the approvals topic in full; writes requests, decisions and decided events."""
 
-    def __init__(self, settings: Settings, codec: AvroCodec,
+    def __init__(self, kafka: KafkaSettings, codec: AvroCodec,
                  resend_every_s: float = RESEND_EVERY_S) -> None:
-        kafka = self._kafka = settings.kafka
+        self._kafka = kafka
         self.resend_every_s = resend_every_s
         self._resending: asyncio.Task[None] | None = None
         self._codec = codec
         self._items: dict[str, Mapping[str, Any]] = {}
         self.topic = kafka.topic(APPROVALS)
-        self.reader = CompactedReader(settings, APPROVALS, self._on_batch)
+        self.reader = CompactedReader(kafka, APPROVALS, self._on_batch)
         self._producer_ = Producer(kafka, "ApprovalsService")
 
     @property

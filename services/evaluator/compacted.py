@@ -18,7 +18,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from signalbox.common.kafka import aiokafka_options
-from signalbox.common.settings import KafkaSettings, Settings
+from signalbox.common.settings import KafkaSettings
 from signalbox.common.topics import catalogue
 
 log = structlog.get_logger(__name__)
@@ -41,12 +41,12 @@ class CompactedReader:
     """Follows one topic in full. ``caught_up`` is set once it has read to the end it
     found at start; :meth:`wait_for` lets a writer wait until its own record was applied."""
 
-    def __init__(self, settings: Settings, logical_topic: str, handle: BatchHandler,
+    def __init__(self, kafka: KafkaSettings, logical_topic: str, handle: BatchHandler,
                  poll_ms: int = 500) -> None:
-        spec = catalogue(settings.kafka)[settings.kafka.topic(logical_topic)]
+        spec = catalogue(kafka)[kafka.topic(logical_topic)]
         self.topic = spec.name
         self.caught_up = asyncio.Event()
-        self._kafka = settings.kafka
+        self._kafka = kafka
         self._partitions = spec.partitions
         self._handle = handle
         self._poll_ms = poll_ms

@@ -12,7 +12,7 @@ import uvloop
 from signalbox.common.deadletter import topic_max_message_bytes
 from signalbox.common.registry import codec_for
 from signalbox.common.runtime import prepare
-from signalbox.common.settings import Settings
+from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.telemetry import logging_dict_config
 from signalbox.common.topics import (
     ACTIONS_COMMANDS,
@@ -38,12 +38,11 @@ def file_definitions(settings: Settings) -> Definitions:
     return load_file(settings.evaluator.automations_file or default_automations_path(), settings)
 
 
-def topic_limits(settings: Settings) -> Limits:
+def topic_limits(k: KafkaSettings) -> Limits:
     """What the broker accepts on each topic the evaluator writes (read, not guessed)."""
-    k = settings.kafka
     return Limits(
         commands=topic_max_message_bytes(k, k.topic(ACTIONS_COMMANDS)),
-        changelog=topic_max_message_bytes(k, changelog_topic(settings.kafka, CUSTOMER_STATE_TABLE)),
+        changelog=topic_max_message_bytes(k, changelog_topic(k, CUSTOMER_STATE_TABLE)),
         dead_letters=topic_max_message_bytes(k, k.topic(EVENTS_DLQ)),
     )
 
@@ -58,7 +57,7 @@ def main(settings: Settings) -> None:
     log.info("automations_loaded", file=definitions.file_source,
              automations=[f"{a.id}@{a.version}" for a in automations.automations])
     shell = EvaluatorShell(settings, codec_for(settings.registry), definitions, automations)
-    app = create_app(settings, shell, topic_limits(settings))
+    app = create_app(settings, shell, topic_limits(settings.kafka))
     worker = faust.Worker(
         app,
         shell,

@@ -84,8 +84,8 @@ async def _read_topic(settings: Settings) -> AutomationsSource:
     """The topic read to its end over the evaluators' file, as an evaluator holds it."""
     from signalbox.evaluator.main import file_definitions
 
-    source = AutomationsSource(settings, codec_for(settings.registry), file_definitions(settings),
-                               AutomationSet())
+    source = AutomationsSource(settings.kafka, codec_for(settings.registry),
+                               file_definitions(settings), AutomationSet())
     await source.reader.start()
     try:
         await asyncio.wait_for(source.reader.caught_up.wait(), timeout=60)

@@ -49,9 +49,9 @@ class EvaluatorShell(Service):
         self.lag = LagCollector(settings.kafka, settings.kafka.evaluator_app_id, owned=lambda: ())
         self._lagging: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self.source = AutomationsSource(settings, codec, definitions, automations)
+        self.source = AutomationsSource(settings.kafka, codec, definitions, automations)
         self.writer = AutomationsWriter(settings.kafka, codec)
-        self.approvals = ApprovalsService(settings, codec)
+        self.approvals = ApprovalsService(settings.kafka, codec)
         self._runner: web.AppRunner | None = None
         self._ops: OpsServer | None = None
 

@@ -18,7 +18,7 @@ from aiokafka.client import AIOKafkaClient
 from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms
 from signalbox.common.codec import AvroCodec, DecodeError
-from signalbox.common.settings import KafkaSettings, Settings
+from signalbox.common.settings import KafkaSettings
 from signalbox.common.topics import AUTOMATIONS
 from signalbox.evaluator import metrics
 from signalbox.evaluator.compacted import CompactedReader, Entry, Producer
@@ -41,14 +41,14 @@ Listener = Callable[[AutomationSet], None]
 class AutomationsSource:
     """The live automation set: the file's definitions, overridden by the topic's."""
 
-    def __init__(self, settings: Settings, codec: AvroCodec, definitions: Definitions,
+    def __init__(self, kafka: KafkaSettings, codec: AvroCodec, definitions: Definitions,
                  automations: AutomationSet) -> None:
         self.definitions = definitions
         self.current = automations
         self.rejected: dict[str, Rejected] = {}  # the latest rejection per key, for operators
         self._codec = codec
         self._listeners: list[Listener] = []
-        self.reader = CompactedReader(settings, AUTOMATIONS, self._on_batch)
+        self.reader = CompactedReader(kafka, AUTOMATIONS, self._on_batch)
         metrics.AUTOMATIONS.set(_enabled(automations))
 
     def subscribe(self, listener: Listener) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -312,3 +313,10 @@ def test_the_admin_api_starts_on_loopback_or_with_a_token(host: str, token: str)
     settings = Settings.from_env({"SIGNALBOX_BIND_HOST": host, "SIGNALBOX_ADMIN_TOKEN": token})
     require_admin_token(settings)
     assert settings.evaluator.admin_token == token
+
+
+def test_no_module_is_called_config() -> None:
+    """Settings are sections of signalbox.common.settings; the dispatcher's files are read by
+    providers.py and policy/rules.py: a module named config.py would say none of that."""
+    services = Path(__file__).resolve().parents[2] / "services"
+    assert sorted(str(p.relative_to(services)) for p in services.rglob("config.py")) == []

@@ -39,7 +39,7 @@ def request(approval_id: str, customer: str = "cus-1",
 
 @pytest.fixture
 async def two_workers(settings: Settings) -> AsyncIterator[tuple[ApprovalsService, ...]]:
-    workers = (ApprovalsService(settings, codec), ApprovalsService(settings, codec))
+    workers = (ApprovalsService(settings.kafka, codec), ApprovalsService(settings.kafka, codec))
     for w in workers:
         await w.start()
     try:
@@ -142,7 +142,7 @@ async def test_a_decision_recorded_without_its_event_is_sent_again_by_a_starting
         decided("ap-lost-2", "cus-2", 0, "rejected"),
         decided("ap-done", "cus-3", 0, "approved", settled=True),
         (b"ap-open", codec.encode(schemas.APPROVAL, pending_record(request("ap-open"), 0)))])
-    worker = ApprovalsService(settings, codec, resend_every_s=3600)  # start-up only
+    worker = ApprovalsService(settings.kafka, codec, resend_every_s=3600)  # start-up only
     await worker.start()
     try:
         events = await asyncio.to_thread(consume, k.bootstrap_servers, k.topic(EVENTS_USAGE), 2)

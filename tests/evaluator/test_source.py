@@ -50,7 +50,7 @@ def versions(automations: AutomationSet) -> dict[str, int]:
 async def test_reads_the_topic_to_its_end_then_follows_it(settings: Settings) -> None:
     writer = AutomationsWriter(settings.kafka, codec)
     await writer.start()
-    source = AutomationsSource(settings, codec, file_definitions(settings), AutomationSet())
+    source = AutomationsSource(settings.kafka, codec, file_definitions(settings), AutomationSet())
     seen: list[AutomationSet] = []
     source.subscribe(seen.append)
     try:
@@ -79,7 +79,7 @@ async def test_reads_the_topic_to_its_end_then_follows_it(settings: Settings) ->
 async def test_an_invalid_record_is_rejected_and_the_set_stays(settings: Settings) -> None:
     writer = AutomationsWriter(settings.kafka, codec)
     await writer.start()
-    source = AutomationsSource(settings, codec, file_definitions(settings), AutomationSet())
+    source = AutomationsSource(settings.kafka, codec, file_definitions(settings), AutomationSet())
     try:
         await writer.put(stored("good"))
         await source.reader.start()
