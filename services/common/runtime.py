@@ -27,15 +27,16 @@ def prepare(service: str, settings: Settings) -> None:
 
 
 def run_with_ops(
-    settings: Settings,
+    host: str,
     port: int,
     checks: dict[str, ReadinessCheck],
     work: Callable[[asyncio.Event], Awaitable[None]],
 ) -> None:
-    """:func:`run` ``work`` beside the /healthz, /readyz and /metrics server on ``port``."""
+    """:func:`run` ``work`` beside the /healthz, /readyz and /metrics server on ``host``
+    (``SIGNALBOX_BIND_HOST``) and ``port``."""
 
     async def serve(stop: asyncio.Event) -> None:
-        ops = OpsServer(settings.bind_host, port, checks)
+        ops = OpsServer(host, port, checks)
         await ops.start()
         try:
             await work(stop)

@@ -84,6 +84,6 @@ def main(settings: Settings) -> None:
                           codec_for(settings.registry))
     log.info("scheduler_started", interval_s=settings.scheduler.tick_interval_s,
              topic=scheduler.topic)
-    runtime.run_with_ops(settings, settings.scheduler.port,
+    runtime.run_with_ops(settings.bind_host, settings.scheduler.port,
                          {"kafka": scheduler.broker_ready, "ticks": scheduler.ready},
                          scheduler.run)
