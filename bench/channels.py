@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from signalbox.common.commands import (
+from signalbox.common.action_command import (
     ChannelCommand,
     Command,
     CrmCommand,

@@ -20,8 +20,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from signalbox.common import schemas
+from signalbox.common.action_command import command_to_record
 from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import command_to_record
 from signalbox.common.deadletter import Letter
 from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import (

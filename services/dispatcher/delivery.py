@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
-from signalbox.common.commands import Command, MessageCommand
-from signalbox.dispatcher.model import (
+from signalbox.common.action_command import Command, MessageCommand
+from signalbox.dispatcher.outcomes import (
     ATTEMPTING,
     Delivery,
     InDoubtError,

@@ -34,9 +34,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from signalbox.common import schemas
+from signalbox.common.action_command import CommandError, command_from_record
 from signalbox.common.clock import epoch_ms, now_ms
 from signalbox.common.codec import AvroCodec, DecodeError
-from signalbox.common.commands import CommandError, command_from_record
 from signalbox.common.registry import codec_for
 from signalbox.common.replays import Mark, Replayer, Write, mark_key, read_marks, read_to_end
 from signalbox.common.settings import Settings, SettingsError

@@ -50,7 +50,7 @@ from babel.dates import (
 )
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 
-from signalbox.common.commands import Command, MessageCommand
+from signalbox.common.action_command import Command, MessageCommand
 from signalbox.dispatcher.policy.protection import zone
 
 DEFAULT_LOCALE = "en"

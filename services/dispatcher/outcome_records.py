@@ -19,13 +19,13 @@ from functools import partial
 from typing import Any, Protocol
 
 from signalbox.common import schemas
+from signalbox.common.action_command import Command
 from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import Command
 from signalbox.common.deadletter import DEFAULT_MAX_MESSAGE_BYTES, dead_letter, fit
 from signalbox.common.metrics import received_at_header, received_at_of
 from signalbox.dispatcher.commit import Write
 from signalbox.dispatcher.delivery import Result, Retry
-from signalbox.dispatcher.model import Outcome
+from signalbox.dispatcher.outcomes import Outcome
 from signalbox.dispatcher.policy.retry import tier_for
 
 #: The ``service`` a dispatcher dead letter names.

@@ -29,19 +29,19 @@ from email.message import EmailMessage
 from typing import Any, cast
 
 from signalbox.common import schemas
-from signalbox.common.clock import FixedClock, SystemClock
-from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import (
+from signalbox.common.action_command import (
     Command,
     MessageCommand,
     command_from_record,
     command_to_record,
 )
+from signalbox.common.clock import FixedClock, SystemClock
+from signalbox.common.codec import AvroCodec
 from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import Settings
 from signalbox.dispatcher.channels.email import EmailChannel
 from signalbox.dispatcher.channels.sms import render_sms
-from signalbox.dispatcher.model import DeliveryError
+from signalbox.dispatcher.outcomes import DeliveryError
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.evaluator.definitions import load_file
 from signalbox.evaluator.engine import AutomationError, AutomationSet, Decision

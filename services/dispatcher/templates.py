@@ -47,7 +47,7 @@ from jinja2.exceptions import (
 from jinja2.sandbox import SandboxedEnvironment
 
 from signalbox.dispatcher.formatting import FILTERS, Reader, reader, reading_as
-from signalbox.dispatcher.model import PermanentError
+from signalbox.dispatcher.outcomes import PermanentError
 
 #: The neutral templates for triggers without one of their own (customer, team).
 NEUTRAL, NEUTRAL_ALERT = "notification", "alert"

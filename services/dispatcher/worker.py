@@ -46,10 +46,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from signalbox.common import schemas
+from signalbox.common.action_command import Command, CommandError, command_from_record
 from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.clock import Clock, SystemClock
 from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import Command, CommandError, command_from_record
 from signalbox.common.deadletter import DEFAULT_MAX_MESSAGE_BYTES, topic_max_message_bytes
 from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import aiokafka_options
@@ -84,7 +84,6 @@ from signalbox.dispatcher.delivery import (
 )
 from signalbox.dispatcher.flow_control import FlowControl, Hold
 from signalbox.dispatcher.ledger import KafkaLedger, Ledger
-from signalbox.dispatcher.model import ATTEMPTING, Delivery, Outcome
 from signalbox.dispatcher.outcome_records import (
     DEAD_LETTERED,
     OutcomeRecords,
@@ -92,6 +91,7 @@ from signalbox.dispatcher.outcome_records import (
     bounded_detail,
     ledger_key,
 )
+from signalbox.dispatcher.outcomes import ATTEMPTING, Delivery, Outcome
 from signalbox.dispatcher.policy.breaker import Breakers
 from signalbox.dispatcher.policy.limits import ChannelLimiter
 from signalbox.dispatcher.policy.retry import DeliveryState

@@ -39,8 +39,8 @@ from typing import Any, Protocol
 import structlog
 
 from signalbox.common import schemas
+from signalbox.common.action_command import command_to_record
 from signalbox.common.codec import AvroCodec, DecodeError, EncodeError
-from signalbox.common.commands import command_to_record
 from signalbox.common.deadletter import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Letter,

@@ -1,6 +1,6 @@
 """Avro records ↔ engine values. Pure functions; the codec does the bytes.
 
-Commands have their own codec, shared with the dispatcher: :mod:`signalbox.common.commands`.
+Commands have their own codec, shared with the dispatcher: :mod:`signalbox.common.action_command`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from signalbox.common import schemas
+from signalbox.common.action_command import TriggerInfo, command_from_json, command_to_json
 from signalbox.common.clock import epoch_ms
-from signalbox.common.commands import TriggerInfo, command_from_json, command_to_json
 from signalbox.evaluator.engine import (
     Agreement,
     Appointment,

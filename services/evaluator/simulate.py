@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from signalbox.common import schemas
+from signalbox.common.action_command import command_to_record
 from signalbox.common.clock import epoch_ms
-from signalbox.common.commands import command_to_record
 from signalbox.common.errors import SignalboxError
 from signalbox.evaluator.engine import (
     ApprovalOutcome,

@@ -11,7 +11,7 @@ import pytest
 import signalbox
 from signalbox.common.codec import DecodeError
 from signalbox.common.errors import SignalboxError
-from signalbox.dispatcher.model import PermanentError
+from signalbox.dispatcher.outcomes import PermanentError
 from signalbox.dispatcher.templates import TemplateProblem
 from signalbox.evaluator.engine.automations import AutomationError
 from signalbox.evaluator.processor import InputRejected

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pytest
 
-from signalbox.common.commands import (
+from signalbox.common.action_command import (
     ChannelCommand,
     Command,
     EmailCommand,
@@ -38,7 +38,7 @@ from signalbox.dispatcher.delivery import (
     settled,
     unexpected_outcome,
 )
-from signalbox.dispatcher.model import (
+from signalbox.dispatcher.outcomes import (
     ATTEMPTING,
     Delivery,
     DeliveryError,

@@ -12,7 +12,7 @@ from typing import Literal
 import pytest
 
 from signalbox.common import schemas
-from signalbox.common.commands import (
+from signalbox.common.action_command import (
     ChannelCommand,
     Command,
     EmailCommand,

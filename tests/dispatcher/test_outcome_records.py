@@ -9,18 +9,18 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from signalbox.common import schemas
-from signalbox.common.commands import Command, command_from_record
+from signalbox.common.action_command import Command, command_from_record
 from signalbox.common.deadletter import VALUE_BYTES, VALUE_SHA256, record_bytes
 from signalbox.common.metrics import RECEIVED_AT_HEADER
 from signalbox.dispatcher.commit import Write
 from signalbox.dispatcher.delivery import Result, Retry
-from signalbox.dispatcher.model import Outcome
 from signalbox.dispatcher.outcome_records import (
     MAX_DETAIL_CHARS,
     OutcomeRecords,
     bounded_detail,
     ledger_key,
 )
+from signalbox.dispatcher.outcomes import Outcome
 from signalbox.dispatcher.policy.retry import (
     ATTEMPTS,
     DUE,

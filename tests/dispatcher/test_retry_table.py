@@ -20,7 +20,7 @@ import pytest
 
 from signalbox.dispatcher.channels import email
 from signalbox.dispatcher.channels.http import call, retried_status
-from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.outcomes import InDoubtError, PermanentError, TransientError
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTCOME = {TransientError: "retried", PermanentError: "failed", InDoubtError: "in doubt"}

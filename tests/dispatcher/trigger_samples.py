@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from signalbox.common import schemas
-from signalbox.common.commands import TriggerInfo
+from signalbox.common.action_command import TriggerInfo
 from signalbox.evaluator.engine import CATALOGUE, Automation, CustomerState, Profile, Trigger
 from signalbox.evaluator.engine.commands import Firing, facts_text, variables
 from signalbox.evaluator.engine.triggers import known_triggers

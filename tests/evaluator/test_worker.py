@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from signalbox.common import schemas
+from signalbox.common.action_command import MessageCommand, command_from_record
 from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import MessageCommand, command_from_record
 from signalbox.common.settings import Settings
 from signalbox.common.topics import (
     ACTIONS_COMMANDS,

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signalbox.common import schemas
+from signalbox.common.action_command import command_to_record
 from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import command_to_record
 from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import CustomerState, Event, Tick, evaluate, next_due
 from signalbox.evaluator.main import file_definitions

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol, TypeVar
 
-from signalbox.common.commands import ChannelCommand, Command
-from signalbox.dispatcher.model import Delivery, PermanentError
+from signalbox.common.action_command import ChannelCommand, Command
+from signalbox.dispatcher.outcomes import Delivery, PermanentError
 
 A = TypeVar("A", bound=ChannelCommand)
 

@@ -34,15 +34,15 @@ from typing import Any
 import aiosmtplib
 import email_validator
 
+from signalbox.common.action_command import Command, EmailCommand
 from signalbox.common.clock import Clock, SystemClock
-from signalbox.common.commands import Command, EmailCommand
 from signalbox.common.errors import SignalboxError
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.channels.tls import untrusted
 from signalbox.dispatcher.formatting import reader_of
-from signalbox.dispatcher.model import (
+from signalbox.dispatcher.outcomes import (
     Delivery,
     InDoubtError,
     PermanentError,

@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 import aioftp
 import asyncssh
 
-from signalbox.common.commands import Command, ExportCommand
+from signalbox.common.action_command import Command, ExportCommand
 from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.channels.tls import untrusted
-from signalbox.dispatcher.model import (
+from signalbox.dispatcher.outcomes import (
     Delivery,
     InDoubtError,
     PermanentError,

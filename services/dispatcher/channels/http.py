@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from signalbox.dispatcher.channels.tls import untrusted
-from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.outcomes import InDoubtError, PermanentError, TransientError
 
 
 class HttpRefused(PermanentError):

@@ -29,10 +29,10 @@ from typing import Any
 
 import httpx
 
-from signalbox.common.commands import Command, CrmCommand
+from signalbox.common.action_command import Command, CrmCommand
 from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.http import HttpRefused, call
-from signalbox.dispatcher.model import Delivery, PermanentError, TransientError
+from signalbox.dispatcher.outcomes import Delivery, PermanentError, TransientError
 from signalbox.dispatcher.providers import CrmConnection
 
 # HubSpot-defined association type ids, from the object to a contact.

@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from signalbox.common.commands import Command, action_fields
+from signalbox.common.action_command import Command, action_fields
 from signalbox.dispatcher.channels.email import render_email
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.channels.sms import render_sms
-from signalbox.dispatcher.model import Delivery, TransientError
+from signalbox.dispatcher.outcomes import Delivery, TransientError
 from signalbox.dispatcher.templates import TemplateStore
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from signalbox.common.commands import Command, CrmCommand, MessageCommand, WebhookCommand
+from signalbox.common.action_command import Command, CrmCommand, MessageCommand, WebhookCommand
 
 
 def recipients_of(command: Command) -> tuple[str, ...]:

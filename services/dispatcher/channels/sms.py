@@ -20,12 +20,12 @@ from urllib.parse import quote, urlsplit
 import httpx
 import phonenumbers
 
-from signalbox.common.commands import Command, SmsCommand
+from signalbox.common.action_command import Command, SmsCommand
 from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.formatting import reader_of
-from signalbox.dispatcher.model import (
+from signalbox.dispatcher.outcomes import (
     Delivery,
     DeliveryError,
     InDoubtError,

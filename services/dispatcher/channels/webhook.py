@@ -39,13 +39,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
-from signalbox.common.commands import Command, WebhookCommand
+from signalbox.common.action_command import Command, WebhookCommand
 from signalbox.common.errors import SignalboxError
 from signalbox.dispatcher.channels.addresses import refusal
 from signalbox.dispatcher.channels.base import action_of
 from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
-from signalbox.dispatcher.model import Delivery, PermanentError, TransientError
+from signalbox.dispatcher.outcomes import Delivery, PermanentError, TransientError
 from signalbox.dispatcher.providers import WebhookEndpoint
 
 SIGNATURE_HEADER = "Signalbox-Signature"

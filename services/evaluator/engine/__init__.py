@@ -4,10 +4,10 @@ No Kafka, no clock, no network: the same input gives the same output, byte for
 byte, whether it runs in the Faust agent, in ``signalbox simulate`` or in a test.
 ``next_due`` tells the shell when a customer next needs a tick and ``TimerIndex``
 finds the due customers of a tick without looking at the others. The command types
-are the shared contract of :mod:`signalbox.common.commands`, re-exported here.
+are the shared contract of :mod:`signalbox.common.action_command`, re-exported here.
 """
 
-from signalbox.common.commands import (
+from signalbox.common.action_command import (
     ChannelCommand,
     Command,
     CrmCommand,

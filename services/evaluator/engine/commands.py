@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from signalbox.common.commands import (
+from signalbox.common.action_command import (
     ChannelCommand,
     Command,
     CrmCommand,

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from signalbox.common.commands import Command, TriggerInfo
+from signalbox.common.action_command import Command, TriggerInfo
 from signalbox.evaluator.engine.automations import Automation, AutomationSet
 from signalbox.evaluator.engine.commands import Firing, facts_text, fire, with_tags
 from signalbox.evaluator.engine.limits import bound, key_text

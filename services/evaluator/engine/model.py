@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from signalbox.common.commands import Command, TriggerInfo
+from signalbox.common.action_command import Command, TriggerInfo
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS

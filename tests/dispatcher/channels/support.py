@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Literal
 
-from signalbox.common.commands import (
+from signalbox.common.action_command import (
     ChannelCommand,
     Command,
     CrmCommand,

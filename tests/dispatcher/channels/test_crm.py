@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from signalbox.common.commands import Command, CrmCommand
+from signalbox.common.action_command import Command, CrmCommand
 from signalbox.dispatcher.channels.crm import CrmChannel
-from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.outcomes import InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import CrmConnection, RestOperation
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.testing.fakes.hubspot import FakeHubSpot

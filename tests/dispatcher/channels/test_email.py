@@ -9,7 +9,7 @@ import pytest
 
 from signalbox.common.settings import SmtpSettings
 from signalbox.dispatcher.channels.email import EmailChannel
-from signalbox.dispatcher.model import PermanentError, TransientError
+from signalbox.dispatcher.outcomes import PermanentError, TransientError
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.dispatcher.unsubscribe import read_token
 from signalbox.testing import free_port

@@ -11,9 +11,9 @@ from typing import Literal
 
 import pytest
 
-from signalbox.common.commands import Command, ExportCommand
+from signalbox.common.action_command import Command, ExportCommand
 from signalbox.dispatcher.channels.export import ExportChannel, file_body
-from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.outcomes import InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import ExportTarget
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.testing import eventually, free_port

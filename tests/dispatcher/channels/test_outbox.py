@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from signalbox.common.commands import ExportCommand
+from signalbox.common.action_command import ExportCommand
 from signalbox.dispatcher.channels import OutboxChannel
-from signalbox.dispatcher.model import PermanentError
+from signalbox.dispatcher.outcomes import PermanentError
 from signalbox.dispatcher.templates import TemplateStore
 from tests.dispatcher.channels.support import email_command, make_command
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from signalbox.dispatcher.channels.sms import SmsChannel, e164_problem
-from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.outcomes import InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import SmsProvider
 from signalbox.dispatcher.templates import TemplateStore
 from signalbox.testing.fakes.twilio import FakeTwilio

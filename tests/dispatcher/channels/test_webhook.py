@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from signalbox.common.commands import Command, WebhookCommand
+from signalbox.common.action_command import Command, WebhookCommand
 from signalbox.dispatcher.channels.addresses import refusal
 from signalbox.dispatcher.channels.webhook import (
     BadSignature,
@@ -18,7 +18,7 @@ from signalbox.dispatcher.channels.webhook import (
     sign,
     verify_signature,
 )
-from signalbox.dispatcher.model import InDoubtError, PermanentError, TransientError
+from signalbox.dispatcher.outcomes import InDoubtError, PermanentError, TransientError
 from signalbox.dispatcher.providers import WebhookEndpoint
 from signalbox.testing.fakes.webhook import FakeReceiver
 from tests.dispatcher.channels.support import make_command

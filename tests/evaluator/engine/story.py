@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from signalbox.common import schemas
+from signalbox.common.action_command import MessageCommand, command_from_record, command_to_record
 from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import MessageCommand, command_from_record, command_to_record
 from signalbox.evaluator.engine import (
     ApprovalOutcome,
     ApprovalRequest,

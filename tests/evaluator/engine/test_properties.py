@@ -285,7 +285,7 @@ any_inputs = st.lists(st.one_of(any_events, any_events, ticks, decides), min_siz
 def test_every_trigger_and_event_type_runs_and_round_trips(story: list[Event | Tick | Decide]
                                                            ) -> None:
     """No input crashes the engine, and every state it returns survives Avro."""
-    from signalbox.common.commands import command_to_record
+    from signalbox.common.action_command import command_to_record
     from signalbox.evaluator.records import state_from_record
 
     state: CustomerState | None = None

@@ -4,7 +4,7 @@ The evaluator's engine builds a :class:`Command` and the shell encodes it with
 :func:`command_to_record`; the dispatcher decodes the same record with
 :func:`command_from_record` and reads it by attribute. One definition on both sides
 of ``actions.commands``, held to the Avro schema (``schemas/avro/action_command.avsc``)
-by ``tests/common/test_commands.py``: every schema field has a dataclass field of the
+by ``tests/common/test_action_command.py``: every schema field has a dataclass field of the
 same name and type and the other way round, for the record, its trigger and each
 branch of the ``action`` union.
 

@@ -17,8 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import pytest
 
 from signalbox.common import schemas
-from signalbox.common.codec import AvroCodec
-from signalbox.common.commands import (
+from signalbox.common.action_command import (
     MAX_ID_CHARS,
     ChannelCommand,
     Command,
@@ -34,6 +33,7 @@ from signalbox.common.commands import (
     command_to_json,
     command_to_record,
 )
+from signalbox.common.codec import AvroCodec
 from tests.common.spec import single_object
 
 CODEC = AvroCodec()

@@ -1,4 +1,6 @@
-"""What became of a command: its terminal outcomes, a delivery, and the delivery errors."""
+"""What became of a command: its terminal outcomes (and the in-flight mark), a delivery,
+and the delivery errors a channel raises. The command is in
+:mod:`signalbox.common.action_command`."""
 
 from __future__ import annotations
 
