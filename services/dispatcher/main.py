@@ -11,7 +11,7 @@ from signalbox.common import runtime
 from signalbox.common.clock import Clock, SystemClock
 from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
-from signalbox.common.settings import Settings, SettingsError, is_loopback
+from signalbox.common.settings import DispatcherSettings, Settings, SettingsError, is_loopback
 from signalbox.common.topics import ACTIONS_SUPPRESSIONS
 from signalbox.dispatcher.channels import build_channels
 from signalbox.dispatcher.optout_api import OptOutApi
@@ -35,7 +35,8 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
     codec = codec_for(settings.registry)
     clock = clock or SystemClock()  # one clock: the policy's time is the mail's Date
     return Dispatcher(
-        settings, build_channels(settings.dispatcher, settings.templates_dir, config, clock),
+        settings.kafka, settings.instance_id,
+        build_channels(settings.dispatcher, settings.templates_dir, config, clock),
         codec=codec,
         policy=policy_from_mapping(config.policy, settings.dispatcher, config.source),
         suppressions=KafkaSuppressions(settings.kafka,
@@ -43,13 +44,14 @@ def build(settings: Settings, config: DispatcherConfig | None = None,
         clock=clock, recheck_s=recheck_s, privacy=Privacy(full=config.full_recipients))
 
 
-def optout_api(settings: Settings, config: DispatcherConfig, dispatcher: Dispatcher) -> OptOutApi:
+def optout_api(settings: DispatcherSettings, config: DispatcherConfig,
+               dispatcher: Dispatcher) -> OptOutApi:
     """The opt-out endpoints, writing to the dispatcher's suppression list."""
-    return OptOutApi(dispatcher.suppressions, settings.dispatcher.unsubscribe_secret,
-                     config.sms.auth_token if config.sms else "", settings.dispatcher.public_url)
+    return OptOutApi(dispatcher.suppressions, settings.unsubscribe_secret,
+                     config.sms.auth_token if config.sms else "", settings.public_url)
 
 
-async def serve(settings: Settings, dispatcher: Dispatcher, optout_api: OptOutApi,
+async def serve(bind_host: str, port: int, dispatcher: Dispatcher, optout_api: OptOutApi,
                 stop: asyncio.Event) -> None:
     """The delivery loop beside the ops routes (/healthz, /readyz, /metrics) and the
     opt-out endpoints, on ``DISPATCHER_PORT``."""
@@ -58,7 +60,7 @@ async def serve(settings: Settings, dispatcher: Dispatcher, optout_api: OptOutAp
     optout_api.routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.bind_host, settings.dispatcher.port).start()
+    await web.TCPSite(runner, bind_host, port).start()
     try:
         await dispatcher.run(stop)
     finally:
@@ -72,8 +74,9 @@ def main(settings: Settings) -> None:
         dispatcher = build(settings, config)
     except ConfigError as exc:
         raise SettingsError(str(exc)) from None
-    endpoints = optout_api(settings, config, dispatcher)
+    endpoints = optout_api(settings.dispatcher, config, dispatcher)
     smtp = settings.dispatcher.smtp
     log.info("dispatcher_started", smtp=f"{smtp.host}:{smtp.port}",
              port=settings.dispatcher.port, channels=sorted(dispatcher.channels))
-    runtime.run(lambda stop: serve(settings, dispatcher, endpoints, stop))
+    runtime.run(lambda stop: serve(settings.bind_host, settings.dispatcher.port, dispatcher,
+                                   endpoints, stop))

@@ -55,8 +55,7 @@ from signalbox.common.errors import SignalboxError
 from signalbox.common.kafka import aiokafka_options
 from signalbox.common.lag import LagCollector
 from signalbox.common.metrics import received_at_of
-from signalbox.common.registry import codec_for
-from signalbox.common.settings import Settings
+from signalbox.common.settings import KafkaSettings
 from signalbox.common.topics import (
     ACTIONS_COMMANDS,
     ACTIONS_CONTACTS,
@@ -95,7 +94,7 @@ from signalbox.dispatcher.outcomes import ATTEMPTING, Delivery, Outcome
 from signalbox.dispatcher.policy.breaker import Breakers
 from signalbox.dispatcher.policy.limits import ChannelLimiter
 from signalbox.dispatcher.policy.retry import DeliveryState
-from signalbox.dispatcher.policy.rules import ChannelPolicy, PolicyConfig, policy_from_mapping
+from signalbox.dispatcher.policy.rules import ChannelPolicy, PolicyConfig
 from signalbox.dispatcher.privacy import Privacy
 from signalbox.dispatcher.suppressions import Suppressions
 
@@ -184,24 +183,29 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Dispatcher:
+    """``kafka``: the cluster and topic names; ``instance_id`` names this process's
+    transactional producer (``SIGNALBOX_INSTANCE_ID``); ``policy``: built on the
+    dispatcher's section and its providers file (:func:`signalbox.dispatcher.main.build`)."""
+
     def __init__(
         self,
-        settings: Settings,
+        kafka: KafkaSettings,
+        instance_id: str,
         channels: Mapping[str, Channel],
+        codec: AvroCodec,
+        policy: PolicyConfig,
         ledger: Ledger | None = None,
-        codec: AvroCodec | None = None,
-        policy: PolicyConfig | None = None,
         suppressions: Suppressions | None = None,
         clock: Clock | None = None,
         recheck_s: float = 5.0,
         max_in_flight: int = 1000,
         privacy: Privacy | None = None,
     ) -> None:
-        k = settings.kafka
-        self.settings = settings
-        self.codec = codec or codec_for(settings.registry)
+        k = kafka
+        self.kafka, self.instance_id = kafka, instance_id
+        self.codec = codec
         self.channels = dict(channels)
-        self.policy = policy or policy_from_mapping(None, settings.dispatcher)
+        self.policy = policy
         self.clock: Clock = clock or SystemClock()
         self.suppressions = suppressions or Suppressions()
         self.privacy = privacy or Privacy()
@@ -235,7 +239,7 @@ class Dispatcher:
         self._committer: Committer | None = None
         #: Whether the broker answers (readiness); probed while the dispatcher runs.
         self.broker = BrokerWatch(self.topics[ACTIONS_COMMANDS])
-        self.lag = LagCollector(k, settings.kafka.dispatcher_group_id, self._owned)
+        self.lag = LagCollector(k, k.dispatcher_group_id, self._owned)
         metrics.initialise_series(self.channels)
         self.records = OutcomeRecords(self.codec, self.topics[ACTIONS_LEDGER],
                                       self.topics[ACTIONS_RESULTS], self.topics[ACTIONS_DLQ],
@@ -250,13 +254,13 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
-        k = self.settings.kafka
+        k = self.kafka
         self.records = replace(self.records, dlq_max_bytes=min(
             MAX_REQUEST_BYTES, await asyncio.to_thread(
                 topic_max_message_bytes, k, self.topics[ACTIONS_DLQ])))
         self._producer = AIOKafkaProducer(
             **aiokafka_options(k),
-            transactional_id=f"{self.settings.kafka.dispatcher_group_id}-{self.settings.instance_id}",
+            transactional_id=f"{k.dispatcher_group_id}-{self.instance_id}",
             enable_idempotence=True,
             acks="all",
             # A transaction left open by a dead process blocks the next owner's ledger
@@ -266,7 +270,7 @@ class Dispatcher:
         )
         self._consumer = AIOKafkaConsumer(
             **aiokafka_options(k),
-            group_id=self.settings.kafka.dispatcher_group_id,
+            group_id=k.dispatcher_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -279,7 +283,7 @@ class Dispatcher:
             **aiokafka_options(k), enable_idempotence=True, acks="all")
         await self._producer.start()
         await self._marker.start()
-        self._committer = Committer(self._producer, self.settings.kafka.dispatcher_group_id,
+        self._committer = Committer(self._producer, k.dispatcher_group_id,
                                     self.offsets)
         committing = asyncio.create_task(self._committer.run())
         committing.add_done_callback(self._on_committer_done)

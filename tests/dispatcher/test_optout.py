@@ -46,7 +46,8 @@ async def running(dsettings: Settings, twilio: FakeTwilio) -> AsyncIterator[Runn
         from_number="+14155550100", base_url=twilio.url))
     dispatcher = build(s, cfg)
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(s, dispatcher, optout_api(s, cfg, dispatcher), stop))
+    task = asyncio.create_task(serve(s.bind_host, s.dispatcher.port, dispatcher,
+                                     optout_api(s.dispatcher, cfg, dispatcher), stop))
     await asyncio.wait_for(dispatcher.assigned.wait(), 30)
     yield Running(s, s.dispatcher.public_url, twilio)
     stop.set()
