@@ -325,13 +325,13 @@ def _evaluator_settings(e: Env) -> EvaluatorSettings:
     )
 
 
-def require_admin_token(settings: Settings) -> None:
+def require_admin_token(evaluator: EvaluatorSettings, bind_host: str) -> None:
     """The evaluator's admin API changes automations and decides approvals: beyond loopback
     it needs a token. Checked where the API is served (not in :meth:`Settings.from_env`), so
     the other services and the CLI do not need the admin secret."""
-    if not settings.evaluator.admin_token and not is_loopback(settings.bind_host):
+    if not evaluator.admin_token and not is_loopback(bind_host):
         raise SettingsError(
             f"SIGNALBOX_ADMIN_TOKEN: required, because SIGNALBOX_BIND_HOST is "
-            f"{settings.bind_host!r} (not loopback) and without a token anyone who reaches "
+            f"{bind_host!r} (not loopback) and without a token anyone who reaches "
             f"the admin API could change automations and decide approvals; set a long random "
             f"token (e.g. `openssl rand -hex 32`)")

@@ -32,7 +32,7 @@ from mode import BaseSignalT
 
 from signalbox.common.deadletter import Letter
 from signalbox.common.kafka import faust_broker, faust_credentials
-from signalbox.common.settings import Settings
+from signalbox.common.settings import EvaluatorSettings, KafkaSettings
 from signalbox.common.topics import (
     ACTIONS_COMMANDS,
     CUSTOMER_STATE_TABLE,
@@ -102,17 +102,18 @@ class KafkaOutput:
         return await self._shell.approvals.settle(outcome, partition)  # type: ignore[no-any-return]
 
 
-def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAULT_LIMITS
-               ) -> faust.App:
+def create_app(kafka: KafkaSettings, evaluator: EvaluatorSettings, shell: EvaluatorShell,
+               limits: Limits = DEFAULT_LIMITS) -> faust.App:
     """Build the evaluator's Faust app; nothing connects until a worker starts it.
+    ``evaluator``: its table store, data directory and state cache;
     ``limits``: the topics' ``max.message.bytes`` (:func:`main.topic_limits`)."""
-    k = settings.kafka
+    k = kafka
     app = faust.App(
-        settings.kafka.evaluator_app_id,
+        k.evaluator_app_id,
         broker=faust_broker(k),
         broker_credentials=faust_credentials(k),
-        store=settings.evaluator.store,
-        datadir=settings.evaluator.data_dir,
+        store=evaluator.store,
+        datadir=evaluator.data_dir,
         processing_guarantee="at_least_once",
         topic_partitions=k.partitions,
         topic_replication_factor=k.replication_factor,
@@ -151,7 +152,7 @@ def create_app(settings: Settings, shell: EvaluatorShell, limits: Limits = DEFAU
     table = app.Table(CUSTOMER_STATE_TABLE, partitions=k.partitions, key_type=bytes,
                       value_type=bytes, on_changelog_event=learn_residence,
                       options=ROCKSDB_OPTIONS)
-    wiring = _Wiring(app, shell, table, names, limits)
+    wiring = _Wiring(app, shell, table, names, limits, k, evaluator)
 
     @table.on_recover
     async def after_rebalance() -> None:
@@ -218,8 +219,10 @@ class _Wiring:
     exists), the timer index and the readiness facts."""
 
     def __init__(self, app: faust.App, shell: EvaluatorShell, table: Any,
-                 names: dict[str, str], limits: Limits) -> None:
+                 names: dict[str, str], limits: Limits, kafka: KafkaSettings,
+                 evaluator: EvaluatorSettings) -> None:
         self.app, self.shell, self.table = app, shell, table
+        self.kafka, self.evaluator_settings = kafka, evaluator
         self.ticks_topic = names[TICKS]
         self.rank = {names[EVENTS_BILLING]: 0, names[EVENTS_USAGE]: 1, names[TICKS]: 2}
         self.limits = limits
@@ -235,7 +238,7 @@ class _Wiring:
         """Built on first use: the table's store exists only once the app runs."""
         if self._states is None:
             self._states = StateStore(self.shell.codec, local_store_of(self.table),
-                                      self.shell.settings.evaluator.state_cache)
+                                      self.evaluator_settings.state_cache)
         return self._states
 
     @property
@@ -245,7 +248,7 @@ class _Wiring:
         if self._timers is None:
             states = self.states
             if isinstance(states.local, RocksLocalStore):
-                directory = Path(self.shell.settings.evaluator.data_dir) / "timers"
+                directory = Path(self.evaluator_settings.data_dir) / "timers"
                 self._timers = DiskTimers(directory, lambda ps: scan(self.table, ps),
                                           states.summary, states.decode)
             else:
@@ -262,7 +265,7 @@ class _Wiring:
         return self._evaluator
 
     def output(self) -> KafkaOutput:
-        k = self.shell.settings.kafka
+        k = self.kafka
         return KafkaOutput(self.app, self.shell, k.topic(ACTIONS_COMMANDS), k.topic(EVENTS_DLQ),
                            self.table.changelog_topic.get_topic_name())
 

@@ -56,8 +56,9 @@ def main(settings: Settings) -> None:
     automations = definitions.build()
     log.info("automations_loaded", file=definitions.file_source,
              automations=[f"{a.id}@{a.version}" for a in automations.automations])
-    shell = EvaluatorShell(settings, codec_for(settings.registry), definitions, automations)
-    app = create_app(settings, shell, topic_limits(settings.kafka))
+    shell = EvaluatorShell(settings.kafka, settings.evaluator, settings.bind_host,
+                           codec_for(settings.registry), definitions, automations)
+    app = create_app(settings.kafka, settings.evaluator, shell, topic_limits(settings.kafka))
     worker = faust.Worker(
         app,
         shell,

@@ -19,7 +19,11 @@ from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.codec import AvroCodec
 from signalbox.common.lag import LagCollector
 from signalbox.common.ops import OpsServer, ReadinessCheck, add_metrics_route
-from signalbox.common.settings import Settings, require_admin_token
+from signalbox.common.settings import (
+    EvaluatorSettings,
+    KafkaSettings,
+    require_admin_token,
+)
 from signalbox.common.topics import AUTOMATIONS
 from signalbox.evaluator.admin import ApprovalsApi, AutomationsApi, create_admin_app
 from signalbox.evaluator.approvals import ApprovalsService
@@ -31,27 +35,30 @@ log = structlog.get_logger(__name__)
 
 
 class EvaluatorShell(Service):
-    """Holds the live state the agent reads. Nothing connects before it starts."""
+    """Holds the live state the agent reads. Nothing connects before it starts.
+    ``bind_host``: where its ops server and the admin API listen (``SIGNALBOX_BIND_HOST``)."""
 
-    def __init__(self, settings: Settings, codec: AvroCodec, definitions: Definitions,
-                 automations: AutomationSet, **kwargs: Any) -> None:
+    def __init__(self, kafka: KafkaSettings, evaluator: EvaluatorSettings, bind_host: str,
+                 codec: AvroCodec, definitions: Definitions, automations: AutomationSet,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        require_admin_token(settings)  # before anything connects: a clear error, exit 2
-        self.settings = settings
+        # before anything connects: a clear error, exit 2
+        require_admin_token(evaluator, bind_host)
+        self.evaluator, self.bind_host = evaluator, bind_host
         self.codec = codec
-        self.broker = BrokerWatch(settings.kafka.topic(AUTOMATIONS))
+        self.broker = BrokerWatch(kafka.topic(AUTOMATIONS))
         self._checks: dict[str, ReadinessCheck] = {
             "broker": self.broker_ready, "automations": self.source_ready,
             "approvals": self.approvals_ready}
         self._watching: asyncio.Task[None] | None = None
         #: The consumer group's lag on the input partitions the Faust side owns
         #: (``lag.owned`` is set by the wiring).
-        self.lag = LagCollector(settings.kafka, settings.kafka.evaluator_app_id, owned=lambda: ())
+        self.lag = LagCollector(kafka, kafka.evaluator_app_id, owned=lambda: ())
         self._lagging: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self.source = AutomationsSource(settings.kafka, codec, definitions, automations)
-        self.writer = AutomationsWriter(settings.kafka, codec)
-        self.approvals = ApprovalsService(settings.kafka, codec)
+        self.source = AutomationsSource(kafka, codec, definitions, automations)
+        self.writer = AutomationsWriter(kafka, codec)
+        self.approvals = ApprovalsService(kafka, codec)
         self._runner: web.AppRunner | None = None
         self._ops: OpsServer | None = None
 
@@ -79,8 +86,7 @@ class EvaluatorShell(Service):
         return await self.approvals.ready()
 
     async def on_start(self) -> None:
-        self._ops = OpsServer(self.settings.bind_host, self.settings.evaluator.port,
-                              self._checks)
+        self._ops = OpsServer(self.bind_host, self.evaluator.port, self._checks)
         await self._ops.start()
         await self.writer.start()
         self._watching = asyncio.create_task(
@@ -89,15 +95,13 @@ class EvaluatorShell(Service):
         await self.source.reader.start()
         await self.approvals.start()
         admin = create_admin_app(AutomationsApi(self.source, self.writer),
-                                 ApprovalsApi(self.approvals), self.settings.evaluator.admin_token)
+                                 ApprovalsApi(self.approvals), self.evaluator.admin_token)
         add_metrics_route(admin)  # the same registry as the ops port's /metrics
         self._runner = web.AppRunner(admin, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.settings.bind_host,
-                          self.settings.evaluator.admin_port).start()
-        log.info("admin_api_listening", host=self.settings.bind_host,
-                 port=self.settings.evaluator.admin_port,
-                 auth="bearer" if self.settings.evaluator.admin_token else "none")
+        await web.TCPSite(self._runner, self.bind_host, self.evaluator.admin_port).start()
+        log.info("admin_api_listening", host=self.bind_host, port=self.evaluator.admin_port,
+                 auth="bearer" if self.evaluator.admin_token else "none")
 
     async def on_stop(self) -> None:
         self._stopping.set()

@@ -301,7 +301,7 @@ def test_topic_applies_the_prefix() -> None:
 def test_the_admin_api_beyond_loopback_is_refused_without_a_token(host: str) -> None:
     settings = Settings.from_env({"SIGNALBOX_BIND_HOST": host})  # other services start
     with pytest.raises(SettingsError) as err:
-        require_admin_token(settings)
+        require_admin_token(settings.evaluator, settings.bind_host)
     assert str(err.value).startswith(
         f"SIGNALBOX_ADMIN_TOKEN: required, because SIGNALBOX_BIND_HOST is {host!r} "
         "(not loopback)")
@@ -311,7 +311,7 @@ def test_the_admin_api_beyond_loopback_is_refused_without_a_token(host: str) -> 
     ("127.0.0.1", ""), ("::1", ""), ("localhost", ""), ("0.0.0.0", "a-long-random-token")])
 def test_the_admin_api_starts_on_loopback_or_with_a_token(host: str, token: str) -> None:
     settings = Settings.from_env({"SIGNALBOX_BIND_HOST": host, "SIGNALBOX_ADMIN_TOKEN": token})
-    require_admin_token(settings)
+    require_admin_token(settings.evaluator, settings.bind_host)
     assert settings.evaluator.admin_token == token
 
 

@@ -99,8 +99,9 @@ def test_the_evaluators_faust_topics_are_catalogued() -> None:
     from signalbox.evaluator.shell import EvaluatorShell
 
     definitions = file_definitions(SETTINGS)
-    app = create_app(SETTINGS, EvaluatorShell(SETTINGS, AvroCodec(), definitions,
-                                              definitions.build()))
+    shell = EvaluatorShell(SETTINGS.kafka, SETTINGS.evaluator, SETTINGS.bind_host, AvroCodec(),
+                           definitions, definitions.build())
+    app = create_app(SETTINGS.kafka, SETTINGS.evaluator, shell)
     specs = catalogue(SETTINGS.kafka)
     leader = app._leader_assignor._leader_topic_name  # type: ignore[attr-defined]
     faust_topics = {leader: 1}

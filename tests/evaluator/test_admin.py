@@ -54,7 +54,8 @@ async def started_shell(settings: Settings) -> EvaluatorShell:
     settings = replace(settings, evaluator=replace(settings.evaluator, port=free_port()))
     definitions = from_file(FILE, "test.yaml", schemas.event_types(), settings.evaluator.teams,
                             templates_check())
-    shell = EvaluatorShell(settings, codec, definitions, definitions.build())
+    shell = EvaluatorShell(settings.kafka, settings.evaluator, settings.bind_host, codec,
+                           definitions, definitions.build())
     await shell.start()
     await asyncio.wait_for(shell.source.reader.caught_up.wait(), 30)
     await asyncio.wait_for(shell.approvals.reader.caught_up.wait(), 30)
@@ -132,7 +133,7 @@ def test_the_evaluator_refuses_to_serve_the_admin_api_beyond_loopback_without_a_
                             templates_check())
     with pytest.raises(SettingsError, match=r"^SIGNALBOX_ADMIN_TOKEN: required, because "
                                             r"SIGNALBOX_BIND_HOST is '0\.0\.0\.0'"):
-        EvaluatorShell(replace(settings, bind_host="0.0.0.0"), codec, definitions,
+        EvaluatorShell(settings.kafka, settings.evaluator, "0.0.0.0", codec, definitions,
                        definitions.build())
 
 
