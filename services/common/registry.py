@@ -99,7 +99,10 @@ def codec_for(registry: RegistrySettings) -> AvroCodec:
     if not registry.url:
         return AvroCodec()
     client = ConfluentRegistry(registry.url, registry.username, registry.password)
-    codec = AvroCodec(registry=client)
-    for version in schemas.current().values():
-        client.id_for(version)
-    return codec
+    try:
+        for version in schemas.current().values():
+            client.id_for(version)
+    except BaseException:
+        client.close()  # the service does not start: its connections go now, not at exit
+        raise
+    return AvroCodec(registry=client)

@@ -3,7 +3,11 @@ and the client's own answers through its transport seam (no registry process).""
 
 from __future__ import annotations
 
+import gc
 import struct
+import warnings
+from collections.abc import Iterator
+from contextlib import closing
 
 import httpx
 import pytest
@@ -13,6 +17,7 @@ from signalbox.common.codec import AvroCodec, DecodeError
 from signalbox.common.registry import ConfluentRegistry, RegistryError, codec_for
 from signalbox.common.settings import RegistrySettings
 from signalbox.testing import InMemoryRegistry, free_port
+from signalbox.testing.fakes.rest import FakeRest
 
 # The registry marker follows the schema_registry_url fixture (tests/conftest.py): the
 # tests below that need no registry process run in `make unit`.
@@ -22,8 +27,11 @@ TICK = {"tick_id": "0:60000", "partition": 0, "at": 60_000, "interval_ms": 60_00
 
 
 @pytest.fixture
-def codec(schema_registry_url: str) -> AvroCodec:
-    return codec_for(RegistrySettings(schema_registry_url))
+def codec(schema_registry_url: str) -> Iterator[AvroCodec]:
+    codec = codec_for(RegistrySettings(schema_registry_url))
+    yield codec
+    assert isinstance(codec.registry, ConfluentRegistry)
+    codec.registry.close()
 
 
 def test_every_current_schema_is_registered_under_its_record_name(
@@ -46,8 +54,9 @@ def test_a_fresh_process_reads_records_by_schema_id(
     codec: AvroCodec, schema_registry_url: str
 ) -> None:
     data = codec.encode(schemas.TICK, TICK)
-    cold = AvroCodec(registry=ConfluentRegistry(schema_registry_url))  # nothing cached
-    assert cold.decode(schemas.TICK, data)["partition"] == 0
+    with closing(ConfluentRegistry(schema_registry_url)) as fresh:
+        cold = AvroCodec(registry=fresh)  # nothing cached
+        assert cold.decode(schemas.TICK, data)["partition"] == 0
 
 
 def test_both_framings_are_read_in_registry_mode(codec: AvroCodec) -> None:
@@ -69,6 +78,18 @@ def test_a_registry_that_is_down_stops_the_service_at_start_up() -> None:
     down = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
     with pytest.raises(RegistryError, match="POST /subjects/signalbox"):
         codec_for(RegistrySettings(down))
+
+
+def test_a_registry_refusing_at_start_up_leaves_no_connection_open() -> None:
+    """The service stops; the kept-alive connection to the registry is closed with it,
+    not left to the garbage collector (an unclosed socket)."""
+    with FakeRest() as refusing, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        refusing.fail_next(1, status=503)
+        with pytest.raises(RegistryError, match="HTTP 503"):
+            codec_for(RegistrySettings(refusing.url))
+        gc.collect()
+    assert [w for w in seen if issubclass(w.category, ResourceWarning)] == []
 
 
 # The client alone, through its transport seam: no registry process.
