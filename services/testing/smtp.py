@@ -123,6 +123,8 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self._controller.stop()
+        if self.ca_file:
+            self._dir.cleanup()
 
     def wait_for_rejections(self, count: int, timeout: float = 60.0) -> None:
         """Until ``count`` messages were refused (``reject_next`` or a non-250 ``reply``)."""

@@ -166,7 +166,8 @@ async def test_the_clients_accept_the_options(protocol: str, tls_files: TlsFiles
          "SASL_SSL": _tls(tls_files, protocol, mutual=True)}[protocol]
     k = replace(k, bootstrap_servers="127.0.0.1:1")  # nothing listens: no connection
     AdminClient(librdkafka_config(k))  # librdkafka checks names, values and the PEM files
-    AIOKafkaProducer(**aiokafka_options(k))  # aiokafka checks the protocol/mechanism/context
+    producer = AIOKafkaProducer(**aiokafka_options(k))  # aiokafka checks the options
+    await producer.stop()  # never started: closed, not left to the garbage collector
     faust.App("t", broker=faust_broker(k), broker_credentials=faust_credentials(k))
 
 

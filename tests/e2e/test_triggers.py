@@ -108,6 +108,7 @@ def evaluator(settings: Settings, tmp_path: Path) -> Iterator[Evaluator]:
         proc.wait_ready()
         yield running
     finally:
+        running.admin.close()
         # A test may have replaced the process (a restart): stop both.
         for p in dict.fromkeys((proc, running.proc)):
             code = p.stop()

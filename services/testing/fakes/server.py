@@ -126,3 +126,5 @@ class FakeServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+        if self.ca_file:
+            self._certs.cleanup()
