@@ -98,6 +98,22 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+async def _store(client: aioftp.Client, path: str, data: bytes) -> None:
+    """What ``client.upload_stream(path)`` does, but a STOR the server refuses (550: no
+    such directory) closes the data connection: aioftp leaves it open (an unclosed
+    socket per refused upload until the garbage collector finds it)."""
+    reader, writer = await client.get_passive_connection("I")
+    try:
+        await client.command(f"STOR {path}", "1xx")
+    except BaseException:
+        writer.close()
+        raise
+    stream = aioftp.DataConnectionThrottleStreamIO(
+        client, reader, writer, throttles={"_": client.throttle}, timeout=client.socket_timeout)
+    async with stream:
+        await stream.write(data)
+
+
 async def _ftp(target: ExportTarget, temp: str, final: str, data: bytes, phase: _Phase) -> None:
     client = aioftp.Client(socket_timeout=target.timeout_s, connection_timeout=target.timeout_s,
                            path_timeout=target.timeout_s)
@@ -110,8 +126,7 @@ async def _ftp(target: ExportTarget, temp: str, final: str, data: bytes, phase: 
         phase.now = "login"
         await client.login(target.user, target.password)
         phase.now = "upload"
-        async with client.upload_stream(temp) as stream:
-            await stream.write(data)
+        await _store(client, temp, data)
         phase.now = "rename"
         await client.rename(temp, final)
         phase.now = "quit"
