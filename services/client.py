@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from signalbox.common.clock import now_ms
+from signalbox.common.codec import AvroCodec
 from signalbox.common.errors import SignalboxError
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
@@ -50,23 +51,33 @@ class EventClient:
                  client_id: str = "signalbox-client") -> None:
         self._settings = settings
         self._producer_name = producer
-        self._codec = codec_for(settings.registry)
+        self._codec: AvroCodec | None = None
         self._topics = event_topics(settings.kafka)
         self._producer: KafkaEventProducer | None = None
         self._budget: SizeBudget | None = None
         self._client_id = client_id
 
     async def start(self) -> None:
-        """Read the broker's message size limit and connect the producer."""
-        topics = set(self._topics.values())
-        self._budget = await asyncio.to_thread(read_budget, self._settings.kafka, topics)
-        self._producer = KafkaEventProducer(self._settings.kafka, client_id=self._client_id,
-                                            max_request_size=self._budget.max_message_bytes)
-        await self._producer.start()
+        """Register the schemas (registry mode), read the broker's message size limit and
+        connect the producer."""
+        self._codec = await asyncio.to_thread(codec_for, self._settings.registry)
+        try:
+            topics = set(self._topics.values())
+            self._budget = await asyncio.to_thread(read_budget, self._settings.kafka, topics)
+            self._producer = KafkaEventProducer(self._settings.kafka, client_id=self._client_id,
+                                                max_request_size=self._budget.max_message_bytes)
+            await self._producer.start()
+        except BaseException:
+            await self.stop()  # no started client is left to the garbage collector
+            raise
 
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
+            self._producer = None
+        if self._codec is not None:
+            self._codec.close()
+            self._codec = None
 
     async def __aenter__(self) -> EventClient:
         await self.start()
@@ -80,7 +91,7 @@ class EventClient:
         """Produce one event or a list of them (all or none); their event ids once Kafka
         acknowledged every one. Raises :class:`InvalidEvents`, :class:`EventTooLarge`, or
         :class:`~signalbox.ingest.producer.ProduceError` (retry the batch)."""
-        if self._producer is None or self._budget is None:
+        if self._producer is None or self._budget is None or self._codec is None:
             raise RuntimeError("EventClient is not started: use `async with` or start()")
         forbidden = forbidden_types(events, None)
         if forbidden:

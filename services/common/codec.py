@@ -45,6 +45,10 @@ class SchemaRegistry(Protocol):
         """The writer schema with ``schema_id``; raises ``LookupError`` when unknown."""
         ...
 
+    def close(self) -> None:
+        """Release the connections to the registry."""
+        ...
+
 
 class DecodeError(SignalboxError, ValueError):
     """Bytes that are not a readable record of the expected type. ``why`` says why
@@ -77,6 +81,11 @@ class AvroCodec:
         writers = list(archived if archived is not None else schemas.history())
         writers.extend(self._current.values())
         self._writers: dict[bytes, SchemaVersion] = {w.fingerprint: w for w in writers}
+
+    def close(self) -> None:
+        """Close the registry's connections (a codec without a registry holds none)."""
+        if self.registry is not None:
+            self.registry.close()
 
     def schema(self, name: str) -> SchemaVersion:
         try:

@@ -175,9 +175,14 @@ def create_app(settings: Settings, producer: EventProducer, budget: SizeBudget,
     """The ingest aiohttp application; ``producer`` must be started by the caller and
     ``budget`` read from the broker (:func:`signalbox.ingest.limits.read_budget`);
     ``sources``: the webhook sources (:func:`signalbox.ingest.sources.load_sources`)."""
-    api = _EventsApi(settings.kafka, settings.ingest, codec_for(settings.registry), producer,
-                     budget)
+    codec = codec_for(settings.registry)
+    api = _EventsApi(settings.kafka, settings.ingest, codec, producer, budget)
     app = web.Application(client_max_size=settings.ingest.max_body_bytes)
+
+    async def close_codec(_: web.Application) -> None:
+        codec.close()  # the registry client's connections
+
+    app.on_cleanup.append(close_codec)
     app.router.add_post("/v1/events", api.post_events)
     add_source_routes(app, sources or {}, api.write, settings.ingest.max_body_bytes)
     app.router.add_get("/v1/event-types", api.event_types)
