@@ -7,6 +7,7 @@ with AUTH required (``auth=(user, password)``).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import tempfile
 import threading
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from signalbox.testing import free_port
+from signalbox.testing import eventually, free_port
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,39 @@ class Received:
     def html(self) -> str:
         part = self.message.get_body(preferencelist=("html",))
         return "" if part is None else str(cast(EmailMessage, part).get_content())
+
+
+class _Controller(Controller):
+    """aiosmtpd's controller, closing the connections still open when it stops, as a
+    relay going down does: aiosmtpd leaves them to the garbage collector (an unclosed
+    socket each, whenever a client kept its connection)."""
+
+    def __init__(self, handler: Any, **options: Any) -> None:
+        super().__init__(handler, **options)
+        self._connections: list[SMTP] = []
+
+    def factory(self) -> SMTP:
+        connection = SMTP(self.handler, **self.SMTP_kwargs)  # what Controller.factory makes
+        self._connections = [c for c in self._connections if c.transport is not None]
+        self._connections.append(connection)
+        return connection
+
+    def stop(self, no_assert: bool = False) -> None:
+        async def close_connections() -> None:
+            open_ = [c.transport for c in self._connections
+                     if isinstance(c.transport, asyncio.Transport)]
+            sockets = [t.get_extra_info("socket") for t in open_]
+            for transport in open_:
+                transport.abort()  # at once, TLS or not: no goodbye to a client
+
+            async def any_open() -> bool:  # they close on the loop's next turns
+                return any(s is not None and s.fileno() != -1 for s in sockets)
+
+            assert not await eventually(any_open, lambda left: not left, every_s=0.01)
+            self._connections.clear()
+
+        asyncio.run_coroutine_threadsafe(close_connections(), self.loop).result(10)
+        super().stop(no_assert)
 
 
 class _Handler:
@@ -84,8 +118,8 @@ class SmtpSink:
             # aiosmtpd cannot see implicit TLS, so it may only insist on STARTTLS
             options.update(authenticator=self._authenticator(*auth), auth_required=True,
                            auth_require_tls=tls == "starttls")
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
-                                      **options)
+        self._controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                       **options)
 
     def _authenticator(self, user: str, password: str) -> Any:
         def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,

@@ -3,6 +3,7 @@ either framing; what ingest would refuse is refused before anything is sent."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
@@ -31,11 +32,12 @@ async def _same_as_ingest(settings: Settings, producer: KafkaEventProducer,
     http = await make_client(settings, producer)
     response = await http.post("/v1/events", json={**event, "event_id": "via-http"})
     assert response.status == 202
-    codec = codec_for(settings.registry)
     client_record, http_record = await read_topic(settings, EVENTS_BILLING)
     assert client_record.key == http_record.key == b"cus_1"
     assert list(client_record.headers) == list(http_record.headers) == [(PRODUCER_HEADER, b"tests")]
-    mine, theirs = (codec.decode(schemas.EVENT, r.value) for r in (client_record, http_record))
+    with closing(codec_for(settings.registry)) as codec:
+        mine, theirs = (codec.decode(schemas.EVENT, r.value)
+                        for r in (client_record, http_record))
     for decoded in (mine, theirs):
         decoded.pop("received_at")
     assert {**mine, "event_id": "via-http"} == theirs
@@ -56,7 +58,8 @@ async def test_records_match_ingest_with_the_registry(
     await _same_as_ingest(registry, producer, make_client, payment_failed())
     [record, _] = await read_topic(settings, EVENTS_BILLING)
     assert record.value[:1] == CONFLUENT_MAGIC
-    assert codec_for(registry.registry).decode(schemas.EVENT, record.value)["event_id"] == "evt_1"
+    with closing(codec_for(registry.registry)) as codec:
+        assert codec.decode(schemas.EVENT, record.value)["event_id"] == "evt_1"
 
 
 async def test_each_type_goes_to_its_topic(settings: Settings) -> None:
