@@ -59,7 +59,11 @@ class Scheduler:
     async def run(self, stop: asyncio.Event) -> None:
         producer = AIOKafkaProducer(**aiokafka_options(self.kafka),
                                     acks="all", enable_idempotence=True)
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()  # a broker unreachable at start: closed, not collected
+            raise
         watching = asyncio.create_task(self.broker.run(producer.client, stop))
         try:
             while not stop.is_set():

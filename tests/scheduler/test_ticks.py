@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import warnings
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
-from signalbox.common.settings import Settings
+from signalbox.common.settings import KafkaSettings, SchedulerSettings, Settings
 from signalbox.common.topics import TICKS
+from signalbox.scheduler.main import Scheduler
 from signalbox.scheduler.ticks import aligned, next_due, tick_records
 from signalbox.testing import free_port, service_env
 from signalbox.testing.processes import ServiceProcess
@@ -60,3 +65,16 @@ def test_scheduler_process_ticks_every_partition_and_stops_cleanly(
     everything = drain(settings.kafka.bootstrap_servers, settings.kafka.topic(TICKS), settle=1)
     ids = [codec.decode(schemas.TICK, r.value)["tick_id"] for r in everything]
     assert len(ids) == len(set(ids))  # no tick emitted twice by one scheduler
+
+
+async def test_a_broker_unreachable_at_start_leaves_no_producer_open() -> None:
+    """The scheduler stops; its producer is closed with it, not left to the garbage
+    collector (an unclosed AIOKafkaProducer)."""
+    nobody = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    scheduler = Scheduler(nobody, SchedulerSettings(), "test", AvroCodec())
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(KafkaConnectionError):
+            await scheduler.run(asyncio.Event())
+        gc.collect()
+    assert [w for w in seen if issubclass(w.category, ResourceWarning)] == []
