@@ -55,7 +55,7 @@ typecheck: $(STAMP)
 
 # No broker, no registry, no JVM: the markers follow fixture use (tests/conftest.py).
 unit: $(STAMP)
-	$(BIN)/pytest -m "not kafka and not registry" -q
+	$(BIN)/pytest -m "not kafka and not registry" -q -n 2 --dist loadfile
 
 test: $(STAMP) lint
 	tools/kafka/kafka.sh install

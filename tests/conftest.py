@@ -93,6 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
     it under the other."""
     if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
         return
+    if not _selects_marker(config, "kafka", "registry"):
+        return  # `make unit` on two workers: nothing selected needs a broker or a JVM
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") \
             and os.environ.get("SIGNALBOX_TEST_KAFKA") != "testcontainers" \
             and kafka_script("status").returncode != 0:
@@ -107,6 +109,22 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"could not start the test schema registry:\n"
                                     f"{started.stderr}")
         _CONTROLLER_STARTED.append(lambda: _registry_script("stop"))
+
+
+def _selects_marker(config: pytest.Config, *markers: str) -> bool:
+    """Whether ``-m`` lets a test with any of ``markers`` run (no ``-m``: it does)."""
+    from _pytest.mark.expression import Expression  # pytest's own -m parser
+
+    given = config.option.markexpr
+    if not given:
+        return True
+    expression = Expression.compile(given)
+    # a test may carry several of the markers: try every combination of them
+    for n in range(1, 2 ** len(markers)):
+        carried = {marker for i, marker in enumerate(markers) if n >> i & 1}
+        if expression.evaluate(lambda name, /, **_: name in carried):  # noqa: B023 (called here)
+            return True
+    return False
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
