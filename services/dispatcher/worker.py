@@ -268,7 +268,7 @@ class Dispatcher:
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             max_request_size=MAX_REQUEST_BYTES,
         )
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = consumer = AIOKafkaConsumer(
             **aiokafka_options(k),
             group_id=k.dispatcher_group_id,
             enable_auto_commit=False,
@@ -279,29 +279,41 @@ class Dispatcher:
             # retries and their ledger stay together.
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
-        self._marker = AIOKafkaProducer(
+        self._marker = marker = AIOKafkaProducer(
             **aiokafka_options(k), enable_idempotence=True, acks="all")
-        await self._producer.start()
-        await self._marker.start()
+        try:  # every client is closed however start-up ends (stop() is safe on any)
+            await self._producer.start()
+            await marker.start()
+            await self._serve(stop, consumer, marker)
+        finally:
+            await consumer.stop()
+            await marker.stop()
+            await self._producer.stop()
+            log.info("dispatcher_stopped")
+
+    async def _serve(self, stop: asyncio.Event, consumer: AIOKafkaConsumer,
+                     marker: AIOKafkaProducer) -> None:
+        """With the producers started: the committer, the followers and the loop."""
+        k = self.kafka
         self._committer = Committer(self._producer, k.dispatcher_group_id,
                                     self.offsets)
         committing = asyncio.create_task(self._committer.run())
         committing.add_done_callback(self._on_committer_done)
         following = asyncio.create_task(self.suppressions.follow(stop))
-        watching = asyncio.create_task(self.broker.run(self._marker.client, stop))
+        watching = asyncio.create_task(self.broker.run(marker.client, stop))
         lagging = asyncio.create_task(self.lag.run(stop))
         try:
             await self._until_loaded(following)
-            self._consumer.subscribe([self.topics[ACTIONS_COMMANDS], *self.retry_topics],
-                                     listener=_Rebalance(self))
-            await self._consumer.start()
+            consumer.subscribe([self.topics[ACTIONS_COMMANDS], *self.retry_topics],
+                               listener=_Rebalance(self))
+            await consumer.start()
             try:
                 await self._loop()
                 await self.drain(None)
             finally:
                 for handle in self._resume_at.values():
                     handle.cancel()
-                await self._consumer.stop()
+                await consumer.stop()
         finally:
             committing.cancel()
             watching.cancel()
@@ -310,9 +322,6 @@ class Dispatcher:
             await asyncio.gather(following, return_exceptions=True)
             for channel in self.channels.values():
                 await channel.aclose()
-            await self._marker.stop()
-            await self._producer.stop()
-            log.info("dispatcher_stopped")
         if self._fatal is not None:
             raise self._fatal
 
