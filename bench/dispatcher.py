@@ -45,7 +45,7 @@ from signalbox.common.telemetry import configure_logging
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RESULTS, apply, catalogue
 from signalbox.dispatcher.main import build
 from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
-from signalbox.testing.commands import codec, command
+from signalbox.testing.action_commands import codec, command
 from signalbox.testing.fakes.twilio import FakeTwilio
 from signalbox.testing.smtp import SmtpSink
 

@@ -34,8 +34,8 @@ from signalbox.evaluator.engine import (
     parse_automations,
 )
 from signalbox.evaluator.engine.model import DAY_MS, MINUTE_MS
+from signalbox.evaluator.engine_records import state_from_record, state_to_record
 from signalbox.evaluator.main import default_automations_path
-from signalbox.evaluator.records import state_from_record, state_to_record
 
 T0 = 1_790_000_000_000
 #: The default automations plus derived and event triggers with conditions.

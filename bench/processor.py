@@ -33,13 +33,13 @@ from signalbox.evaluator.engine import (
     next_due,
 )
 from signalbox.evaluator.engine import evaluate as engine_evaluate
-from signalbox.evaluator.main import file_definitions
-from signalbox.evaluator.partition_timers import PartitionTimers
-from signalbox.evaluator.processor import Evaluator, Record
-from signalbox.evaluator.records import (
+from signalbox.evaluator.engine_records import (
     event_from_record,
     state_to_record,
 )
+from signalbox.evaluator.main import file_definitions
+from signalbox.evaluator.partition_timers import PartitionTimers
+from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
 
 T0 = 1_790_000_000_000

@@ -77,9 +77,9 @@ from signalbox.common.topics import (
 from signalbox.evaluator.engine import AutomationSet, CustomerState, Event, Profile, Tick
 from signalbox.evaluator.engine import evaluate as engine_evaluate
 from signalbox.evaluator.engine.model import DAY_MS, MINUTE_MS
+from signalbox.evaluator.engine_records import state_to_record
 from signalbox.evaluator.main import file_definitions
 from signalbox.evaluator.partition_timers import due_of, timers_digest
-from signalbox.evaluator.records import state_to_record
 from signalbox.scheduler.ticks import tick_records
 from signalbox.testing import free_port, service_env
 from signalbox.testing.processes import ServiceProcess

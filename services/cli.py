@@ -97,7 +97,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _events(args: argparse.Namespace) -> int:
-    from signalbox.ingest.catalogue import markdown
+    from signalbox.ingest.event_docs import markdown
 
     sys.stdout.write(markdown())
     return 0

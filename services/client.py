@@ -29,10 +29,10 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.errors import SignalboxError
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import Settings
+from signalbox.ingest.event_records import event_topics, prepare, too_large
 from signalbox.ingest.keys import forbidden_types
-from signalbox.ingest.limits import SizeBudget, read_budget
 from signalbox.ingest.producer import KafkaEventProducer
-from signalbox.ingest.records import event_topics, prepare, too_large
+from signalbox.ingest.size_limits import SizeBudget, read_budget
 from signalbox.ingest.validation import InvalidEvents
 
 __all__ = ["EventClient", "EventTooLarge", "InvalidEvents"]

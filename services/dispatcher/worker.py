@@ -92,7 +92,7 @@ from signalbox.dispatcher.outcome_records import (
 )
 from signalbox.dispatcher.outcomes import ATTEMPTING, Delivery, Outcome
 from signalbox.dispatcher.policy.breaker import Breakers
-from signalbox.dispatcher.policy.limits import ChannelLimiter
+from signalbox.dispatcher.policy.rate_limits import ChannelLimiter
 from signalbox.dispatcher.policy.retry import DeliveryState
 from signalbox.dispatcher.policy.rules import ChannelPolicy, PolicyConfig
 from signalbox.dispatcher.privacy import Privacy

@@ -20,8 +20,8 @@ from signalbox.common.topics import (
     EVENTS_DLQ,
     changelog_topic,
 )
-from signalbox.evaluator.app import create_app
 from signalbox.evaluator.definitions import Definitions, load_file
+from signalbox.evaluator.faust_app import create_app
 from signalbox.evaluator.processor import Limits
 from signalbox.evaluator.shell import EvaluatorShell
 

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from signalbox.common import schemas
 from signalbox.common.metrics import forget_partitions, initialise
-from signalbox.evaluator.engine.limits import CAPS
+from signalbox.evaluator.engine.state_limits import CAPS
 
 INPUTS = Counter("signalbox_evaluator_inputs_total", "Inputs processed", ["kind", "type"])
 DUPLICATES = Counter("signalbox_evaluator_duplicate_events_total",

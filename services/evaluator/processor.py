@@ -1,6 +1,6 @@
 """One batch of inputs through the engine: decode → order → evaluate → send → persist.
 
-No Faust here: the wiring (:mod:`signalbox.evaluator.app`) hands over raw records and
+No Faust here: the wiring (:mod:`signalbox.evaluator.faust_app`) hands over raw records and
 an :class:`Output` to write to, so this is the whole of the evaluator's work per
 record, and what its benchmarks and tests measure.
 
@@ -62,8 +62,8 @@ from signalbox.evaluator.engine import (
     Tick,
     evaluate,
 )
+from signalbox.evaluator.engine_records import event_from_record, tick_from_record
 from signalbox.evaluator.partition_timers import Timers, due_of, timers_digest
-from signalbox.evaluator.records import event_from_record, tick_from_record
 from signalbox.evaluator.store import INT_MAX, StateStore
 
 log = structlog.get_logger(__name__)

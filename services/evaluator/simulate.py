@@ -40,7 +40,7 @@ from signalbox.evaluator.engine import (
     evaluate,
     next_due,
 )
-from signalbox.evaluator.records import event_from_record
+from signalbox.evaluator.engine_records import event_from_record
 from signalbox.ingest.validation import InvalidEvents, InvalidJson, decode_json, validate_batch
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")

@@ -24,8 +24,8 @@ from typing import Any, NamedTuple, Protocol
 from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec, EncodeError
 from signalbox.evaluator.engine import AutomationSet, CustomerState
+from signalbox.evaluator.engine_records import state_from_record, state_to_record
 from signalbox.evaluator.partition_timers import Summary, due_of, summary
-from signalbox.evaluator.records import state_from_record, state_to_record
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 

@@ -39,7 +39,7 @@ Answers:
 * **413** body larger than ``INGEST_MAX_BODY_BYTES`` or more than
   ``INGEST_MAX_BATCH`` events, or ``event_too_large`` (with ``limit_bytes`` and
   ``max_message_bytes``) for an event whose record exceeds the budget of
-  :mod:`signalbox.ingest.limits`; **415** Content-Type is not ``application/json``.
+  :mod:`signalbox.ingest.size_limits`; **415** Content-Type is not ``application/json``.
 * **503** ``{"error": "kafka_unavailable", ...}`` with ``Retry-After``: Kafka did
   not acknowledge the batch in time. Retry the whole batch; events that were
   written before the failure are deduplicated downstream by ``event_id``.
@@ -51,8 +51,8 @@ description (:mod:`signalbox.ingest.openapi`), from the same schema and format r
 and ``/metrics`` are the ops routes.
 """
 
-from signalbox.ingest.app import create_app, event_type_catalogue
 from signalbox.ingest.avro_json import Problem
+from signalbox.ingest.http_app import create_app, event_type_catalogue
 from signalbox.ingest.producer import EventProducer, KafkaEventProducer, Message, ProduceError
 from signalbox.ingest.validation import (
     InvalidEvents,

@@ -18,9 +18,9 @@ from signalbox.common import schemas
 from signalbox.common.brokerwatch import BrokerWatch
 from signalbox.common.runtime import prepare, run
 from signalbox.common.settings import Settings, SettingsError
-from signalbox.ingest.app import create_app
-from signalbox.ingest.limits import read_budget
+from signalbox.ingest.http_app import create_app
 from signalbox.ingest.producer import KafkaEventProducer
+from signalbox.ingest.size_limits import read_budget
 from signalbox.ingest.sources.catalogue import Source, load_sources
 from signalbox.ingest.sources.mapping import MappingError
 

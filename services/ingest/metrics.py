@@ -16,7 +16,7 @@ LATENCY = Histogram("signalbox_ingest_request_seconds", "Time to answer POST /v1
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                              2.5, 5.0, 15.0))
 
-#: (status, reason) of every refusal ingest answers (:func:`signalbox.ingest.http.error`).
+#: (status, reason) of every refusal ingest answers (:func:`signalbox.ingest.answers.error`).
 #: Kept complete by tests/ingest/test_metrics.py, which reads the answers in the sources.
 REJECTIONS = (("400", "invalid_json"), ("400", "invalid_event"),
               ("400", "unreadable_source_event"), ("401", "unauthorized"),

@@ -14,7 +14,7 @@ from signalbox.common import schemas
 from signalbox.common.clock import epoch_ms, now_ms
 from signalbox.common.codec import HEADER_LEN, AvroCodec, DecodeError, EncodeError, union_branch
 from signalbox.common.deadletter import dead_letter
-from signalbox.ingest.catalogue import example
+from signalbox.ingest.event_docs import example
 from signalbox.ingest.validation import validate_batch
 from tests.common.spec import MAGIC, header_fingerprint, rabin64
 

@@ -94,7 +94,7 @@ def test_services_name_topics_only_through_the_catalogue() -> None:
 
 def test_the_evaluators_faust_topics_are_catalogued() -> None:
     from signalbox.common.codec import AvroCodec
-    from signalbox.evaluator.app import create_app
+    from signalbox.evaluator.faust_app import create_app
     from signalbox.evaluator.main import file_definitions
     from signalbox.evaluator.shell import EvaluatorShell
 

@@ -1,5 +1,5 @@
 """Writing ActionCommand records for the dispatcher and reading its results back, in tests
-(the records themselves: :mod:`signalbox.testing.commands`)."""
+(the records themselves: :mod:`signalbox.testing.action_commands`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from signalbox.common import schemas
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RESULTS
-from signalbox.testing.commands import codec
+from signalbox.testing.action_commands import codec
 from tests.support.kafka import consume, drain, produce
 
 

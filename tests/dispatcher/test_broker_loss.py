@@ -16,7 +16,7 @@ import pytest
 from signalbox.common.settings import KafkaSettings, Settings
 from signalbox.common.topics import apply, catalogue
 from signalbox.testing import service_env
-from signalbox.testing.commands import command
+from signalbox.testing.action_commands import command
 from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.records import send
 from tests.dispatcher.test_worker import start_dispatcher

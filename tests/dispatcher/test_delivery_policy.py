@@ -20,7 +20,7 @@ from signalbox.dispatcher.main import build
 from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.worker import Dispatcher
 from signalbox.testing import ManualClock, eventually
-from signalbox.testing.commands import codec, command
+from signalbox.testing.action_commands import codec, command
 from signalbox.testing.fakes.twilio import FakeTwilio
 from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.records import all_results, results, send

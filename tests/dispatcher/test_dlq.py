@@ -21,7 +21,7 @@ from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, EVENTS_DLQ
 from signalbox.dispatcher import dlq
 from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
 from signalbox.testing import free_port
-from signalbox.testing.commands import codec, command
+from signalbox.testing.action_commands import codec, command
 from signalbox.testing.fakes.twilio import FakeTwilio
 from tests.dispatcher.records import all_results, results, send
 from tests.dispatcher.test_delivery_policy import dispatching

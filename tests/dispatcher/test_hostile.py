@@ -27,7 +27,7 @@ from signalbox.dispatcher.policy.retry import (
 )
 from signalbox.dispatcher.providers import DispatcherConfig
 from signalbox.testing import ManualClock
-from signalbox.testing.commands import codec, command
+from signalbox.testing.action_commands import codec, command
 from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.records import results, send
 from tests.dispatcher.test_delivery_policy import dispatching

@@ -13,7 +13,7 @@ from signalbox.common.metrics import RECEIVED_AT_HEADER
 from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RETRY
 from signalbox.testing import service_env
-from signalbox.testing.commands import command
+from signalbox.testing.action_commands import command
 from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.test_worker import start_dispatcher
 from tests.support.metrics import labelled, scrape, until, value

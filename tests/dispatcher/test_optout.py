@@ -18,7 +18,7 @@ from signalbox.dispatcher.providers import DispatcherConfig, SmsProvider
 from signalbox.dispatcher.suppressions import SUPPRESSION, KafkaSuppressions
 from signalbox.dispatcher.unsubscribe import make_token
 from signalbox.testing import ManualClock, free_port
-from signalbox.testing.commands import codec, command
+from signalbox.testing.action_commands import codec, command
 from signalbox.testing.fakes.twilio import FakeTwilio
 from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.records import results, send

@@ -29,7 +29,7 @@ from signalbox.dispatcher.policy.retry import (
     REPLAY,
     DeliveryState,
 )
-from signalbox.testing.commands import codec, command
+from signalbox.testing.action_commands import codec, command
 
 NOW = 1_790_000_100_000
 RETRY_TOPICS = ("t.retry.1s", "t.retry.10s", "t.retry.1m", "t.retry.10m", "t.retry.1h")

@@ -14,8 +14,8 @@ from signalbox.common.settings import DispatcherSettings, Settings
 from signalbox.dispatcher.commit import OffsetTracker
 from signalbox.dispatcher.policy.backoff import backoff_seconds
 from signalbox.dispatcher.policy.breaker import Breakers
-from signalbox.dispatcher.policy.limits import TokenBucket
 from signalbox.dispatcher.policy.protection import cap_reached, quiet_until
+from signalbox.dispatcher.policy.rate_limits import TokenBucket
 from signalbox.dispatcher.policy.retry import (
     DeliveryState,
     ripe_at,

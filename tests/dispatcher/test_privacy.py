@@ -14,7 +14,7 @@ from signalbox.common.topics import ACTIONS_DLQ, ACTIONS_LEDGER, ACTIONS_RESULTS
 from signalbox.dispatcher.main import build
 from signalbox.dispatcher.privacy import Privacy, mask, mask_email, mask_phone
 from signalbox.dispatcher.providers import ConfigError, DispatcherConfig, parse
-from signalbox.testing.commands import codec, command
+from signalbox.testing.action_commands import codec, command
 from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.records import send
 from tests.dispatcher.test_worker import process_env, start_dispatcher  # noqa: F401

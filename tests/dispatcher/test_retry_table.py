@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from signalbox.dispatcher.channels import email
-from signalbox.dispatcher.channels.http import call, retried_status
+from signalbox.dispatcher.channels.provider_http import call, retried_status
 from signalbox.dispatcher.outcomes import InDoubtError, PermanentError, TransientError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from signalbox.common.settings import Settings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_DLQ, ACTIONS_LEDGER, ACTIONS_RESULTS
 from signalbox.dispatcher.main import build
 from signalbox.testing import free_port, service_env
-from signalbox.testing.commands import codec, command
+from signalbox.testing.action_commands import codec, command
 from signalbox.testing.processes import ServiceProcess
 from signalbox.testing.smtp import SmtpSink
 from tests.dispatcher.records import send

@@ -17,7 +17,7 @@ from signalbox.evaluator.engine import CATALOGUE, Automation, CustomerState, Pro
 from signalbox.evaluator.engine.commands import Firing, facts_text, variables
 from signalbox.evaluator.engine.triggers import known_triggers
 from signalbox.evaluator.simulate import read_events
-from signalbox.ingest.catalogue import example
+from signalbox.ingest.event_docs import example
 
 AT = 1_796_223_600_000  # 2026-12-02T15:00:00Z
 DAY = 86_400_000

@@ -17,7 +17,7 @@ from signalbox.common import schemas
 from signalbox.common.settings import Settings, SmtpSettings
 from signalbox.common.topics import ACTIONS_COMMANDS, ACTIONS_RESULTS
 from signalbox.testing import free_port, service_env
-from signalbox.testing.commands import codec, command
+from signalbox.testing.action_commands import codec, command
 from signalbox.testing.processes import ServiceProcess
 from signalbox.testing.smtp import SmtpSink
 from tests.support.kafka import consume, drain, produce

@@ -13,8 +13,8 @@ from signalbox.common.codec import AvroCodec
 from signalbox.evaluator import disktimers
 from signalbox.evaluator.disktimers import DiskTimers, Entry
 from signalbox.evaluator.engine import AutomationSet, CustomerState
+from signalbox.evaluator.engine_records import state_to_record
 from signalbox.evaluator.partition_timers import due_of, timers_digest
-from signalbox.evaluator.records import state_to_record
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
 from tests.evaluator.test_partition_timers import DAY, NO_LOGIN, T0, logged_in
 

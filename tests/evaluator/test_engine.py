@@ -183,7 +183,7 @@ def test_command_ids_are_unique_per_occurrence_and_action(stream: list[Event]) -
 
 def test_state_survives_its_avro_round_trip() -> None:
     from signalbox.common.codec import AvroCodec
-    from signalbox.evaluator.records import state_from_record, state_to_record
+    from signalbox.evaluator.engine_records import state_from_record, state_to_record
 
     codec = AvroCodec()
     state = evaluate(None, failed(), AUTOMATIONS).state
@@ -196,7 +196,7 @@ def test_state_survives_its_avro_round_trip() -> None:
 def test_a_version_1_state_keeps_its_dedupe_memory() -> None:
     """State written before the digest window: its event ids still count as seen."""
     from signalbox.common.codec import HEADER_LEN, MAGIC, AvroCodec
-    from signalbox.evaluator.records import state_from_record
+    from signalbox.evaluator.engine_records import state_from_record
     from tests.common.spec import single_object
 
     [v1] = [v for v in schemas.history() if v.name == schemas.CUSTOMER_STATE

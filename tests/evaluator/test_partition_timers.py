@@ -16,8 +16,8 @@ from signalbox.evaluator.engine import (
     evaluate,
     parse_automations,
 )
+from signalbox.evaluator.engine_records import state_to_record
 from signalbox.evaluator.partition_timers import PartitionTimers, due_of, timers_digest
-from signalbox.evaluator.records import state_to_record
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
 from tests.common.spec import single_object
 

@@ -17,8 +17,8 @@ from signalbox.common import schemas
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import CustomerState, evaluate
+from signalbox.evaluator.engine_records import event_from_record
 from signalbox.evaluator.main import file_definitions
-from signalbox.evaluator.records import event_from_record
 from signalbox.testing import eventually_sync
 
 codec = AvroCodec()

@@ -16,7 +16,7 @@ from signalbox.common.clock import now_ms
 from signalbox.common.settings import Settings
 from signalbox.ingest import EventProducer, KafkaEventProducer, create_app
 from signalbox.ingest.keys import KeyFile
-from signalbox.ingest.limits import SizeBudget, read_budget
+from signalbox.ingest.size_limits import SizeBudget, read_budget
 from signalbox.ingest.sources.catalogue import Source
 from signalbox.testing import InMemoryEventProducer
 from tests.ingest.support import BROKER_DEFAULT_MAX_MESSAGE_BYTES, Client, ClientFactory

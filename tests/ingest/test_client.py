@@ -16,7 +16,7 @@ from signalbox.common.registry import codec_for
 from signalbox.common.settings import RegistrySettings, Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE
 from signalbox.ingest import KafkaEventProducer
-from signalbox.ingest.records import PRODUCER_HEADER
+from signalbox.ingest.event_records import PRODUCER_HEADER
 from tests.ingest.support import ClientFactory, read_topic, usage_recorded
 from tests.ingest.test_api import nothing_written
 from tests.support.events import payment_failed

@@ -35,8 +35,8 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import IngestSettings, Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE
 from signalbox.evaluator.engine import evaluate
+from signalbox.evaluator.engine_records import event_from_record
 from signalbox.evaluator.main import file_definitions
-from signalbox.evaluator.records import event_from_record
 from signalbox.ingest.openapi import document
 from signalbox.testing import free_port, service_env
 from signalbox.testing.processes import ServiceProcess

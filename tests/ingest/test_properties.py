@@ -23,12 +23,12 @@ from signalbox.common.action_command import command_to_record
 from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import CustomerState, Event, Tick, evaluate, next_due
-from signalbox.evaluator.main import file_definitions
-from signalbox.evaluator.records import (
+from signalbox.evaluator.engine_records import (
     event_from_record,
     state_from_record,
     state_to_record,
 )
+from signalbox.evaluator.main import file_definitions
 from signalbox.ingest.avro_json import resolve
 from signalbox.ingest.keys import INTERNAL_TYPES
 from signalbox.ingest.validation import InvalidEvents, validate_batch

@@ -19,7 +19,7 @@ from signalbox.ingest import (
     event_type_catalogue,
     validate_batch,
 )
-from signalbox.ingest.catalogue import example
+from signalbox.ingest.event_docs import example
 from tests.ingest.support import usage_recorded
 from tests.support.events import payment_failed
 

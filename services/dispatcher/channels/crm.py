@@ -21,8 +21,8 @@ import httpx
 
 from signalbox.common.action_command import Command, CrmCommand
 from signalbox.dispatcher.channels.base import action_of
-from signalbox.dispatcher.channels.http import call, new_client
 from signalbox.dispatcher.channels.hubspot import HubSpot
+from signalbox.dispatcher.channels.provider_http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.outcomes import Delivery, PermanentError
 from signalbox.dispatcher.providers import CrmConnection

@@ -31,7 +31,7 @@ import httpx
 
 from signalbox.common.action_command import Command, CrmCommand
 from signalbox.dispatcher.channels.base import action_of
-from signalbox.dispatcher.channels.http import HttpRefused, call
+from signalbox.dispatcher.channels.provider_http import HttpRefused, call
 from signalbox.dispatcher.outcomes import Delivery, PermanentError, TransientError
 from signalbox.dispatcher.providers import CrmConnection
 

@@ -8,7 +8,7 @@ and the text comes from ``sms/<template>[.<locale>].txt.j2`` in the sandbox, for
 for the customer's locale and time zone (a team's: the default locale, UTC) with the
 no-break spaces CLDR puts in amounts and times made plain ones, so a text that is
 otherwise GSM-7 is not sent as UCS-2 at half the length per segment.
-Failures are classified by :mod:`signalbox.dispatcher.channels.http`. With
+Failures are classified by :mod:`signalbox.dispatcher.channels.provider_http`. With
 several numbers, a failure after one was sent is *in doubt*: resending would
 text the first number twice.
 """
@@ -22,7 +22,7 @@ import phonenumbers
 
 from signalbox.common.action_command import Command, SmsCommand
 from signalbox.dispatcher.channels.base import action_of
-from signalbox.dispatcher.channels.http import call, new_client
+from signalbox.dispatcher.channels.provider_http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.formatting import reader_of
 from signalbox.dispatcher.outcomes import (

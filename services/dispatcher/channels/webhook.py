@@ -43,7 +43,7 @@ from signalbox.common.action_command import Command, WebhookCommand
 from signalbox.common.errors import SignalboxError
 from signalbox.dispatcher.channels.addresses import refusal
 from signalbox.dispatcher.channels.base import action_of
-from signalbox.dispatcher.channels.http import call, new_client
+from signalbox.dispatcher.channels.provider_http import call, new_client
 from signalbox.dispatcher.channels.recipients import recipients_of
 from signalbox.dispatcher.outcomes import Delivery, PermanentError, TransientError
 from signalbox.dispatcher.providers import WebhookEndpoint

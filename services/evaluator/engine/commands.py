@@ -38,9 +38,9 @@ from signalbox.evaluator.engine.actions import (
     WebhookAction,
 )
 from signalbox.evaluator.engine.automations import Automation
-from signalbox.evaluator.engine.limits import clip
 from signalbox.evaluator.engine.model import ApprovalRequest, CustomerState, PendingApproval
 from signalbox.evaluator.engine.state import with_tags_added
+from signalbox.evaluator.engine.state_limits import clip
 from signalbox.evaluator.engine.template_variables import TIME_SUFFIXES
 
 

@@ -29,7 +29,6 @@ from typing import Any
 from signalbox.common.action_command import Command, TriggerInfo
 from signalbox.evaluator.engine.automations import Automation, AutomationSet
 from signalbox.evaluator.engine.commands import Firing, facts_text, fire, with_tags
-from signalbox.evaluator.engine.limits import bound, key_text
 from signalbox.evaluator.engine.model import (
     ApprovalOutcome,
     ApprovalRequest,
@@ -49,6 +48,7 @@ from signalbox.evaluator.engine.state import (
     prune,
     seen,
 )
+from signalbox.evaluator.engine.state_limits import bound, key_text
 from signalbox.evaluator.engine.timers import Occurrence, due_occurrences, next_time
 
 

@@ -223,7 +223,7 @@ class Decision:
     """What the engine decided: the state to store, the commands to send (in order),
     the approvals it opened and those it ended (``settled``); ``dropped``: entries the
     state lost to its caps, per collection (see
-    :mod:`~signalbox.evaluator.engine.limits`), for the shell to count."""
+    :mod:`~signalbox.evaluator.engine.state_limits`), for the shell to count."""
 
     state: CustomerState | None
     commands: tuple[Command, ...] = ()

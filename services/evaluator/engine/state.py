@@ -4,7 +4,7 @@ Facts kept for triggers: the past-due balance and its streak (see
 :func:`invoices_fall_overdue` and ``docs/automations.md``, "past_due"), open invoices,
 subscriptions, the card's expiry, usage per billing period, feature time, last
 login, score and health band, appointments and open tasks. Texts from events are
-clipped and every collection is capped (see :mod:`~signalbox.evaluator.engine.limits`);
+clipped and every collection is capped (see :mod:`~signalbox.evaluator.engine.state_limits`);
 attributes, tags and failed payments, which carry no time, keep the order they were
 last set in, so the least recent goes first.
 """
@@ -17,12 +17,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from signalbox.evaluator.engine.limits import (
-    MAX_VALUE_CHARS,
-    clip,
-    key_text,
-    set_last,
-)
 from signalbox.evaluator.engine.model import (
     Agreement,
     Appointment,
@@ -32,6 +26,12 @@ from signalbox.evaluator.engine.model import (
     OpenTask,
     Profile,
     UsagePeriod,
+)
+from signalbox.evaluator.engine.state_limits import (
+    MAX_VALUE_CHARS,
+    clip,
+    key_text,
+    set_last,
 )
 
 #: How many processed event ids a customer remembers (8-byte digests: 1 KiB), so a
@@ -109,7 +109,7 @@ def _with(mapping: Mapping[str, V], key: str, value: V | None) -> dict[str, V]:
 
 def with_attributes(held: Mapping[str, str], new: Mapping[str, str]) -> Mapping[str, str]:
     """Attributes in the order they were last set (the least recent first: the first to
-    go over the cap, see :mod:`~signalbox.evaluator.engine.limits`), names and values
+    go over the cap, see :mod:`~signalbox.evaluator.engine.state_limits`), names and values
     clipped."""
     if not new:
         return held

@@ -54,7 +54,7 @@ from signalbox.common import schemas
 from signalbox.common.errors import FileProblems, SignalboxError
 from signalbox.common.schemas import EventType
 from signalbox.ingest.avro_json import suggest
-from signalbox.ingest.catalogue import profile_fields
+from signalbox.ingest.event_docs import profile_fields
 from signalbox.ingest.keys import INTERNAL_TYPES
 from signalbox.ingest.sources.functions import OPTIONS
 

@@ -23,8 +23,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from signalbox.ingest.answers import error, read_at_most
 from signalbox.ingest.avro_json import Problem
-from signalbox.ingest.http import error, read_at_most
 from signalbox.ingest.keys import ApiKey
 from signalbox.ingest.sources.auth import verify
 from signalbox.ingest.sources.catalogue import Source

@@ -31,7 +31,7 @@ from signalbox.evaluator.engine import (
     parse_automations,
 )
 from signalbox.evaluator.engine.model import DAY_MS, HOUR_MS, MINUTE_MS
-from signalbox.evaluator.records import (
+from signalbox.evaluator.engine_records import (
     event_from_record,
     state_from_record,
     state_to_record,

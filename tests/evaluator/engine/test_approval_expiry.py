@@ -9,7 +9,7 @@ import pytest
 
 from signalbox.common import schemas
 from signalbox.evaluator.engine import AutomationError, Event, evaluate, parse_automations
-from signalbox.evaluator.engine.limits import MAX_APPROVALS
+from signalbox.evaluator.engine.state_limits import MAX_APPROVALS
 from signalbox.evaluator.simulate import run
 from tests.evaluator.engine.story import DAY_MS, FAILED, HOUR_MS, MINUTE_MS, Story, brief, day
 

@@ -20,7 +20,7 @@ from signalbox.evaluator.engine import (
     evaluate,
     next_due,
 )
-from signalbox.evaluator.records import state_to_record
+from signalbox.evaluator.engine_records import state_to_record
 from tests.evaluator.engine.story import DAY_MS, HOUR_MS, T0, automations
 
 AUTOMATIONS = automations("""
@@ -286,7 +286,7 @@ def test_every_trigger_and_event_type_runs_and_round_trips(story: list[Event | T
                                                            ) -> None:
     """No input crashes the engine, and every state it returns survives Avro."""
     from signalbox.common.action_command import command_to_record
-    from signalbox.evaluator.records import state_from_record
+    from signalbox.evaluator.engine_records import state_from_record
 
     state: CustomerState | None = None
     for item in story:

@@ -22,7 +22,7 @@ from signalbox.evaluator.engine.template_variables import (
     trigger_variables,
 )
 from signalbox.evaluator.simulate import Simulation, read_events
-from signalbox.ingest.catalogue import example
+from signalbox.ingest.event_docs import example
 from tests.evaluator.engine.story import Story, automations, day, variables
 
 EVENT_TYPES = schemas.event_types()

@@ -14,9 +14,9 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE
 from signalbox.evaluator.engine import evaluate, parse_automations
-from signalbox.evaluator.records import event_from_record
+from signalbox.evaluator.engine_records import event_from_record
 from signalbox.ingest import KafkaEventProducer
-from signalbox.ingest.records import PRODUCER_HEADER
+from signalbox.ingest.event_records import PRODUCER_HEADER
 from signalbox.ingest.sources.catalogue import load_sources
 from tests.ingest.sources.support import (
     STRIPE_DUNNING,

@@ -12,16 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from signalbox.evaluator.engine import CustomerState, Decision, Event, Tick, TriggerInfo, evaluate
-from signalbox.evaluator.engine.limits import (
-    CAPS,
-    MAX_APPROVALS,
-    MAX_ATTRIBUTES,
-    MAX_INVOICES,
-    MAX_KEY_CHARS,
-    MAX_TAGS,
-    MAX_VALUE_CHARS,
-    bound,
-)
 from signalbox.evaluator.engine.model import (
     Agreement,
     Appointment,
@@ -31,7 +21,17 @@ from signalbox.evaluator.engine.model import (
     Profile,
     UsagePeriod,
 )
-from signalbox.evaluator.records import state_from_record, state_to_record
+from signalbox.evaluator.engine.state_limits import (
+    CAPS,
+    MAX_APPROVALS,
+    MAX_ATTRIBUTES,
+    MAX_INVOICES,
+    MAX_KEY_CHARS,
+    MAX_TAGS,
+    MAX_VALUE_CHARS,
+    bound,
+)
+from signalbox.evaluator.engine_records import state_from_record, state_to_record
 from tests.evaluator.engine.story import (
     CODEC,
     DAY_MS,

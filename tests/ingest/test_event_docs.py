@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from signalbox.common import schemas
-from signalbox.ingest.catalogue import example, markdown
+from signalbox.ingest.event_docs import example, markdown
 from signalbox.ingest.keys import INTERNAL_TYPES
 from signalbox.ingest.validation import validate_batch
 

@@ -20,16 +20,16 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.ops import add_ops_routes
 from signalbox.common.registry import codec_for
 from signalbox.common.settings import IngestSettings, KafkaSettings, Settings
+from signalbox.ingest.answers import error as _error
+from signalbox.ingest.answers import read_at_most as _read_at_most
 from signalbox.ingest.avro_json import clip, describe_fields
+from signalbox.ingest.event_records import event_topics, prepare, too_large
 from signalbox.ingest.formats import rule_for
-from signalbox.ingest.http import error as _error
-from signalbox.ingest.http import read_at_most as _read_at_most
 from signalbox.ingest.keys import ApiKey, Authenticator, Refusal, forbidden_types
-from signalbox.ingest.limits import SizeBudget
 from signalbox.ingest.metrics import ACCEPTED, LATENCY, PRODUCE_FAILURES, initialise_series
 from signalbox.ingest.openapi import document
 from signalbox.ingest.producer import EventProducer, Message, ProduceError
-from signalbox.ingest.records import event_topics, prepare, too_large
+from signalbox.ingest.size_limits import SizeBudget
 from signalbox.ingest.sources.catalogue import Source
 from signalbox.ingest.sources.webhooks import add_routes as add_source_routes
 from signalbox.ingest.validation import (
@@ -173,7 +173,7 @@ class _EventsApi:
 def create_app(settings: Settings, producer: EventProducer, budget: SizeBudget,
                sources: Mapping[str, Source] | None = None) -> web.Application:
     """The ingest aiohttp application; ``producer`` must be started by the caller and
-    ``budget`` read from the broker (:func:`signalbox.ingest.limits.read_budget`);
+    ``budget`` read from the broker (:func:`signalbox.ingest.size_limits.read_budget`);
     ``sources``: the webhook sources (:func:`signalbox.ingest.sources.load_sources`)."""
     codec = codec_for(settings.registry)
     api = _EventsApi(settings.kafka, settings.ingest, codec, producer, budget)

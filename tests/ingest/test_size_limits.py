@@ -22,7 +22,7 @@ from signalbox.common.codec import AvroCodec
 from signalbox.common.settings import Settings
 from signalbox.common.topics import EVENTS_BILLING, EVENTS_USAGE
 from signalbox.ingest import KafkaEventProducer
-from signalbox.ingest.limits import read_budget
+from signalbox.ingest.size_limits import read_budget
 from signalbox.testing import eventually_sync
 from tests.ingest.support import Client, ClientFactory, end_offsets, read_topic
 from tests.support.events import payment_failed
