@@ -15,18 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from types import SimpleNamespace
+from collections.abc import Callable
 from typing import Any
 
 from signalbox.common import schemas
 from signalbox.common.action_command import command_to_record
 from signalbox.common.codec import AvroCodec
-from signalbox.common.deadletter import Letter
 from signalbox.common.settings import Settings
 from signalbox.evaluator.engine import (
-    ApprovalOutcome,
-    ApprovalRequest,
     AutomationSet,
     CustomerState,
     Event,
@@ -41,6 +37,7 @@ from signalbox.evaluator.main import file_definitions
 from signalbox.evaluator.partition_timers import PartitionTimers
 from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
+from signalbox.testing.evaluator_output import AcknowledgedOutput
 
 T0 = 1_790_000_000_000
 TOPIC = "events.billing"
@@ -64,43 +61,12 @@ def records(codec: AvroCodec, n: int, customers: int) -> list[Record]:
     return out
 
 
-class ResolvedOutput:
-    """Every record acknowledged at once: what is measured is the evaluator alone."""
-
-    def __init__(self) -> None:
-        self.records = 0
-
-    def _ack(self) -> Awaitable[Any]:
-        self.records += 1
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(SimpleNamespace(offset=self.records))
-        return done
-
-    async def command(self, key: bytes, value: bytes, partition: int,
-                      headers: Sequence[tuple[str, bytes]] = ()) -> Awaitable[Any]:
-        return self._ack()
-
-    async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
-        return self._ack()
-
-    async def dead_letter(self, letter: Letter, partition: int) -> Awaitable[Any]:
-        return self._ack()
-
-    async def approval(self, request: ApprovalRequest,
-                       partition: int) -> Awaitable[Any] | None:
-        return None
-
-    async def settled(self, outcome: ApprovalOutcome,
-                      partition: int) -> Awaitable[Any] | None:
-        return None
-
-
 async def whole(codec: AvroCodec, automations: AutomationSet, batch: list[Record],
                 size: int) -> tuple[float, int]:
     states = StateStore(codec, MemoryLocalStore({}), cache_size=len(batch))
     evaluator = Evaluator(codec, states, PartitionTimers(), lambda: automations,
                           "ticks", {TOPIC: 0})
-    out = ResolvedOutput()
+    out = AcknowledgedOutput()
     started = time.perf_counter()
     for i in range(0, len(batch), size):
         await evaluator.process(batch[i:i + size], out)

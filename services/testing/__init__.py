@@ -10,7 +10,8 @@ submodules are the real parts tests and benchmarks run against:
 * :mod:`.smtp` and :mod:`.fakes`: an SMTP sink and fake providers (Twilio, HubSpot,
   REST, webhook receivers, FTP, SFTP). They need the ``dev`` extra (aiosmtpd,
   pyftpdlib, trustme);
-* :mod:`.commands`: ActionCommand records as the evaluator writes them.
+* :mod:`.action_commands`: ActionCommand records as the evaluator writes them;
+* :mod:`.evaluator_output`: an evaluator output that acknowledges at once (no broker).
 
 Helpers only tests use (Kafka readers, metrics scrapes, a private broker) stay in
 tests/support.

@@ -6,11 +6,9 @@ would be written and acknowledges at once); everything else is the real code.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import Awaitable, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,8 +19,6 @@ from signalbox.common.deadletter import Letter
 from signalbox.common.metrics import received_at_of
 from signalbox.evaluator import processor
 from signalbox.evaluator.engine import (
-    ApprovalOutcome,
-    ApprovalRequest,
     AutomationSet,
     Event,
     Tick,
@@ -33,6 +29,7 @@ from signalbox.evaluator.partition_timers import PartitionTimers
 from signalbox.evaluator.processor import Evaluator, Record
 from signalbox.evaluator.simulate import run
 from signalbox.evaluator.store import MemoryLocalStore, StateStore
+from signalbox.testing.evaluator_output import AcknowledgedOutput
 from tests.evaluator.test_partition_timers import DAY, NO_LOGIN, T0
 
 BILLING, USAGE, TICKS = "events.billing", "events.usage", "ticks"
@@ -50,42 +47,30 @@ automations:
 """, schemas.event_types())
 
 
-class MemoryOutput:
-    """Records what the evaluator writes; every record acknowledged at once."""
+class MemoryOutput(AcknowledgedOutput):
+    """Keeps what the evaluator wrote: commands (decoded, with their headers), dead
+    letters (decoded) and the latest state per key."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.commands: list[dict[str, Any]] = []
         self.letters: list[dict[str, Any]] = []
         self.command_headers: list[list[tuple[str, bytes]]] = []
         self.states: dict[bytes, bytes] = {}
 
-    @staticmethod
-    def _ack(offset: int = 0) -> Awaitable[Any]:
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(SimpleNamespace(offset=offset))
-        return done
-
     async def command(self, key: bytes, value: bytes, partition: int,
                       headers: Sequence[tuple[str, bytes]] = ()) -> Awaitable[Any]:
         self.commands.append(codec.decode(schemas.ACTION_COMMAND, value))
         self.command_headers.append(list(headers))
-        return self._ack()
+        return self.ack()
 
     async def changelog(self, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
         self.states[key] = value
-        return self._ack(len(self.states))
+        return self.ack(len(self.states))
 
     async def dead_letter(self, letter: Letter, partition: int) -> Awaitable[Any]:
         self.letters.append(codec.decode(schemas.DEAD_LETTER, letter.value))
-        return self._ack()
-
-    async def approval(self, request: ApprovalRequest,
-                       partition: int) -> Awaitable[Any] | None:
-        return None
-
-    async def settled(self, outcome: ApprovalOutcome,
-                      partition: int) -> Awaitable[Any] | None:
-        return None
+        return self.ack()
 
 
 def evaluator(automations: AutomationSet = AUTOMATIONS) -> Evaluator:
