@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported without __all__
     AdminClient,
     ConfigResource,
     NewTopic,
@@ -103,7 +103,7 @@ def test_the_evaluators_faust_topics_are_catalogued() -> None:
                            definitions, definitions.build())
     app = create_app(SETTINGS.kafka, SETTINGS.evaluator, shell)
     specs = catalogue(SETTINGS.kafka)
-    leader = app._leader_assignor._leader_topic_name  # type: ignore[attr-defined]
+    leader = app._leader_assignor._leader_topic_name  # type: ignore[attr-defined]  # faust: private, untyped
     faust_topics = {leader: 1}
     for table in app.tables.values():
         faust_topics[table.changelog_topic_name] = table.partitions
