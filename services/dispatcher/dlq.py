@@ -276,6 +276,8 @@ def add_parser(sub: Any) -> None:
         p.add_argument("--topic", choices=TOPICS, default=ACTIONS_DLQ,
                        help="which dead-letter topic (default actions.dlq)")
         p.add_argument("--since", help="only letters from then on (ISO 8601, or an age: 2h, 7d)")
+        p.add_argument("--wait", type=float, default=15.0, metavar="SECONDS",
+                       help="how long to wait for the broker to answer (default 15)")
     ls.add_argument("--limit", type=int, default=100, help="at most N, the newest (default 100; "
                                                            "0: all)")
     ls.add_argument("--json", action="store_true", help="a JSON array instead of the table")
@@ -286,7 +288,7 @@ def add_parser(sub: Any) -> None:
 def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     # First, so an unreachable broker is one clear error naming it (the consumer would
     # print librdkafka's connection failures raw, then fail vaguely).
-    wait_for_broker(settings.kafka, timeout_s=15)
+    wait_for_broker(settings.kafka, timeout_s=args.wait)
     codec = codec_for(settings.registry)
     since = parse_since(args.since, now_ms()) if args.since else 0
     if args.action == "replay":

@@ -162,12 +162,13 @@ def test_a_failing_command_is_logged_as_an_error_in_text(tmp_path: Path) -> None
     """No broker: one readable error line on stderr, exit 1 (not a JSON traceback)."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
            "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
-    done = subprocess.run([sys.executable, "-m", "signalbox", "dlq", "list"], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    command = [sys.executable, "-m", "signalbox", "dlq", "list", "--wait", "1"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
     assert done.returncode == 1 and done.stdout == ""
     [line] = [x for x in done.stderr.splitlines() if "command_failed" in x]
     assert "[error" in line and "command='dlq list'" in line and not line.startswith("{")
-    assert f"Kafka at {env['KAFKA_BOOTSTRAP_SERVERS']} (PLAINTEXT) did not answer" in line
+    assert f"Kafka at {env['KAFKA_BOOTSTRAP_SERVERS']} (PLAINTEXT) did not answer in 1.0s" in line
     assert done.stderr.splitlines() == [line]
 
 
