@@ -3,8 +3,11 @@
     python -m bench.channels [--count 400] [--concurrency 8] [--only sms,webhook]
 
 Each driver is called directly (no Kafka, no policy): first one command at a
-time, then ``--concurrency`` at once. The servers (aiosmtpd, the Twilio-format,
-HubSpot-format and REST fakes, pyftpdlib, asyncssh) run in threads of this same
+time, then ``--concurrency`` at once. Email and SMS also run the bare client on the
+same server in the same run (aiosmtplib sending one pre-built message over kept-open
+connections; httpx posting the Twilio form), and the ratio driver/bare says what the
+driver itself costs, a figure that survives a noisy machine. The servers (aiosmtpd,
+the Twilio-format, HubSpot-format and REST fakes, pyftpdlib, asyncssh) run in threads of this same
 process, so on a small machine the figures include the servers' own cost and
 are a floor for the drivers, not a measurement of any real provider.
 """
@@ -18,7 +21,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from pathlib import Path
+
+import aiosmtplib
+import httpx
 
 from signalbox.common.action_command import (
     ChannelCommand,
@@ -67,8 +74,50 @@ def command(action: ChannelCommand, i: int) -> Command:
                    action=action)
 
 
+class BareSmtp:
+    """The bare client of the email row: one fixed message, no rendering or checks."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._idle: list[aiosmtplib.SMTP] = []
+        message = EmailMessage()
+        message["From"], message["To"] = "noreply@signalbox.local", "c@example.com"
+        message["Subject"] = "Your payment failed"
+        message.set_content("Your card was declined; please update it.")
+        self._message = message.as_bytes()
+
+    async def send(self, command: Command) -> None:
+        if self._idle:
+            client = self._idle.pop()
+        else:
+            client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self._port, timeout=10)
+            await client.connect()
+        await client.sendmail("noreply@signalbox.local", ["c@example.com"], self._message)
+        self._idle.append(client)
+
+    async def aclose(self) -> None:
+        for client in self._idle:
+            await client.quit()
+
+
+class BareTwilio:
+    """The bare client of the SMS row: the Messages API form, posted as is."""
+
+    def __init__(self, twilio: FakeTwilio) -> None:
+        self._url = f"{twilio.url}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+        self._client = httpx.AsyncClient(auth=(twilio.account_sid, twilio.auth_token))
+
+    async def send(self, command: Command) -> None:
+        response = await self._client.post(self._url, data={
+            "To": "+14155552671", "From": "+14155550100", "Body": "Your payment failed."})
+        response.raise_for_status()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
 Make = Callable[[int], Command]
-Case = tuple[str, Channel, Make]
+Case = tuple[str, Channel | BareSmtp | BareTwilio, Make]
 
 
 @contextlib.contextmanager
@@ -92,6 +141,10 @@ def cases(root: Path) -> Iterator[list[Case]]:
             ("email (SMTP)", EmailChannel(SmtpSettings(port=smtp.port, timeout_s=10), templates),
              lambda i: command(EmailCommand((f"c{i}@example.com",), "customer",
                                             "payment_failed", None, VARIABLES), i)),
+            ("email bare aiosmtplib", BareSmtp(smtp.port), lambda i: command(
+                EmailCommand(("c@example.com",), "customer", "payment_failed", None, {}), i)),
+            ("sms bare httpx", BareTwilio(twilio), lambda i: command(
+                SmsCommand(("+14155552671",), "customer", "payment_failed", None, {}), i)),
             ("sms (Twilio format)", SmsChannel(SmsProvider(
                 twilio.account_sid, twilio.auth_token, "+14155550100", twilio.url), templates),
              lambda i: command(SmsCommand(("+14155552671",), "customer", "payment_failed",
@@ -121,7 +174,8 @@ def cases(root: Path) -> Iterator[list[Case]]:
         ]
 
 
-async def rate(channel: Channel, make: Make, count: int, concurrency: int) -> float:
+async def rate(channel: Channel | BareSmtp | BareTwilio, make: Make, count: int,
+               concurrency: int) -> float:
     commands = [make(i) for i in range(count)]
     gate = asyncio.Semaphore(concurrency)
 
@@ -137,6 +191,7 @@ async def rate(channel: Channel, make: Make, count: int, concurrency: int) -> fl
 async def run(count: int, concurrency: int, only: set[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp, cases(Path(tmp)) as all_cases:
         print(f"{'channel':24} {'sequential/s':>13} {f'x{concurrency} /s':>10}   ({count} each)")
+        figures: dict[str, tuple[float, float]] = {}
         for name, channel, make in all_cases:
             if only and not any(o in name for o in only):
                 continue
@@ -145,7 +200,14 @@ async def run(count: int, concurrency: int, only: set[str]) -> None:
             sequential = await rate(channel, make, n, 1)
             parallel = await rate(channel, make, n, concurrency)
             await channel.aclose()
+            figures[name] = (sequential, parallel)
             print(f"{name:24} {sequential:13.0f} {parallel:10.0f}", flush=True)
+        for driver, bare in (("email (SMTP)", "email bare aiosmtplib"),
+                             ("sms (Twilio format)", "sms bare httpx")):
+            if driver in figures and bare in figures:
+                (ds, dp), (bs, bp) = figures[driver], figures[bare]
+                print(f"{driver:24} / bare: {ds / bs:.2f} sequential, {dp / bp:.2f} x"
+                      f"{concurrency}")
 
 
 def main() -> None:
